@@ -1,0 +1,1 @@
+//! keygate for JavaScript (filled in by the npm-module issue).

@@ -1,0 +1,12 @@
+//! keygate core: every authentication decision, sans-IO.
+//!
+//! Time (`now`, Unix seconds), randomness ([`entropy::Entropy`]) and stored state come in as
+//! arguments; new state comes out in the result. The Envoy filter and the npm module only
+//! translate and do I/O.
+#![forbid(unsafe_code)]
+
+pub mod entropy;
+pub mod error;
+
+pub use entropy::{Entropy, OsEntropy, SeededEntropy};
+pub use error::{ConfigError, ErrorCode};
