@@ -1,0 +1,438 @@
+"""keygate's Envoy filter, end to end: a real Envoy with dist/keygate_envoy.wasm, tokens from
+PyJWT (independent) and from the keygate core (tests/support/mint.rs)."""
+import base64
+import concurrent.futures
+import copy
+import http.client
+import json
+import pathlib
+import subprocess
+import threading
+import time
+import uuid
+
+import jwt
+import pytest
+from jwt.algorithms import RSAAlgorithm
+
+from conftest import ROOT, Envoy, example_plugin_config, validate_config
+
+VECTORS = json.loads((ROOT / "tests/vectors/vectors.json").read_text())
+PUBLIC = {k["kid"]: k for k in VECTORS["jwt"]["public_jwks"]["keys"]}
+PRIVATE = {k["kid"]: k for k in VECTORS["jwt"]["private_jwks"]["keys"]}
+MINT = ROOT / "target/debug/examples/mint"
+
+
+def b64u_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+CONFIG = example_plugin_config()
+# The example's HS256 key, plus the test vectors' asymmetric public keys.
+CONFIG["jwks"]["keys"] += [PUBLIC["ed"], PUBLIC["es"], PUBLIC["rs"]]
+SECRET = b64u_decode(CONFIG["jwks"]["keys"][0]["k"])
+ISS, AUD = CONFIG["issuer"], CONFIG["audiences"][0]
+
+
+def claims(sub=None, roles=("doctor",), ttl=900, **extra):
+    now = int(time.time())
+    c = {"sub": sub or f"u-{uuid.uuid4().hex[:12]}", "type": "access", "roles": list(roles),
+         "iat": now, "exp": now + ttl, "iss": ISS, "aud": AUD}
+    c.update(extra)
+    return {k: v for k, v in c.items() if v is not None}
+
+
+def pyjwt(c, alg="HS256", kid="k1", key=SECRET):
+    return jwt.encode(c, key, algorithm=alg, headers={"kid": kid} if kid else None)
+
+
+def core_token(c, jwk):
+    """A token minted by keygate's own core (SigningKey::from_jwk + encode)."""
+    if not MINT.exists():
+        pytest.fail(f"{MINT} missing: `make build` builds it")
+    out = subprocess.run([str(MINT), json.dumps(c), json.dumps(jwk)], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def envoy(upstream):
+    e = Envoy(CONFIG, upstream)
+    yield e
+    # Envoy must still be serving after everything the suite threw at it.
+    assert e.proc.poll() is None, "Envoy died during the suite"
+    assert e.request("GET", "/api/auth/ping").status == 200
+    e.stop()
+
+
+def assert_401(r, code):
+    assert r.status == 401, r
+    assert r.body["error"] == code, r
+    assert r.body["message"]
+    www = r.headers["www-authenticate"]
+    assert www.startswith('Bearer realm="keygate"'), www
+    assert 'error="invalid_token"' in www, www
+    assert "error_description=" in www
+
+
+# --- allow / deny by rule -----------------------------------------------------------------
+
+def test_public_route_needs_no_token(envoy):
+    r = envoy.request("GET", "/api/auth/ping")
+    assert r.status == 200 and r.body["path"] == "/api/auth/ping"
+
+
+def test_missing_token_is_401_without_error_attribute(envoy):
+    r = envoy.request("GET", "/api/records")
+    assert r.status == 401 and r.body["error"] == "token_missing", r
+    assert r.headers["www-authenticate"] == 'Bearer realm="keygate"'
+    assert r.headers["content-type"].startswith("application/json")
+
+
+def test_pyjwt_token_allowed_with_claim_headers(envoy):
+    c = claims(roles=["doctor", "nurse"])
+    r = envoy.request("GET", "/api/records", token=pyjwt(c))
+    assert r.status == 200, r
+    assert r.body["headers"]["x-user-id"] == c["sub"]
+    assert r.body["headers"]["x-user-roles"] == "doctor,nurse"
+    assert "authorization" in r.body["headers"]  # the token still reaches the upstream
+
+
+@pytest.mark.parametrize("kid", ["k1", "ed", "es"])
+def test_core_minted_tokens_allowed(envoy, kid):
+    jwk = ({"kty": "oct", "kid": "k1", "alg": "HS256", "k": CONFIG["jwks"]["keys"][0]["k"]}
+           if kid == "k1" else PRIVATE[kid])
+    c = claims()
+    r = envoy.request("GET", "/api/records", token=core_token(c, jwk))
+    assert r.status == 200, r
+    assert r.body["headers"]["x-user-id"] == c["sub"]
+
+
+@pytest.mark.parametrize("alg,kid", [("EdDSA", "ed"), ("ES256", "es"), ("RS256", "rs")])
+def test_pyjwt_asymmetric_tokens_allowed(envoy, alg, kid):
+    key = RSAAlgorithm.from_jwk(json.dumps(_rsa_private_jwk())) if alg == "RS256" else None
+    if alg == "EdDSA":
+        key = jwt.algorithms.OKPAlgorithm.from_jwk(json.dumps(PRIVATE["ed"]))
+    if alg == "ES256":
+        key = jwt.algorithms.ECAlgorithm.from_jwk(json.dumps(PRIVATE["es"]))
+    r = envoy.request("GET", "/api/records", token=pyjwt(claims(), alg=alg, kid=kid, key=key))
+    assert r.status == 200, r
+
+
+def _rsa_private_jwk():
+    from cryptography.hazmat.primitives import serialization
+    pem = (ROOT / "tests/vectors/rsa_test_key.pem").read_bytes()
+    key = serialization.load_pem_private_key(pem, password=None)
+    return json.loads(RSAAlgorithm.to_jwk(key))
+
+
+def test_cookie_token_source(envoy):
+    c = claims()
+    r = envoy.request("GET", "/api/records", headers={"cookie": f"a=b; __Host-access={pyjwt(c)}"})
+    assert r.status == 200, r
+    assert r.body["headers"]["x-user-id"] == c["sub"]
+
+
+def test_forged_identity_headers_are_stripped(envoy):
+    r = envoy.request("GET", "/api/auth/ping", headers={"x-user-id": "admin",
+                                                          "x-user-roles": "admin"})
+    assert r.status == 200
+    assert "x-user-id" not in r.body["headers"] and "x-user-roles" not in r.body["headers"]
+    c = claims(roles=["nurse"])
+    r = envoy.request("GET", "/api/records", token=pyjwt(c),
+                      headers={"x-user-id": "admin", "x-user-roles": "admin"})
+    assert r.body["headers"]["x-user-id"] == c["sub"]
+    assert r.body["headers"]["x-user-roles"] == "nurse"
+
+
+def test_admin_role_required(envoy):
+    r = envoy.request("GET", "/admin/users", token=pyjwt(claims(roles=["doctor"])))
+    assert r.status == 403, r
+    assert r.body["error"] == "forbidden"
+    www = r.headers["www-authenticate"]
+    assert www.startswith('Bearer realm="keygate"') and 'error="insufficient_scope"' in www
+    assert envoy.request("GET", "/admin/users", token=pyjwt(claims(roles=["admin"]))).status == 200
+    assert envoy.request("GET", "/admin/users").status == 401
+
+
+def test_permissions_via_roles_map(envoy):
+    assert envoy.request("GET", "/api/patients/7", token=pyjwt(claims(roles=["nurse"]))).status == 200
+    assert envoy.request("GET", "/api/patients/7", token=pyjwt(claims(roles=["admin"]))).status == 200
+    r = envoy.request("GET", "/api/patients/7", token=pyjwt(claims(roles=["guest"])))
+    assert r.status == 403 and r.body["error"] == "forbidden"
+    # A permissions claim grants directly.
+    c = claims(roles=[], permissions=["patients:read"])
+    assert envoy.request("GET", "/api/patients/7", token=pyjwt(c)).status == 200
+    # POST is not matched by the GET-only rule; the catch-all needs any valid token.
+    assert envoy.request("POST", "/api/patients/7", token=pyjwt(claims(roles=["guest"])),
+                         body=b"{}").status == 200
+
+
+def test_dot_segments_cannot_reach_admin(envoy):
+    tok = pyjwt(claims(roles=["doctor"]))
+    for path in ("/api/../admin/users", "/api/auth/../../admin/users", "//admin/users"):
+        r = envoy.request("GET", path, token=tok)
+        assert r.status in (400, 403, 404), (path, r)
+    r = envoy.request("GET", "/api/auth/%2e%2e/%2e%2e/admin/users", token=tok)
+    assert r.status != 200 or r.body["path"] != "/admin/users", r
+
+
+def test_no_rule_matched_is_403(upstream):
+    cfg = copy.deepcopy(CONFIG)
+    cfg["rules"] = [{"prefix": "/open", "allow": "public"}]
+    cfg["rate_limits"] = []
+    e = Envoy(cfg, upstream)
+    try:
+        assert e.request("GET", "/open/x").status == 200
+        r = e.request("GET", "/elsewhere", token=pyjwt(claims(roles=["admin"])))
+        assert r.status == 403 and r.body["error"] == "forbidden", r
+    finally:
+        e.stop()
+
+
+# --- every bad token refused with its code -------------------------------------------------
+
+def _rs_public_pem():
+    key = RSAAlgorithm.from_jwk(json.dumps(PUBLIC["rs"]))
+    from cryptography.hazmat.primitives import serialization
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _unsigned(c):
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    return f"{enc({'alg': 'none', 'typ': 'JWT'})}.{enc(c)}."
+
+
+def _tamper(token):
+    h, p, s = token.split(".")
+    body = json.loads(b64u_decode(p))
+    body["roles"] = ["admin"]
+    p2 = base64.urlsafe_b64encode(json.dumps(body).encode()).rstrip(b"=").decode()
+    return f"{h}.{p2}.{s}"
+
+
+BAD_TOKENS = {
+    "expired": (lambda: pyjwt(claims(iat=int(time.time()) - 4000, exp=int(time.time()) - 60)),
+                "token_expired"),
+    "not_yet_valid": (lambda: pyjwt(claims(nbf=int(time.time()) + 600)), "token_not_yet_valid"),
+    "wrong_issuer": (lambda: pyjwt(claims(iss="https://evil.example.com")), "token_issuer_invalid"),
+    "wrong_audience": (lambda: pyjwt(claims(aud="other")), "token_audience_invalid"),
+    "tampered": (lambda: _tamper(pyjwt(claims())), "token_invalid"),
+    "wrong_secret": (lambda: pyjwt(claims(), key=b"x" * 32), "token_invalid"),
+    "alg_none": (lambda: _unsigned(claims()), "token_algorithm_not_allowed"),
+    "hs_rs_confusion": (lambda: _hs_with_rsa_public(), "token_algorithm_not_allowed"),
+    "wrong_kid": (lambda: pyjwt(claims(), kid="nope"), "token_unknown_key"),
+    "refresh_type": (lambda: pyjwt(claims(type="refresh")), "token_wrong_type"),
+    "mfa_type": (lambda: pyjwt(claims(type="mfa")), "token_wrong_type"),
+    "reset_type": (lambda: pyjwt(claims(type="reset")), "token_wrong_type"),
+    "garbage": (lambda: "not-a-jwt", "token_malformed"),
+    "four_segments": (lambda: pyjwt(claims()) + ".x", "token_malformed"),
+    "binary_junk": (lambda: "\x7f\x01%%%.@@@.###", "token_malformed"),
+}
+
+
+def _hs_with_rsa_public():
+    # The classic confusion: sign HS256 using the RSA public key bytes as the HMAC secret.
+    import hashlib, hmac as hm
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+    si = f"{enc({'alg': 'HS256', 'typ': 'JWT', 'kid': 'rs'})}.{enc(claims())}"
+    sig = hm.new(_rs_public_pem(), si.encode(), hashlib.sha256).digest()
+    return f"{si}.{base64.urlsafe_b64encode(sig).rstrip(b'=').decode()}"
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TOKENS))
+def test_bad_tokens_refused(envoy, name):
+    make, code = BAD_TOKENS[name]
+    tok = make()
+    try:
+        r = envoy.request("GET", "/api/records", token=tok)
+    except (ValueError, http.client.InvalidURL):  # header http.client refuses to send
+        pytest.fail("test token not sendable")
+    assert_401(r, code)
+    assert tok not in json.dumps(r.body)  # never echoed back
+
+
+def test_oversized_token_refused_before_decoding(envoy):
+    c = claims(pad="x" * 9000)
+    r = envoy.request("GET", "/api/records", token=pyjwt(c))
+    assert_401(r, "token_too_large")
+
+
+def test_oversized_authorization_header_variants(envoy):
+    r = envoy.request("GET", "/api/records", headers={"authorization": "Bearer " + "a" * 20000})
+    assert r.status in (401, 431), r
+    if r.status == 401:
+        assert r.body["error"] == "token_too_large"
+
+
+def test_token_never_logged(envoy):
+    tok = pyjwt(claims())
+    envoy.request("GET", "/api/records", token=tok)
+    envoy.request("GET", "/api/records", token=_tamper(tok))
+    time.sleep(0.2)
+    logs = envoy.logs()
+    assert tok.split(".")[2] not in logs
+    assert CONFIG["jwks"]["keys"][0]["k"] not in logs
+
+
+# --- rate limiting -------------------------------------------------------------------------
+
+def test_login_rate_limit_5_per_minute(envoy):
+    statuses, last = [], None
+    for _ in range(6):
+        last = envoy.request("POST", "/api/auth/login", body=b"{}")
+        statuses.append(last.status)
+        if last.status == 200:
+            assert "ratelimit" in last.headers, last.headers
+    assert statuses == [200] * 5 + [429], statuses
+    assert last.body["error"] == "rate_limited"
+    assert 1 <= int(last.headers["retry-after"]) <= 60
+    assert "q=5" in last.headers["ratelimit-policy"] and "w=60" in last.headers["ratelimit-policy"]
+    assert "r=0" in last.headers["ratelimit"]
+    # Other routes are not affected by the login limit.
+    assert envoy.request("GET", "/api/auth/ping").status == 200
+
+
+def test_per_subject_limit_is_per_user(upstream):
+    cfg = copy.deepcopy(CONFIG)
+    cfg["rate_limits"] = [{"prefix": "/api/", "key": "sub", "limit": ["3/hour", "200/day"]}]
+    e = Envoy(cfg, upstream)
+    try:
+        alice, bob = pyjwt(claims(sub="alice")), pyjwt(claims(sub="bob"))
+        got = [e.request("GET", "/api/records", token=alice).status for _ in range(4)]
+        assert got == [200, 200, 200, 429], got
+        assert e.request("GET", "/api/records", token=bob).status == 200
+        pol = e.request("GET", "/api/records", token=bob).headers.get("ratelimit-policy", "")
+        assert "q=3" in pol and "q=200" in pol, pol
+        # A bad token is refused with 401, never counted as "alice".
+        assert e.request("GET", "/api/records", token=_tamper(alice)).status == 401
+    finally:
+        e.stop()
+
+
+def test_header_keyed_limit(upstream):
+    cfg = copy.deepcopy(CONFIG)
+    cfg["rate_limits"] = [{"prefix": "/api/auth/", "key": "header:x-api-key", "limit": "2/minute"}]
+    e = Envoy(cfg, upstream)
+    try:
+        a = [e.request("GET", "/api/auth/x", headers={"x-api-key": "a"}).status for _ in range(3)]
+        assert a == [200, 200, 429], a
+        assert e.request("GET", "/api/auth/x", headers={"x-api-key": "b"}).status == 200
+    finally:
+        e.stop()
+
+
+def test_concurrent_burst_never_over_admits(upstream):
+    """--concurrency 2, limit 100/hour, 1000 requests on 100 connections: exactly the quota
+    (plus what refills during the burst: one per 36 s) is admitted."""
+    cfg = copy.deepcopy(CONFIG)
+    cfg["rules"] = [{"prefix": "/", "allow": "public"}]
+    cfg["rate_limits"] = [{"prefix": "/", "key": "ip", "limit": "100/hour"}]
+    e = Envoy(cfg, upstream, concurrency=2)
+    counts = {"ok": 0, "limited": 0, "other": 0}
+    lock = threading.Lock()
+
+    def worker(_):
+        conn = http.client.HTTPConnection("127.0.0.1", e.port, timeout=10)
+        try:
+            for _ in range(10):
+                conn.request("GET", "/burst")
+                r = conn.getresponse()
+                r.read()
+                key = {200: "ok", 429: "limited"}.get(r.status, "other")
+                with lock:
+                    counts[key] += 1
+        finally:
+            conn.close()
+
+    try:
+        t0 = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(100) as pool:
+            list(pool.map(worker, range(100)))
+        elapsed = time.monotonic() - t0
+        refill = int(elapsed // 36) + 1
+        assert counts["other"] == 0, counts
+        assert counts["ok"] + counts["limited"] == 1000
+        assert 100 <= counts["ok"] <= 100 + refill, (counts, elapsed)
+        assert e.stat("keygate.rate_limited") == counts["limited"]
+    finally:
+        e.stop()
+
+
+def test_key_spray_is_bounded(upstream):
+    """10^4 distinct header keys against 64 slots: all answered, memory bounded by slots."""
+    cfg = copy.deepcopy(CONFIG)
+    cfg["rules"] = [{"prefix": "/", "allow": "public"}]
+    cfg["rate_limits"] = [{"prefix": "/", "key": "header:x-k", "limit": "1000/minute",
+                           "slots": 64}]
+    e = Envoy(cfg, upstream, concurrency=1)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", e.port, timeout=10)
+        for i in range(3000):
+            conn.request("GET", "/", headers={"x-k": f"key-{i}"})
+            r = conn.getresponse()
+            r.read()
+            assert r.status in (200, 429)
+        conn.close()
+        assert e.stat("keygate.rate_limit_slots") in (None, 64)
+        assert e.request("GET", "/", headers={"x-k": "fresh"}).status in (200, 429)
+    finally:
+        e.stop()
+
+
+# --- metrics -------------------------------------------------------------------------------
+
+def test_metrics_visible_in_stats(envoy):
+    envoy.request("GET", "/api/records", token=pyjwt(claims()))
+    envoy.request("GET", "/api/records")
+    envoy.request("GET", "/admin/x", token=pyjwt(claims(roles=["nurse"])))
+    for name in ("keygate.allowed", "keygate.denied_401", "keygate.denied_403",
+                 "keygate.rate_limited"):
+        assert envoy.stat(name) is not None, name
+    assert envoy.stat("keygate.allowed") >= 1
+    assert envoy.stat("keygate.denied_401") >= 1
+    assert envoy.stat("keygate.denied_403") >= 1
+
+
+# --- configuration refused -----------------------------------------------------------------
+
+def _bad(mutate):
+    cfg = copy.deepcopy(CONFIG)
+    mutate(cfg)
+    return json.dumps(cfg)
+
+
+BAD_CONFIGS = {
+    "unknown_field": (lambda c: c.update(isuser="x"), "isuser"),
+    "bad_quota": (lambda c: c["rate_limits"][0].update(limit="5/fortnight"), "rate_limits[0].limit"),
+    "short_key": (lambda c: c["jwks"]["keys"][0].update(k="c2hvcnQ"), "jwks"),
+    "unknown_alg": (lambda c: c["jwks"]["keys"][0].update(alg="HS999"), "jwks"),
+    "bad_rule": (lambda c: c["rules"].append({"prefix": "/x"}), "rules[4]"),
+    "bad_key_kind": (lambda c: c["rate_limits"][0].update(key="cookie"), "rate_limits[0].key"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
+def test_bad_config_refused_naming_the_field(name):
+    mutate, field = BAD_CONFIGS[name]
+    code, out = validate_config(_bad(mutate))
+    assert code != 0, out[-2000:]
+    assert field in out, out[-2000:]
+
+
+def test_unparsable_config_refused():
+    code, out = validate_config("{not json")
+    assert code != 0
+    assert "keygate" in out.lower()
+
+
+def test_example_config_validates():
+    code, out = validate_config(json.dumps(example_plugin_config()))
+    assert code == 0, out[-2000:]
+
+
+def test_ready_time_reported(envoy):
+    # Not a timing assertion (see make bench); just that the filter did not stall startup.
+    assert envoy.ready_secs < 15
