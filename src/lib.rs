@@ -7,6 +7,8 @@
 
 pub mod entropy;
 pub mod error;
+pub mod session;
 
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use error::{ConfigError, ErrorCode};
+pub use session::{SameSite, Session, SessionConfig, SessionError, Sessions};
