@@ -7,6 +7,7 @@
 
 pub mod entropy;
 pub mod error;
+pub mod password;
 
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use error::{ConfigError, ErrorCode};
