@@ -8,6 +8,7 @@
 pub mod entropy;
 pub mod error;
 pub mod password;
+pub mod totp;
 
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use error::{ConfigError, ErrorCode};
