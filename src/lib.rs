@@ -9,6 +9,7 @@ pub mod entropy;
 pub mod error;
 pub mod password;
 pub mod qr;
+pub mod recovery;
 pub mod totp;
 
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
