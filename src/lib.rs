@@ -7,7 +7,11 @@
 
 pub mod entropy;
 pub mod error;
+pub mod password;
+pub mod qr;
+pub mod recovery;
 pub mod session;
+pub mod totp;
 
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use error::{ConfigError, ErrorCode};
