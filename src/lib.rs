@@ -5,8 +5,11 @@
 //! translate and do I/O.
 #![forbid(unsafe_code)]
 
+pub mod duration;
 pub mod entropy;
 pub mod error;
+pub mod policy;
+pub mod ratelimit;
 
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use error::{ConfigError, ErrorCode};
