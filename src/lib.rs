@@ -5,10 +5,13 @@
 //! translate and do I/O.
 #![forbid(unsafe_code)]
 
+pub mod duration;
 pub mod entropy;
 pub mod error;
 pub mod password;
+pub mod policy;
 pub mod qr;
+pub mod ratelimit;
 pub mod recovery;
 pub mod session;
 pub mod totp;
