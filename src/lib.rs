@@ -11,6 +11,7 @@ pub mod password;
 pub mod qr;
 pub mod recovery;
 pub mod session;
+pub mod token;
 pub mod totp;
 
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
