@@ -14,6 +14,7 @@ pub mod qr;
 pub mod ratelimit;
 pub mod recovery;
 pub mod session;
+pub mod token;
 pub mod totp;
 
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
