@@ -196,14 +196,25 @@ impl PasswordPolicy {
     /// [`PasswordError::TooLong`] over `max_bytes` bytes (checked first),
     /// [`PasswordError::TooShort`] under `min_length` characters.
     pub fn check(&self, password: &str) -> Result<(), PasswordError> {
-        if password.len() > self.max_bytes {
-            return Err(PasswordError::TooLong {
-                max_bytes: self.max_bytes,
-            });
-        }
+        self.check_max_bytes(password)?;
         if password.chars().count() < self.min_length {
             return Err(PasswordError::TooShort {
                 min_length: self.min_length,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl PasswordPolicy {
+    /// The DoS bound alone: refuses more than `max_bytes` bytes before any hashing.
+    ///
+    /// # Errors
+    /// [`PasswordError::TooLong`].
+    pub fn check_max_bytes(&self, password: &str) -> Result<(), PasswordError> {
+        if password.len() > self.max_bytes {
+            return Err(PasswordError::TooLong {
+                max_bytes: self.max_bytes,
             });
         }
         Ok(())
@@ -303,6 +314,17 @@ impl PasswordHasher {
     /// [`PasswordError::HashFailed`] when Argon2 cannot run (out of memory).
     pub fn hash(&self, password: &str, rng: &mut impl Entropy) -> Result<String, PasswordError> {
         self.policy.check(password)?;
+        self.rehash(password, rng)
+    }
+
+    /// Hashes a password that was just verified against an outdated hash, so it can be
+    /// stored with the current parameters. Only the byte limit applies: the minimum length
+    /// was the policy when the password was set, and refusing to upgrade it helps no one.
+    ///
+    /// # Errors
+    /// [`PasswordError::TooLong`] over `max_bytes`, or entropy / Argon2 failure.
+    pub fn rehash(&self, password: &str, rng: &mut impl Entropy) -> Result<String, PasswordError> {
+        self.policy.check_max_bytes(password)?;
         let salt: [u8; SALT_LEN] = rng.bytes()?;
         let mut output = [0u8; OUTPUT_LEN];
         argon2_into(

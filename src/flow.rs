@@ -1,0 +1,810 @@
+//! The seed's login story as pure functions over caller-supplied records: login → MFA →
+//! tokens → refresh rotation, and password-reset tokens.
+//!
+//! Every piece of state that must persist (the user record, the MFA state, the refresh-token
+//! family) comes in as an argument and the new value comes out in the result, so any store
+//! works (KV, Durable Objects, SQL, a map). Nothing here reads a clock or a random source.
+
+use crate::entropy::{Entropy, EntropyError};
+use crate::error::{ConfigError, ErrorCode};
+use crate::password::{PasswordError, PasswordHasher};
+use crate::recovery::verify_recovery_code;
+use crate::token::{decode, encode, Claims, KeySet, SigningKey, TokenError, TokenType, Validation};
+use crate::totp::{self, TotpConfig, TotpError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use subtle::ConstantTimeEq;
+
+/// Access tokens live 15 minutes (the seed's `ACCESS_TOKEN_EXPIRE_MINUTES`).
+pub const DEFAULT_ACCESS_TTL: u64 = 900;
+/// Refresh tokens live 14 days.
+pub const DEFAULT_REFRESH_TTL: u64 = 1_209_600;
+/// MFA-pending tokens live 5 minutes.
+pub const DEFAULT_MFA_TTL: u64 = 300;
+/// Password-reset tokens live 30 minutes.
+pub const DEFAULT_RESET_TTL: u64 = 1_800;
+/// Reset tokens may live 15 to 60 minutes.
+pub const MIN_RESET_TTL: u64 = 900;
+/// See [`MIN_RESET_TTL`].
+pub const MAX_RESET_TTL: u64 = 3_600;
+/// Wrong codes accepted per MFA-pending token before it is dead.
+pub const DEFAULT_MFA_MAX_ATTEMPTS: u32 = 5;
+/// Seconds during which the previous refresh token may still be used once more (two tabs
+/// refreshing at the same moment) without revoking the family.
+pub const DEFAULT_REFRESH_GRACE: u64 = 10;
+/// Upper bound of any token lifetime: 400 days.
+pub const MAX_TTL: u64 = 400 * 86_400;
+/// Upper bound of the refresh grace window.
+pub const MAX_REFRESH_GRACE: u64 = 120;
+
+/// Lifetimes and limits of the login flow. Secure by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowLimits {
+    access_ttl: u64,
+    refresh_ttl: u64,
+    mfa_ttl: u64,
+    reset_ttl: u64,
+    mfa_max_attempts: u32,
+    refresh_grace: u64,
+}
+
+impl Default for FlowLimits {
+    fn default() -> Self {
+        Self {
+            access_ttl: DEFAULT_ACCESS_TTL,
+            refresh_ttl: DEFAULT_REFRESH_TTL,
+            mfa_ttl: DEFAULT_MFA_TTL,
+            reset_ttl: DEFAULT_RESET_TTL,
+            mfa_max_attempts: DEFAULT_MFA_MAX_ATTEMPTS,
+            refresh_grace: DEFAULT_REFRESH_GRACE,
+        }
+    }
+}
+
+impl FlowLimits {
+    /// Checked limits.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the field that is out of bounds.
+    pub fn new(
+        access_ttl: u64,
+        refresh_ttl: u64,
+        mfa_ttl: u64,
+        reset_ttl: u64,
+        mfa_max_attempts: u32,
+        refresh_grace: u64,
+    ) -> Result<Self, ConfigError> {
+        let ttl = |field: &str, v: u64, min: u64, max: u64| {
+            if (min..=max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::new(
+                    field,
+                    format!("must be {min} to {max} seconds"),
+                ))
+            }
+        };
+        let access_ttl = ttl("accessTokenTtl", access_ttl, 30, 86_400)?;
+        let refresh_ttl = ttl("refreshTokenTtl", refresh_ttl, 60, MAX_TTL)?;
+        let mfa_ttl = ttl("mfaTokenTtl", mfa_ttl, 30, 1_800)?;
+        let reset_ttl = ttl("resetTokenTtl", reset_ttl, MIN_RESET_TTL, MAX_RESET_TTL)?;
+        let refresh_grace = ttl("refreshGrace", refresh_grace, 0, MAX_REFRESH_GRACE)?;
+        if !(1..=20).contains(&mfa_max_attempts) {
+            return Err(ConfigError::new("mfaMaxAttempts", "must be 1 to 20"));
+        }
+        if refresh_ttl <= access_ttl {
+            return Err(ConfigError::new(
+                "refreshTokenTtl",
+                "must be longer than accessTokenTtl",
+            ));
+        }
+        Ok(Self {
+            access_ttl,
+            refresh_ttl,
+            mfa_ttl,
+            reset_ttl,
+            mfa_max_attempts,
+            refresh_grace,
+        })
+    }
+
+    /// Access-token lifetime in seconds (`expires_in`).
+    #[must_use]
+    pub const fn access_ttl(&self) -> u64 {
+        self.access_ttl
+    }
+    /// Refresh-token lifetime in seconds.
+    #[must_use]
+    pub const fn refresh_ttl(&self) -> u64 {
+        self.refresh_ttl
+    }
+    /// MFA-pending-token lifetime in seconds.
+    #[must_use]
+    pub const fn mfa_ttl(&self) -> u64 {
+        self.mfa_ttl
+    }
+    /// Reset-token lifetime in seconds.
+    #[must_use]
+    pub const fn reset_ttl(&self) -> u64 {
+        self.reset_ttl
+    }
+    /// Wrong MFA codes allowed per pending token.
+    #[must_use]
+    pub const fn mfa_max_attempts(&self) -> u32 {
+        self.mfa_max_attempts
+    }
+    /// Refresh grace window in seconds.
+    #[must_use]
+    pub const fn refresh_grace(&self) -> u64 {
+        self.refresh_grace
+    }
+}
+
+/// Why a flow step failed. Each variant has a stable code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlowError {
+    /// A token was refused.
+    Token(TokenError),
+    /// Hashing or a stored hash failed.
+    Password(PasswordError),
+    /// The TOTP code was wrong or replayed, or the stored secret is unusable.
+    Totp(TotpError),
+    /// The MFA code was neither a valid TOTP code nor an unused recovery code.
+    MfaInvalid,
+    /// Too many wrong codes for this MFA-pending token: log in again.
+    MfaAttemptsExceeded,
+    /// The MFA-pending token was already used to sign in.
+    MfaTokenUsed,
+    /// The user record says MFA is on but holds no secret and no recovery code.
+    MfaNotConfigured,
+    /// The token belongs to another user or another refresh family.
+    TokenMismatch,
+    /// The refresh family was revoked (reuse detected, or logout).
+    RefreshRevoked,
+    /// An already rotated refresh token was used again; the family is now revoked.
+    RefreshReused,
+    /// The reset token was made for an earlier password (already used, or password changed).
+    ResetTokenStale,
+    /// The random source failed.
+    Entropy,
+}
+
+impl fmt::Display for FlowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Token(e) => e.fmt(f),
+            Self::Password(e) => e.fmt(f),
+            Self::Totp(e) => e.fmt(f),
+            Self::MfaInvalid => f.write_str("the MFA code is not valid"),
+            Self::MfaAttemptsExceeded => {
+                f.write_str("too many wrong MFA codes for this sign-in: sign in again")
+            }
+            Self::MfaTokenUsed => f.write_str("this MFA step was already completed: sign in again"),
+            Self::MfaNotConfigured => {
+                f.write_str("the user has MFA enabled but no TOTP secret or recovery code")
+            }
+            Self::TokenMismatch => f.write_str("the token does not belong to this user or family"),
+            Self::RefreshRevoked => f.write_str("this sign-in was revoked: sign in again"),
+            Self::RefreshReused => f.write_str(
+                "a refresh token was used twice; every token of this sign-in is revoked",
+            ),
+            Self::ResetTokenStale => {
+                f.write_str("the reset link was already used or the password has changed")
+            }
+            Self::Entropy => EntropyError.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FlowError {}
+
+impl ErrorCode for FlowError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Token(e) => e.code(),
+            Self::Password(e) => e.code(),
+            Self::Totp(e) => e.code(),
+            Self::MfaInvalid => "mfa_invalid",
+            Self::MfaAttemptsExceeded => "mfa_attempts_exceeded",
+            Self::MfaTokenUsed => "mfa_token_used",
+            Self::MfaNotConfigured => "mfa_not_configured",
+            Self::TokenMismatch => "token_mismatch",
+            Self::RefreshRevoked => "refresh_revoked",
+            Self::RefreshReused => "refresh_reused",
+            Self::ResetTokenStale => "reset_token_stale",
+            Self::Entropy => "entropy_unavailable",
+        }
+    }
+}
+
+impl From<TokenError> for FlowError {
+    fn from(e: TokenError) -> Self {
+        Self::Token(e)
+    }
+}
+impl From<PasswordError> for FlowError {
+    fn from(e: PasswordError) -> Self {
+        Self::Password(e)
+    }
+}
+impl From<EntropyError> for FlowError {
+    fn from(_: EntropyError) -> Self {
+        Self::Entropy
+    }
+}
+
+/// What the login flow needs to know of a user; the caller owns the record.
+#[derive(Debug, Clone, Copy)]
+pub struct User<'a> {
+    /// The user id (the tokens' `sub`).
+    pub id: &'a str,
+    /// The stored Argon2id PHC string.
+    pub password_hash: &'a str,
+    /// Role names copied into access tokens.
+    pub roles: &'a [String],
+    /// Whether sign-in needs a second factor.
+    pub mfa_enabled: bool,
+    /// The TOTP secret (base32), when enrolled.
+    pub mfa_secret: Option<&'a str>,
+}
+
+/// The seed's `issue_tokens` shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPair {
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token.
+    pub refresh_token: String,
+    /// Always `"Bearer"`.
+    pub token_type: String,
+    /// Access-token lifetime in seconds.
+    pub expires_in: u64,
+}
+
+/// One sign-in's refresh-token family: store it under `family_id` and hand it back to
+/// [`Authenticator::refresh`]. Reuse of a rotated token revokes the whole family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshFamily {
+    /// Random id, also the refresh tokens' `fam` claim.
+    pub family_id: String,
+    /// The user the family belongs to.
+    pub user_id: String,
+    /// Generation of the only refresh token that may rotate next.
+    pub generation: u64,
+    /// When the current generation was issued (Unix seconds).
+    pub rotated_at: u64,
+    /// Set on reuse or logout; nothing of the family is accepted afterwards.
+    pub revoked: bool,
+}
+
+impl RefreshFamily {
+    /// The same family, revoked (logout).
+    #[must_use]
+    pub fn revoke(mut self) -> Self {
+        self.revoked = true;
+        self
+    }
+}
+
+/// Tokens issued for a successful sign-in, and the new family to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// What the client receives.
+    pub tokens: TokenPair,
+    /// What the server stores.
+    pub family: RefreshFamily,
+}
+
+/// The outcome of [`Authenticator::login`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum LoginOutcome {
+    /// Password right and no MFA: signed in.
+    Ok {
+        /// Tokens and the family to store.
+        issued: Issued,
+        /// A fresh hash to store when the stored one uses outdated parameters.
+        new_password_hash: Option<String>,
+    },
+    /// Password right; the second factor is next.
+    MfaRequired {
+        /// Short-lived `type: "mfa"` token for [`Authenticator::verify_mfa`].
+        mfa_token: String,
+        /// As in `Ok`.
+        new_password_hash: Option<String>,
+    },
+    /// Unknown user or wrong password; the two are indistinguishable, also in time.
+    Invalid,
+}
+
+/// Per-user MFA state the caller stores between calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MfaState {
+    /// The last accepted TOTP time step; codes at or before it are replays.
+    pub last_totp_step: Option<u64>,
+    /// Hashes of unused recovery codes.
+    pub recovery_hashes: Vec<String>,
+    /// `jti` of the MFA-pending token the counters below belong to.
+    pub pending_jti: Option<String>,
+    /// Wrong codes so far for `pending_jti`.
+    pub failed_attempts: u32,
+    /// Whether `pending_jti` already completed sign-in.
+    pub completed: bool,
+}
+
+/// How the second factor was proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaMethod {
+    /// A TOTP code.
+    Totp,
+    /// A one-time recovery code (now consumed).
+    Recovery,
+}
+
+/// The outcome of [`Authenticator::verify_mfa`]: always a new state to store, and tokens or
+/// the reason for refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct MfaResult {
+    /// Store this, success or not (attempt counters, last step, remaining recovery codes).
+    pub state: MfaState,
+    /// Tokens and the method used, or why not.
+    pub outcome: Result<(Issued, MfaMethod), FlowError>,
+}
+
+/// The outcome of [`Authenticator::refresh`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum RefreshOutcome {
+    /// A new pair; store the new family.
+    Rotated(Issued),
+    /// Reuse detected: store this revoked family and refuse (`refresh_reused`).
+    Reused(RefreshFamily),
+}
+
+/// Where the signing key comes from.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    key: SigningKey,
+    keys: KeySet,
+    issuer: Option<String>,
+    audience: Option<String>,
+    limits: FlowLimits,
+    hasher: PasswordHasher,
+    totp: TotpConfig,
+}
+
+impl Authenticator {
+    /// A flow signing with `key` (HS256/384/512 secret, EdDSA or ES256 private key).
+    #[must_use]
+    pub fn new(
+        key: SigningKey,
+        limits: FlowLimits,
+        hasher: PasswordHasher,
+        totp: TotpConfig,
+    ) -> Self {
+        let keys = KeySet::single(key.verifying_key().clone());
+        Self {
+            key,
+            keys,
+            issuer: None,
+            audience: None,
+            limits,
+            hasher,
+            totp,
+        }
+    }
+
+    /// Sets the `iss` claim put in and required of every token.
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: Option<String>) -> Self {
+        self.issuer = issuer;
+        self
+    }
+
+    /// Sets the `aud` claim put in and required of every token.
+    #[must_use]
+    pub fn with_audience(mut self, audience: Option<String>) -> Self {
+        self.audience = audience;
+        self
+    }
+
+    /// The lifetimes and limits in force.
+    #[must_use]
+    pub const fn limits(&self) -> &FlowLimits {
+        &self.limits
+    }
+
+    /// The password hasher in force.
+    #[must_use]
+    pub const fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// The TOTP settings in force.
+    #[must_use]
+    pub const fn totp(&self) -> &TotpConfig {
+        &self.totp
+    }
+
+    /// The signing key.
+    #[must_use]
+    pub const fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// The key set that verifies this flow's tokens.
+    #[must_use]
+    pub const fn key_set(&self) -> &KeySet {
+        &self.keys
+    }
+
+    fn claims(&self, token_type: TokenType, sub: &str, now: u64, ttl: u64) -> Claims {
+        let mut c = Claims::new(token_type, sub, now, ttl);
+        c.iss.clone_from(&self.issuer);
+        if let Some(aud) = &self.audience {
+            c.aud = vec![aud.clone()];
+        }
+        c
+    }
+
+    fn validation(&self, token_type: TokenType) -> Validation {
+        let mut v = Validation::new(token_type);
+        v.algorithms = vec![self.key.alg()];
+        v.issuer.clone_from(&self.issuer);
+        v.audiences = self.audience.iter().cloned().collect();
+        v
+    }
+
+    /// Verifies a token of `token_type` issued by this flow.
+    ///
+    /// # Errors
+    /// The [`TokenError`] of the first failing check.
+    pub fn verify(
+        &self,
+        token: &str,
+        token_type: TokenType,
+        now: u64,
+    ) -> Result<Claims, TokenError> {
+        decode(token, &self.keys, &self.validation(token_type), now)
+    }
+
+    /// A signed access token `{sub, type: "access", roles, iat, exp}` (+ iss/aud/jti/amr).
+    ///
+    /// # Errors
+    /// Signing or entropy failure.
+    pub fn create_access_token(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        amr: &[&str],
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<String, FlowError> {
+        let mut c = self.claims(TokenType::Access, user_id, now, self.limits.access_ttl);
+        c.roles = roles.to_vec();
+        c.amr = amr.iter().map(|s| (*s).to_owned()).collect();
+        c.jti = Some(random_id(rng)?);
+        Ok(encode(&c, &self.key)?)
+    }
+
+    /// Issues an access token and the first refresh token of a new family.
+    ///
+    /// # Errors
+    /// Signing or entropy failure.
+    pub fn issue_tokens(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        amr: &[&str],
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<Issued, FlowError> {
+        let family = RefreshFamily {
+            family_id: random_id(rng)?,
+            user_id: user_id.to_owned(),
+            generation: 0,
+            rotated_at: now,
+            revoked: false,
+        };
+        self.issue_for_family(family, roles, amr, now, rng)
+    }
+
+    fn issue_for_family(
+        &self,
+        family: RefreshFamily,
+        roles: &[String],
+        amr: &[&str],
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<Issued, FlowError> {
+        let access_token = self.create_access_token(&family.user_id, roles, amr, now, rng)?;
+        let mut r = self.claims(
+            TokenType::Refresh,
+            &family.user_id,
+            now,
+            self.limits.refresh_ttl,
+        );
+        r.roles = roles.to_vec();
+        r.amr = amr.iter().map(|s| (*s).to_owned()).collect();
+        r.jti = Some(random_id(rng)?);
+        r.fam = Some(family.family_id.clone());
+        r.gen = Some(family.generation);
+        let refresh_token = encode(&r, &self.key)?;
+        Ok(Issued {
+            tokens: TokenPair {
+                access_token,
+                refresh_token,
+                token_type: "Bearer".to_owned(),
+                expires_in: self.limits.access_ttl,
+            },
+            family,
+        })
+    }
+
+    /// A `type: "mfa"` token for `user_id`, valid for the MFA step only.
+    ///
+    /// # Errors
+    /// Signing or entropy failure.
+    pub fn create_mfa_token(
+        &self,
+        user_id: &str,
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<String, FlowError> {
+        let mut c = self.claims(TokenType::Mfa, user_id, now, self.limits.mfa_ttl);
+        c.jti = Some(random_id(rng)?);
+        c.amr = vec!["pwd".to_owned()];
+        Ok(encode(&c, &self.key)?)
+    }
+
+    /// Step one of sign-in. `user` is `None` for an unknown account: a dummy Argon2id
+    /// verification then costs the same as a real one and the answer is the same `Invalid`.
+    ///
+    /// # Errors
+    /// A stored hash that cannot be read, a record with MFA on and no factor, signing or
+    /// entropy failure. A wrong password is not an error: it is [`LoginOutcome::Invalid`].
+    pub fn login(
+        &self,
+        user: Option<&User<'_>>,
+        password: &str,
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<LoginOutcome, FlowError> {
+        let Some(user) = user else {
+            let _ = self.hasher.dummy_verify(password);
+            return Ok(LoginOutcome::Invalid);
+        };
+        let ok = match self.hasher.verify(user.password_hash, password) {
+            Ok(ok) => ok,
+            // Too long a password is refused before hashing; to the caller it is just wrong.
+            Err(PasswordError::TooLong { .. }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !ok {
+            return Ok(LoginOutcome::Invalid);
+        }
+        let new_password_hash = if self.hasher.needs_rehash(user.password_hash)? {
+            Some(self.hasher.rehash(password, rng)?)
+        } else {
+            None
+        };
+        if user.mfa_enabled {
+            return Ok(LoginOutcome::MfaRequired {
+                mfa_token: self.create_mfa_token(user.id, now, rng)?,
+                new_password_hash,
+            });
+        }
+        let issued = self.issue_tokens(user.id, user.roles, &["pwd"], now, rng)?;
+        Ok(LoginOutcome::Ok {
+            issued,
+            new_password_hash,
+        })
+    }
+
+    /// Step two: the MFA-pending token and a TOTP code or a recovery code.
+    ///
+    /// Refuses replays (a TOTP step at or before `state.last_totp_step`), caps wrong codes per
+    /// pending token at [`FlowLimits::mfa_max_attempts`], and lets each pending token complete
+    /// sign-in once.
+    pub fn verify_mfa(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        user: &User<'_>,
+        state: &MfaState,
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> MfaResult {
+        let mut state = state.clone();
+        let outcome = self.verify_mfa_inner(mfa_token, code, user, &mut state, now, rng);
+        MfaResult { state, outcome }
+    }
+
+    fn verify_mfa_inner(
+        &self,
+        mfa_token: &str,
+        code: &str,
+        user: &User<'_>,
+        state: &mut MfaState,
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<(Issued, MfaMethod), FlowError> {
+        let claims = self.verify(mfa_token, TokenType::Mfa, now)?;
+        if !ct_eq(&claims.sub, user.id) {
+            return Err(FlowError::TokenMismatch);
+        }
+        let jti = claims.jti.unwrap_or_default();
+        if state.pending_jti.as_deref() != Some(jti.as_str()) {
+            state.pending_jti = Some(jti);
+            state.failed_attempts = 0;
+            state.completed = false;
+        }
+        if state.completed {
+            return Err(FlowError::MfaTokenUsed);
+        }
+        if state.failed_attempts >= self.limits.mfa_max_attempts {
+            return Err(FlowError::MfaAttemptsExceeded);
+        }
+        if user.mfa_secret.is_none() && state.recovery_hashes.is_empty() {
+            return Err(FlowError::MfaNotConfigured);
+        }
+        let method = match self.check_second_factor(code, user, state, now) {
+            Ok(method) => method,
+            Err(e) => {
+                state.failed_attempts = state.failed_attempts.saturating_add(1);
+                return Err(e);
+            }
+        };
+        state.completed = true;
+        let issued = self.issue_tokens(user.id, user.roles, &["pwd", "otp"], now, rng)?;
+        Ok((issued, method))
+    }
+
+    fn check_second_factor(
+        &self,
+        code: &str,
+        user: &User<'_>,
+        state: &mut MfaState,
+        now: u64,
+    ) -> Result<MfaMethod, FlowError> {
+        let looks_like_totp = code.len() == usize::from(self.totp.digits())
+            && code.bytes().all(|b| b.is_ascii_digit());
+        if looks_like_totp {
+            let secret = user.mfa_secret.ok_or(FlowError::MfaInvalid)?;
+            let step = totp::verify(&self.totp, secret, code, now, state.last_totp_step)
+                .map_err(FlowError::Totp)?;
+            state.last_totp_step = Some(step);
+            return Ok(MfaMethod::Totp);
+        }
+        match verify_recovery_code(&state.recovery_hashes, code) {
+            Some(remaining) => {
+                state.recovery_hashes = remaining;
+                Ok(MfaMethod::Recovery)
+            }
+            None => Err(FlowError::MfaInvalid),
+        }
+    }
+
+    /// Rotates a refresh token. `roles` replaces the roles carried by the old token when the
+    /// caller knows fresher ones.
+    ///
+    /// The token's generation must be the family's current one. The previous generation is
+    /// accepted again within [`FlowLimits::refresh_grace`] seconds of the rotation (two
+    /// concurrent refreshes) without advancing the family; any other reuse revokes it.
+    ///
+    /// # Errors
+    /// Invalid token (`token_*`), a token of another family (`token_mismatch`), a revoked
+    /// family (`refresh_revoked`). Reuse is not an error but [`RefreshOutcome::Reused`].
+    pub fn refresh(
+        &self,
+        refresh_token: &str,
+        family: &RefreshFamily,
+        roles: Option<&[String]>,
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<RefreshOutcome, FlowError> {
+        let claims = self.verify(refresh_token, TokenType::Refresh, now)?;
+        let (Some(fam), Some(gen)) = (claims.fam.as_deref(), claims.gen) else {
+            return Err(FlowError::TokenMismatch);
+        };
+        if !ct_eq(fam, &family.family_id) || !ct_eq(&claims.sub, &family.user_id) {
+            return Err(FlowError::TokenMismatch);
+        }
+        if family.revoked {
+            return Err(FlowError::RefreshRevoked);
+        }
+        let roles = roles.unwrap_or(&claims.roles);
+        let amr: Vec<&str> = claims.amr.iter().map(String::as_str).collect();
+        let in_grace = gen.checked_add(1) == Some(family.generation)
+            && now.saturating_sub(family.rotated_at) <= self.limits.refresh_grace;
+        if gen == family.generation {
+            let next = RefreshFamily {
+                generation: family.generation.saturating_add(1),
+                rotated_at: now,
+                ..family.clone()
+            };
+            return Ok(RefreshOutcome::Rotated(
+                self.issue_for_family(next, roles, &amr, now, rng)?,
+            ));
+        }
+        if in_grace {
+            // The concurrent twin gets tokens of the current generation; the family is unchanged.
+            return Ok(RefreshOutcome::Rotated(self.issue_for_family(
+                family.clone(),
+                roles,
+                &amr,
+                now,
+                rng,
+            )?));
+        }
+        Ok(RefreshOutcome::Reused(family.clone().revoke()))
+    }
+
+    /// A single-use password-reset token: `type: "reset"`, bound to the current password hash
+    /// so it dies as soon as the password changes.
+    ///
+    /// # Errors
+    /// Signing or entropy failure.
+    pub fn create_password_reset_token(
+        &self,
+        user: &User<'_>,
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<String, FlowError> {
+        let mut c = self.claims(TokenType::Reset, user.id, now, self.limits.reset_ttl);
+        c.jti = Some(random_id(rng)?);
+        c.extra.insert(
+            "pwh".to_owned(),
+            password_fingerprint(user.password_hash).into(),
+        );
+        Ok(encode(&c, &self.key)?)
+    }
+
+    /// Checks a reset token against the user's current record; returns the user id.
+    ///
+    /// # Errors
+    /// Invalid token, another user's token (`token_mismatch`), or a token made for an earlier
+    /// password (`reset_token_stale`).
+    pub fn verify_password_reset_token(
+        &self,
+        token: &str,
+        user: &User<'_>,
+        now: u64,
+    ) -> Result<String, FlowError> {
+        let claims = self.verify(token, TokenType::Reset, now)?;
+        if !ct_eq(&claims.sub, user.id) {
+            return Err(FlowError::TokenMismatch);
+        }
+        let bound = claims
+            .extra
+            .get("pwh")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        if !ct_eq(bound, &password_fingerprint(user.password_hash)) {
+            return Err(FlowError::ResetTokenStale);
+        }
+        Ok(claims.sub)
+    }
+}
+
+/// 128 random bits, base64url: token ids and family ids.
+fn random_id(rng: &mut impl Entropy) -> Result<String, EntropyError> {
+    Ok(URL_SAFE_NO_PAD.encode(rng.bytes::<16>()?))
+}
+
+/// A reset token carries a digest of the password hash, never the hash itself.
+fn password_fingerprint(phc: &str) -> String {
+    let digest = Sha256::digest(format!("keygate.reset.v1\0{phc}"));
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
