@@ -13,10 +13,18 @@ STAMP       := target/.setup-stamp
 
 export PATH := $(CARGO_BIN):$(PATH)
 
-.PHONY: setup setup-rust setup-python setup-node setup-apt build test test-rust test-vectors bench demo demo-check clean
+.PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
+	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
-setup: setup-rust setup-python setup-node
+setup: setup-apt setup-rust setup-python setup-node
+
+# Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests).
+APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg
+setup-apt:
+	@missing=""; for pc in $(APT_PKGS); do command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
+	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
+	  (apt-get install -y -qq $$missing >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; }); fi
 
 setup-rust:
 	@rustup show active-toolchain >/dev/null   # installs the pinned toolchain + wasm targets
@@ -54,8 +62,11 @@ test-rust:
 test-vectors: setup-python
 	$(PY) tests/vectors/generate.py --check
 
-bench:
-	@echo "benchmarks arrive with the filter and npm-module issues"
+bench: bench-envoy bench-js
+
+bench-envoy:
+
+bench-js:
 
 demo:
 	@echo "the demo arrives with its issue"
