@@ -706,42 +706,9 @@ fn de_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     d.deserialize_any(V)
 }
 
-/// A duration as integer seconds or a string `"<n>"`, `"<n>s"`, `"<n>m"`, `"<n>h"`, `"<n>d"`.
+/// Durations in config: integer seconds or `"30m"`-style strings, as everywhere in keygate.
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    struct V;
-    impl Visitor<'_> for V {
-        type Value = u64;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("seconds as an integer or a string like \"90s\", \"30m\", \"1h\", \"1d\"")
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
-            Ok(v)
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
-            u64::try_from(v).map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-            parse_duration(v).ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
-        }
-    }
-    d.deserialize_any(V)
-}
-
-fn parse_duration(s: &str) -> Option<u64> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at_checked(split)?;
-    if digits.is_empty() {
-        return None;
-    }
-    let n: u64 = digits.parse().ok()?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(scale)
+    crate::duration::Seconds::deserialize(d).map(|s| s.get())
 }
 
 #[cfg(test)]
@@ -1235,27 +1202,6 @@ mod tests {
         let text = format!("{c:?} {:?}", Sessions::new(c.clone()).unwrap());
         assert!(!text.contains("supersecret"));
         assert!(text.contains("__Host-session"));
-    }
-
-    #[test]
-    fn parse_duration_ok() {
-        assert_eq!(parse_duration("90"), Some(90));
-        assert_eq!(parse_duration("90s"), Some(90));
-        assert_eq!(parse_duration("15m"), Some(900));
-        assert_eq!(parse_duration("1h"), Some(3600));
-        assert_eq!(parse_duration("2d"), Some(172_800));
-        for bad in [
-            "",
-            "h",
-            "1 h",
-            "1H",
-            "1.5h",
-            "-1",
-            "99999999999999999999",
-            "18446744073709551615d",
-        ] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
     }
 
     proptest! {
