@@ -35,6 +35,11 @@ pub const DEFAULT_MFA_MAX_ATTEMPTS: u32 = 5;
 /// Seconds during which the previous refresh token may still be used once more (two tabs
 /// refreshing at the same moment) without revoking the family.
 pub const DEFAULT_REFRESH_GRACE: u64 = 10;
+/// A sign-in's refresh family lives at most 30 days, however often it rotates.
+pub const DEFAULT_REFRESH_FAMILY_TTL: u64 = 30 * 86_400;
+/// Wrong MFA codes in a row, across all pending tokens, before MFA locks (NIST 800-63B
+/// §5.2.2 allows at most 100); only a successful second factor clears the count.
+pub const DEFAULT_MFA_MAX_FAILURES: u32 = 100;
 /// Upper bound of any token lifetime: 400 days.
 pub const MAX_TTL: u64 = 400 * 86_400;
 /// Upper bound of the refresh grace window.
@@ -49,6 +54,8 @@ pub struct FlowLimits {
     reset_ttl: u64,
     mfa_max_attempts: u32,
     refresh_grace: u64,
+    refresh_family_ttl: u64,
+    mfa_max_failures: u32,
 }
 
 impl Default for FlowLimits {
@@ -60,6 +67,8 @@ impl Default for FlowLimits {
             reset_ttl: DEFAULT_RESET_TTL,
             mfa_max_attempts: DEFAULT_MFA_MAX_ATTEMPTS,
             refresh_grace: DEFAULT_REFRESH_GRACE,
+            refresh_family_ttl: DEFAULT_REFRESH_FAMILY_TTL,
+            mfa_max_failures: DEFAULT_MFA_MAX_FAILURES,
         }
     }
 }
@@ -108,7 +117,55 @@ impl FlowLimits {
             reset_ttl,
             mfa_max_attempts,
             refresh_grace,
+            refresh_family_ttl: DEFAULT_REFRESH_FAMILY_TTL.max(refresh_ttl),
+            mfa_max_failures: DEFAULT_MFA_MAX_FAILURES,
         })
+    }
+
+    /// Sets the absolute lifetime of a sign-in's refresh family (default 30 days, at least
+    /// the refresh-token lifetime): past it, even a valid refresh token is refused.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] on `refreshFamilyTtl`.
+    pub fn with_refresh_family_ttl(mut self, secs: u64) -> Result<Self, ConfigError> {
+        if !(self.refresh_ttl..=MAX_TTL).contains(&secs) {
+            return Err(ConfigError::new(
+                "refreshFamilyTtl",
+                format!(
+                    "must be refreshTokenTtl ({}) to {MAX_TTL} seconds",
+                    self.refresh_ttl
+                ),
+            ));
+        }
+        self.refresh_family_ttl = secs;
+        Ok(self)
+    }
+
+    /// Sets how many wrong MFA codes in a row lock MFA for the user (default 100).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] on `mfaMaxFailures` outside 1..=100.
+    pub fn with_mfa_max_failures(mut self, n: u32) -> Result<Self, ConfigError> {
+        if !(1..=100).contains(&n) {
+            return Err(ConfigError::new(
+                "mfaMaxFailures",
+                "must be 1 to 100 (NIST 800-63B)",
+            ));
+        }
+        self.mfa_max_failures = n;
+        Ok(self)
+    }
+
+    /// Absolute lifetime of a refresh family in seconds.
+    #[must_use]
+    pub const fn refresh_family_ttl(&self) -> u64 {
+        self.refresh_family_ttl
+    }
+
+    /// Wrong MFA codes in a row before MFA locks.
+    #[must_use]
+    pub const fn mfa_max_failures(&self) -> u32 {
+        self.mfa_max_failures
     }
 
     /// Access-token lifetime in seconds (`expires_in`).
@@ -157,13 +214,17 @@ pub enum FlowError {
     MfaInvalid,
     /// Too many wrong codes for this MFA-pending token: log in again.
     MfaAttemptsExceeded,
-    /// The MFA-pending token was already used to sign in.
+    /// The MFA-pending token was already used to sign in, or a newer one exists.
     MfaTokenUsed,
+    /// Too many wrong codes in a row for this user: MFA is locked until an operator (or an
+    /// account-recovery process) clears [`MfaState::consecutive_failures`].
+    MfaLocked,
     /// The user record says MFA is on but holds no secret and no recovery code.
     MfaNotConfigured,
     /// The token belongs to another user or another refresh family.
     TokenMismatch,
-    /// The refresh family was revoked (reuse detected, or logout).
+    /// The refresh family was revoked (reuse detected, or logout), is past its absolute
+    /// lifetime, or the user's password changed since sign-in.
     RefreshRevoked,
     /// An already rotated refresh token was used again; the family is now revoked.
     RefreshReused,
@@ -183,7 +244,12 @@ impl fmt::Display for FlowError {
             Self::MfaAttemptsExceeded => {
                 f.write_str("too many wrong MFA codes for this sign-in: sign in again")
             }
-            Self::MfaTokenUsed => f.write_str("this MFA step was already completed: sign in again"),
+            Self::MfaTokenUsed => {
+                f.write_str("this MFA step was already completed or superseded: sign in again")
+            }
+            Self::MfaLocked => f.write_str(
+                "too many wrong MFA codes in a row: MFA is locked for this account; recover it",
+            ),
             Self::MfaNotConfigured => {
                 f.write_str("the user has MFA enabled but no TOTP secret or recovery code")
             }
@@ -211,6 +277,7 @@ impl ErrorCode for FlowError {
             Self::MfaInvalid => "mfa_invalid",
             Self::MfaAttemptsExceeded => "mfa_attempts_exceeded",
             Self::MfaTokenUsed => "mfa_token_used",
+            Self::MfaLocked => "mfa_locked",
             Self::MfaNotConfigured => "mfa_not_configured",
             Self::TokenMismatch => "token_mismatch",
             Self::RefreshRevoked => "refresh_revoked",
@@ -238,7 +305,7 @@ impl From<EntropyError> for FlowError {
 }
 
 /// What the login flow needs to know of a user; the caller owns the record.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct User<'a> {
     /// The user id (the tokens' `sub`).
     pub id: &'a str,
@@ -252,8 +319,19 @@ pub struct User<'a> {
     pub mfa_secret: Option<&'a str>,
 }
 
+impl fmt::Debug for User<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the hash or the TOTP secret.
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("roles", &self.roles)
+            .field("mfa_enabled", &self.mfa_enabled)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The seed's `issue_tokens` shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenPair {
     /// The access token.
     pub access_token: String,
@@ -263,6 +341,16 @@ pub struct TokenPair {
     pub token_type: String,
     /// Access-token lifetime in seconds.
     pub expires_in: u64,
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Bearer tokens stay out of logs.
+        f.debug_struct("TokenPair")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One sign-in's refresh-token family: store it under `family_id` and hand it back to
@@ -278,6 +366,11 @@ pub struct RefreshFamily {
     pub generation: u64,
     /// When the current generation was issued (Unix seconds).
     pub rotated_at: u64,
+    /// When the sign-in happened; the family dies [`FlowLimits::refresh_family_ttl`] later.
+    pub created_at: u64,
+    /// Digest of the password hash at sign-in: a password change ends the family. `None`
+    /// for families made without a password record ([`Authenticator::create_refresh_token`]).
+    pub password_fingerprint: Option<String>,
     /// Set on reuse or logout; nothing of the family is accepted afterwards.
     pub revoked: bool,
 }
@@ -300,8 +393,8 @@ pub struct Issued {
     pub family: RefreshFamily,
 }
 
-/// The outcome of [`Authenticator::login`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outcome of [`Authenticator::login`]. `Debug` shows no token and no hash.
+#[derive(Clone, PartialEq, Eq)]
 #[must_use]
 pub enum LoginOutcome {
     /// Password right and no MFA: signed in.
@@ -322,7 +415,31 @@ pub enum LoginOutcome {
     Invalid,
 }
 
-/// Per-user MFA state the caller stores between calls.
+impl fmt::Debug for LoginOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ok {
+                issued,
+                new_password_hash,
+            } => f
+                .debug_struct("Ok")
+                .field("issued", issued)
+                .field("rehashed", &new_password_hash.is_some())
+                .finish(),
+            Self::MfaRequired {
+                new_password_hash, ..
+            } => f
+                .debug_struct("MfaRequired")
+                .field("rehashed", &new_password_hash.is_some())
+                .finish_non_exhaustive(),
+            Self::Invalid => f.write_str("Invalid"),
+        }
+    }
+}
+
+/// Per-user MFA state the caller stores between calls. Store it with a transaction or
+/// compare-and-swap (Durable Objects, D1, SQL): with last-writer-wins storage, parallel
+/// requests would each see the old counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MfaState {
@@ -330,10 +447,14 @@ pub struct MfaState {
     pub last_totp_step: Option<u64>,
     /// Hashes of unused recovery codes.
     pub recovery_hashes: Vec<String>,
-    /// `jti` of the MFA-pending token the counters below belong to.
+    /// `jti` of the newest MFA-pending token seen; older ones are refused.
     pub pending_jti: Option<String>,
+    /// `iat` of `pending_jti`.
+    pub pending_iat: Option<u64>,
     /// Wrong codes so far for `pending_jti`.
     pub failed_attempts: u32,
+    /// Wrong codes in a row across all pending tokens; a success resets it.
+    pub consecutive_failures: u32,
     /// Whether `pending_jti` already completed sign-in.
     pub completed: bool,
 }
@@ -494,26 +615,76 @@ impl Authenticator {
         Ok(encode(&c, &self.key)?)
     }
 
-    /// Issues an access token and the first refresh token of a new family.
+    /// Issues an access token and the first refresh token of a new family, bound to the
+    /// user's current password hash.
     ///
     /// # Errors
     /// Signing or entropy failure.
     pub fn issue_tokens(
         &self,
-        user_id: &str,
-        roles: &[String],
+        user: &User<'_>,
         amr: &[&str],
         now: u64,
         rng: &mut impl Entropy,
     ) -> Result<Issued, FlowError> {
-        let family = RefreshFamily {
+        let mut family = self.new_family(user.id, now, rng)?;
+        family.password_fingerprint = Some(password_fingerprint(user.password_hash));
+        self.issue_for_family(family, user.roles, amr, now, rng)
+    }
+
+    /// A refresh token opening a new family without a password record (no password binding).
+    ///
+    /// # Errors
+    /// Signing or entropy failure.
+    pub fn create_refresh_token(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<(String, RefreshFamily), FlowError> {
+        let family = self.new_family(user_id, now, rng)?;
+        let token = self.refresh_token_for(&family, roles, &[], now, rng)?;
+        Ok((token, family))
+    }
+
+    fn new_family(
+        &self,
+        user_id: &str,
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<RefreshFamily, FlowError> {
+        Ok(RefreshFamily {
             family_id: random_id(rng)?,
             user_id: user_id.to_owned(),
             generation: 0,
             rotated_at: now,
+            created_at: now,
+            password_fingerprint: None,
             revoked: false,
-        };
-        self.issue_for_family(family, roles, amr, now, rng)
+        })
+    }
+
+    fn refresh_token_for(
+        &self,
+        family: &RefreshFamily,
+        roles: &[String],
+        amr: &[&str],
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<String, FlowError> {
+        // Never outlive the family.
+        let family_end = family
+            .created_at
+            .saturating_add(self.limits.refresh_family_ttl);
+        let ttl = self.limits.refresh_ttl.min(family_end.saturating_sub(now));
+        let mut r = self.claims(TokenType::Refresh, &family.user_id, now, ttl);
+        r.roles = roles.to_vec();
+        r.amr = amr.iter().map(|s| (*s).to_owned()).collect();
+        r.jti = Some(random_id(rng)?);
+        r.fam = Some(family.family_id.clone());
+        r.gen = Some(family.generation);
+        Ok(encode(&r, &self.key)?)
     }
 
     fn issue_for_family(
@@ -525,18 +696,7 @@ impl Authenticator {
         rng: &mut impl Entropy,
     ) -> Result<Issued, FlowError> {
         let access_token = self.create_access_token(&family.user_id, roles, amr, now, rng)?;
-        let mut r = self.claims(
-            TokenType::Refresh,
-            &family.user_id,
-            now,
-            self.limits.refresh_ttl,
-        );
-        r.roles = roles.to_vec();
-        r.amr = amr.iter().map(|s| (*s).to_owned()).collect();
-        r.jti = Some(random_id(rng)?);
-        r.fam = Some(family.family_id.clone());
-        r.gen = Some(family.generation);
-        let refresh_token = encode(&r, &self.key)?;
+        let refresh_token = self.refresh_token_for(&family, roles, amr, now, rng)?;
         Ok(Issued {
             tokens: TokenPair {
                 access_token,
@@ -601,7 +761,7 @@ impl Authenticator {
                 new_password_hash,
             });
         }
-        let issued = self.issue_tokens(user.id, user.roles, &["pwd"], now, rng)?;
+        let issued = self.issue_tokens(user, &["pwd"], now, rng)?;
         Ok(LoginOutcome::Ok {
             issued,
             new_password_hash,
@@ -642,9 +802,18 @@ impl Authenticator {
         }
         let jti = claims.jti.unwrap_or_default();
         if state.pending_jti.as_deref() != Some(jti.as_str()) {
+            // Only a strictly newer pending token starts a new count: switching back and
+            // forth between two tokens must not reset it.
+            if state.pending_iat.is_some_and(|seen| claims.iat <= seen) {
+                return Err(FlowError::MfaTokenUsed);
+            }
             state.pending_jti = Some(jti);
+            state.pending_iat = Some(claims.iat);
             state.failed_attempts = 0;
             state.completed = false;
+        }
+        if state.consecutive_failures >= self.limits.mfa_max_failures {
+            return Err(FlowError::MfaLocked);
         }
         if state.completed {
             return Err(FlowError::MfaTokenUsed);
@@ -659,11 +828,13 @@ impl Authenticator {
             Ok(method) => method,
             Err(e) => {
                 state.failed_attempts = state.failed_attempts.saturating_add(1);
+                state.consecutive_failures = state.consecutive_failures.saturating_add(1);
                 return Err(e);
             }
         };
         state.completed = true;
-        let issued = self.issue_tokens(user.id, user.roles, &["pwd", "otp"], now, rng)?;
+        state.consecutive_failures = 0;
+        let issued = self.issue_tokens(user, &["pwd", "otp"], now, rng)?;
         Ok((issued, method))
     }
 
@@ -692,21 +863,26 @@ impl Authenticator {
         }
     }
 
-    /// Rotates a refresh token. `roles` replaces the roles carried by the old token when the
-    /// caller knows fresher ones.
+    /// Rotates a refresh token.
+    ///
+    /// Pass the current `user` record whenever you have it: the new access token then carries
+    /// the user's current roles, and a family opened before the last password change is
+    /// refused (`refresh_revoked`). Without it the roles of the old token are carried over.
     ///
     /// The token's generation must be the family's current one. The previous generation is
     /// accepted again within [`FlowLimits::refresh_grace`] seconds of the rotation (two
-    /// concurrent refreshes) without advancing the family; any other reuse revokes it.
+    /// concurrent refreshes) without advancing the family; any other reuse revokes it. A
+    /// family older than [`FlowLimits::refresh_family_ttl`] is refused however it rotated.
     ///
     /// # Errors
-    /// Invalid token (`token_*`), a token of another family (`token_mismatch`), a revoked
-    /// family (`refresh_revoked`). Reuse is not an error but [`RefreshOutcome::Reused`].
+    /// Invalid token (`token_*`), a token of another family or user (`token_mismatch`), a
+    /// revoked, expired or password-changed family (`refresh_revoked`). Reuse is not an error
+    /// but [`RefreshOutcome::Reused`], carrying the revoked family to store.
     pub fn refresh(
         &self,
         refresh_token: &str,
         family: &RefreshFamily,
-        roles: Option<&[String]>,
+        user: Option<&User<'_>>,
         now: u64,
         rng: &mut impl Entropy,
     ) -> Result<RefreshOutcome, FlowError> {
@@ -717,12 +893,33 @@ impl Authenticator {
         if !ct_eq(fam, &family.family_id) || !ct_eq(&claims.sub, &family.user_id) {
             return Err(FlowError::TokenMismatch);
         }
-        if family.revoked {
+        let family_expired = now
+            >= family
+                .created_at
+                .saturating_add(self.limits.refresh_family_ttl);
+        if family.revoked || family_expired {
             return Err(FlowError::RefreshRevoked);
         }
-        let roles = roles.unwrap_or(&claims.roles);
+        let roles = match user {
+            Some(user) => {
+                if !ct_eq(user.id, &family.user_id) {
+                    return Err(FlowError::TokenMismatch);
+                }
+                let current = password_fingerprint(user.password_hash);
+                if family
+                    .password_fingerprint
+                    .as_deref()
+                    .is_some_and(|fp| !ct_eq(fp, &current))
+                {
+                    return Err(FlowError::RefreshRevoked);
+                }
+                user.roles
+            }
+            None => &claims.roles,
+        };
         let amr: Vec<&str> = claims.amr.iter().map(String::as_str).collect();
-        let in_grace = gen.checked_add(1) == Some(family.generation)
+        let in_grace = self.limits.refresh_grace > 0
+            && gen.checked_add(1) == Some(family.generation)
             && now.saturating_sub(family.rotated_at) <= self.limits.refresh_grace;
         if gen == family.generation {
             let next = RefreshFamily {
@@ -1028,9 +1225,9 @@ mod tests {
         }
         let r = a.verify_mfa(&token, &good, &rec.user(), &state, NOW, &mut rng());
         assert_eq!(r.outcome.unwrap_err().code(), "mfa_attempts_exceeded");
-        // A fresh pending token starts a fresh count.
+        // A newer pending token (a new sign-in) starts a fresh per-token count.
         let fresh = a
-            .create_mfa_token("user-1", NOW, &mut SeededEntropy::new(77))
+            .create_mfa_token("user-1", NOW + 1, &mut SeededEntropy::new(77))
             .unwrap();
         let r = a.verify_mfa(&fresh, &good, &rec.user(), &state, NOW, &mut rng());
         assert!(r.outcome.is_ok());
@@ -1058,7 +1255,7 @@ mod tests {
         assert_eq!(r.outcome.as_ref().unwrap().1, MfaMethod::Recovery);
         assert_eq!(r.state.recovery_hashes.len(), 2);
         let fresh = a
-            .create_mfa_token("user-1", NOW, &mut SeededEntropy::new(78))
+            .create_mfa_token("user-1", NOW + 1, &mut SeededEntropy::new(78))
             .unwrap();
         let again = a.verify_mfa(
             &fresh,
@@ -1100,7 +1297,7 @@ mod tests {
         assert_eq!(r.outcome.unwrap_err().code(), "token_expired");
         // An access token is not an MFA token.
         let issued = a
-            .issue_tokens("user-1", &[], &["pwd"], NOW, &mut rng())
+            .issue_tokens(&rec.user(), &["pwd"], NOW, &mut rng())
             .unwrap();
         let r = a.verify_mfa(
             &issued.tokens.access_token,
@@ -1241,7 +1438,7 @@ mod tests {
         let rec = Rec::new(&a, "correct horse", false);
         let one = login_ok(&a, &rec);
         let other = a
-            .issue_tokens("user-1", &[], &["pwd"], NOW, &mut SeededEntropy::new(3))
+            .issue_tokens(&rec.user(), &["pwd"], NOW, &mut SeededEntropy::new(3))
             .unwrap();
         let r = a.refresh(
             &one.tokens.refresh_token,
@@ -1270,11 +1467,13 @@ mod tests {
         let rec = Rec::new(&a, "correct horse", false);
         let one = login_ok(&a, &rec);
         let roles = vec!["admin".to_string()];
+        let mut promoted = rec.user();
+        promoted.roles = &roles;
         let RefreshOutcome::Rotated(two) = a
             .refresh(
                 &one.tokens.refresh_token,
                 &one.family,
-                Some(&roles),
+                Some(&promoted),
                 NOW,
                 &mut rng(),
             )
@@ -1286,6 +1485,193 @@ mod tests {
             .verify(&two.tokens.access_token, TokenType::Access, NOW)
             .unwrap();
         assert_eq!(c.roles, roles);
+    }
+
+    #[test]
+    fn mfa_switching_between_pending_tokens_does_not_reset_count_fails() {
+        let a = auth();
+        let rec = Rec::new(&a, "correct horse", true);
+        let older = a
+            .create_mfa_token("user-1", NOW, &mut SeededEntropy::new(1))
+            .unwrap();
+        let newer = a
+            .create_mfa_token("user-1", NOW + 1, &mut SeededEntropy::new(2))
+            .unwrap();
+        let good = totp::generate(a.totp(), SECRET, NOW + 1).unwrap();
+        let bad = if good == "000000" { "111111" } else { "000000" };
+        let r = a.verify_mfa(
+            &older,
+            bad,
+            &rec.user(),
+            &MfaState::default(),
+            NOW + 1,
+            &mut rng(),
+        );
+        let r = a.verify_mfa(&newer, bad, &rec.user(), &r.state, NOW + 1, &mut rng());
+        assert_eq!(r.state.consecutive_failures, 2);
+        // Going back to the older token is refused, whatever the code.
+        let back = a.verify_mfa(&older, &good, &rec.user(), &r.state, NOW + 1, &mut rng());
+        assert_eq!(back.outcome.unwrap_err().code(), "mfa_token_used");
+        // A completed token cannot complete again after another token was tried.
+        let done = a.verify_mfa(&newer, &good, &rec.user(), &r.state, NOW + 1, &mut rng());
+        assert!(done.outcome.is_ok());
+        assert_eq!(done.state.consecutive_failures, 0);
+        let third = a
+            .create_mfa_token("user-1", NOW + 2, &mut SeededEntropy::new(3))
+            .unwrap();
+        let s = a
+            .verify_mfa(&third, bad, &rec.user(), &done.state, NOW + 2, &mut rng())
+            .state;
+        let again = a.verify_mfa(&newer, &good, &rec.user(), &s, NOW + 2, &mut rng());
+        assert_eq!(again.outcome.unwrap_err().code(), "mfa_token_used");
+    }
+
+    #[test]
+    fn mfa_locks_after_consecutive_failures_across_tokens_fails() {
+        let key = SigningKey::from_secret(&[7u8; 32], Algorithm::HS256, None).unwrap();
+        let limits = FlowLimits::default().with_mfa_max_failures(7).unwrap();
+        let a = Authenticator::new(key, limits, fast_hasher(), TotpConfig::default());
+        let rec = Rec::new(&a, "correct horse", true);
+        let good = totp::generate(a.totp(), SECRET, NOW + 100).unwrap();
+        let bad = if good == "000000" { "111111" } else { "000000" };
+        let mut state = MfaState::default();
+        let mut guesses = 0;
+        for i in 0..10u64 {
+            let t = a
+                .create_mfa_token("user-1", NOW + i, &mut SeededEntropy::new(i))
+                .unwrap();
+            for _ in 0..DEFAULT_MFA_MAX_ATTEMPTS {
+                let r = a.verify_mfa(&t, bad, &rec.user(), &state, NOW + 100, &mut rng());
+                if r.outcome
+                    .as_ref()
+                    .is_err_and(|e| e.code() == "totp_invalid")
+                {
+                    guesses += 1;
+                }
+                state = r.state;
+            }
+        }
+        assert_eq!(
+            guesses, 7,
+            "only mfa_max_failures guesses in a row, whatever the tokens"
+        );
+        let t = a
+            .create_mfa_token("user-1", NOW + 50, &mut SeededEntropy::new(99))
+            .unwrap();
+        let r = a.verify_mfa(&t, &good, &rec.user(), &state, NOW + 100, &mut rng());
+        assert_eq!(r.outcome.unwrap_err().code(), "mfa_locked");
+    }
+
+    #[test]
+    fn refresh_family_dies_with_password_change_and_age_fails() {
+        let a = auth();
+        let rec = Rec::new(&a, "correct horse", false);
+        let one = login_ok(&a, &rec);
+        // Same password: fine, with the user record.
+        let ok = a.refresh(
+            &one.tokens.refresh_token,
+            &one.family,
+            Some(&rec.user()),
+            NOW,
+            &mut rng(),
+        );
+        let RefreshOutcome::Rotated(two) = ok.unwrap() else {
+            panic!()
+        };
+        let changed = Rec::new(&a, "a brand new password", false);
+        let r = a.refresh(
+            &two.tokens.refresh_token,
+            &two.family,
+            Some(&changed.user()),
+            NOW,
+            &mut rng(),
+        );
+        assert_eq!(r.unwrap_err().code(), "refresh_revoked");
+        // Rotating every 13 days cannot keep a sign-in alive past the family's lifetime.
+        let mut issued = two;
+        let mut t = NOW;
+        let end = NOW + DEFAULT_REFRESH_FAMILY_TTL;
+        loop {
+            t += 13 * 86_400;
+            let r = a.refresh(
+                &issued.tokens.refresh_token,
+                &issued.family,
+                None,
+                t,
+                &mut rng(),
+            );
+            match r {
+                Ok(RefreshOutcome::Rotated(next)) => {
+                    assert!(t < end);
+                    let c = a
+                        .verify(&next.tokens.refresh_token, TokenType::Refresh, t)
+                        .unwrap();
+                    assert!(c.exp <= end, "a refresh token never outlives its family");
+                    issued = next;
+                }
+                Err(e) => {
+                    assert!(
+                        ["refresh_revoked", "token_expired"].contains(&e.code()),
+                        "{e}"
+                    );
+                    assert!(t + 30 >= end - 13 * 86_400);
+                    break;
+                }
+                Ok(other) => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn refresh_grace_zero_means_no_grace_fails() {
+        let key = SigningKey::from_secret(&[7u8; 32], Algorithm::HS256, None).unwrap();
+        let limits = FlowLimits::new(900, 1_209_600, 300, 1_800, 5, 0).unwrap();
+        let a = Authenticator::new(key, limits, fast_hasher(), TotpConfig::default());
+        let rec = Rec::new(&a, "correct horse", false);
+        let one = login_ok(&a, &rec);
+        let RefreshOutcome::Rotated(two) = a
+            .refresh(
+                &one.tokens.refresh_token,
+                &one.family,
+                None,
+                NOW,
+                &mut rng(),
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        let r = a
+            .refresh(
+                &one.tokens.refresh_token,
+                &two.family,
+                None,
+                NOW,
+                &mut rng(),
+            )
+            .unwrap();
+        assert!(matches!(r, RefreshOutcome::Reused(f) if f.revoked));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets_ok() {
+        let a = auth();
+        let rec = Rec::new(&a, "correct horse", true);
+        let text = format!("{:?}", rec.user());
+        assert!(!text.contains(SECRET) && !text.contains("argon2"));
+        let issued = a
+            .issue_tokens(&rec.user(), &["pwd"], NOW, &mut rng())
+            .unwrap();
+        let text = format!(
+            "{issued:?} {:?}",
+            LoginOutcome::Ok {
+                issued: issued.clone(),
+                new_password_hash: Some(rec.hash.clone())
+            }
+        );
+        assert!(!text.contains(&issued.tokens.access_token));
+        assert!(!text.contains(&issued.tokens.refresh_token));
+        assert!(!text.contains("argon2"));
     }
 
     #[test]

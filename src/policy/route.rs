@@ -30,7 +30,8 @@ impl<'a> RequestPath<'a> {
     /// Returns `None` (fail closed: the policy answers 403 "path not normalized") when the path
     /// is longer than [`MAX_PATH_LEN`], not absolute, contains an empty segment (`//`), a `.` or
     /// `..` segment, a backslash or `;`, a byte outside visible ASCII, a malformed `%` escape, or
-    /// an escape decoding to `.`, `/`, `\`, `%`, `;` or a control character.
+    /// an escape of an unreserved character (`%61` for `a`, `%2e` for `.`), of `/`, `\`, `%`, `;`
+    /// or a control character, or of a byte that never occurs in UTF-8.
     #[must_use]
     pub fn new(raw: &'a str) -> Option<Self> {
         let end = raw.find(['?', '#']).unwrap_or(raw.len());
@@ -81,7 +82,17 @@ fn escapes_ok(bytes: &[u8]) -> bool {
             return false;
         };
         let decoded = hi * 16 + lo;
-        if decoded < 0x20 || decoded == 0x7f || b"./\\%;".iter().any(|&c| u32::from(c) == decoded) {
+        // A normalized path never escapes an unreserved character (RFC 3986 §6.2.2.2): `%61dmin`
+        // would dodge an `/admin` rule while the upstream decodes it to `admin`. Bytes that
+        // never occur in UTF-8 (0xC0, 0xC1, 0xF5..) only serve overlong-encoding tricks.
+        let unreserved = char::from_u32(decoded)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || "-._~".contains(c));
+        if decoded < 0x20
+            || decoded == 0x7f
+            || unreserved
+            || matches!(decoded, 0xC0 | 0xC1 | 0xF5..=0xFF)
+            || b"/\\%;".iter().any(|&c| u32::from(c) == decoded)
+        {
             return false;
         }
         iter.nth(1);
@@ -130,16 +141,24 @@ impl PathPattern {
 
     /// Whether `path` matches segment by segment.
     #[must_use]
+    ///
+    /// Literal segments compare ASCII-case-insensitively and one trailing `/` is ignored, as
+    /// many upstreams (Express, Werkzeug with strict_slashes off) route `/Admin/` like
+    /// `/admin`: a rule must not be dodged by a spelling the upstream treats as the same.
     pub fn matches(&self, path: &RequestPath<'_>) -> bool {
         let mut theirs = path.segments();
         for ours in &self.segments {
             match (ours, theirs.next()) {
                 (Segment::Any, Some(s)) if !s.is_empty() => {}
-                (Segment::Literal(l), Some(s)) if l == s => {}
+                (Segment::Literal(l), Some(s)) if l.eq_ignore_ascii_case(s) => {}
                 _ => return false,
             }
         }
-        theirs.next().is_none()
+        match theirs.next() {
+            None => true,
+            Some("") => theirs.next().is_none(),
+            Some(_) => false,
+        }
     }
 
     /// The pattern as written.
@@ -217,10 +236,11 @@ impl MethodSet {
         Ok(Self(set))
     }
 
-    /// Whether `method` is in the set (exact, case-sensitive: HTTP methods are).
+    /// Whether `method` is in the set. HTTP methods are case-sensitive, but some upstreams
+    /// upper-case them (Werkzeug), so `delete` must meet the same rule as `DELETE`.
     #[must_use]
     pub fn contains(&self, method: &str) -> bool {
-        self.0.iter().any(|m| m == method)
+        self.0.iter().any(|m| m.eq_ignore_ascii_case(method))
     }
 
     /// The methods, sorted, `HEAD` added when `GET` is listed.
@@ -287,7 +307,11 @@ impl RouteMatch {
         method_ok
             && match &self.target {
                 Target::Path(p) => p.matches(path),
-                Target::Prefix(p) => path.as_str().starts_with(p.as_str()),
+                Target::Prefix(p) => path
+                    .as_str()
+                    .as_bytes()
+                    .get(..p.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes())),
             }
     }
 
@@ -332,7 +356,7 @@ mod tests {
         assert_eq!(rp("/a/b#f?x").as_str(), "/a/b");
         assert_eq!(rp("/").as_str(), "/");
         assert_eq!(rp("/a/").as_str(), "/a/");
-        assert_eq!(rp("/a%20b/%41").as_str(), "/a%20b/%41");
+        assert_eq!(rp("/a%20b/%C3%A9").as_str(), "/a%20b/%C3%A9");
         assert_eq!(rp("/a/b?q=../..//%2e").as_str(), "/a/b");
         assert_eq!(rp("/a/.well-known/x..y").as_str(), "/a/.well-known/x..y");
     }
@@ -350,6 +374,11 @@ mod tests {
             "/a/./b",
             "/a/../b",
             "/a/..",
+            "/%61dmin",
+            "/api/users/42/%64elete",
+            "/a/%2E%2E/b",
+            "/a/%7e",
+            "/a/%C0%AE",
             "/a/.",
             "/..",
             "/a\\b",
@@ -389,13 +418,16 @@ mod tests {
         assert!(!p.matches(&rp("/api/patients/42/x")));
         assert!(!p.matches(&rp("/api/patients/")));
         assert!(!p.matches(&rp("/api/patients")));
-        assert!(!p.matches(&rp("/api/Patients/42")));
+        // Same spelling as far as case-insensitive upstreams go; one trailing slash ignored.
+        assert!(p.matches(&rp("/api/Patients/42")));
+        assert!(p.matches(&rp("/API/patients/42/")));
         let mid = PathPattern::new("/api/*/records").unwrap();
         assert!(mid.matches(&rp("/api/7/records")));
-        assert!(!mid.matches(&rp("/api/7/records/")));
+        assert!(mid.matches(&rp("/api/7/records/")));
+        assert!(!mid.matches(&rp("/api/7/records/x")));
         let exact = PathPattern::new("/health").unwrap();
         assert!(exact.matches(&rp("/health")));
-        assert!(!exact.matches(&rp("/health/")));
+        assert!(exact.matches(&rp("/health/")));
         assert!(!exact.matches(&rp("/healthz")));
         assert_eq!(exact.to_string().parse::<PathPattern>().unwrap(), exact);
     }
@@ -415,7 +447,7 @@ mod tests {
         let m = MethodSet::new(&["POST".into(), "GET".into(), "POST".into()]).unwrap();
         assert_eq!(m.as_slice(), ["GET", "HEAD", "POST"]);
         assert!(m.contains("HEAD"));
-        assert!(!m.contains("get"));
+        assert!(m.contains("get"), "methods match case-insensitively");
         assert!(!m.contains("DELETE"));
     }
 
@@ -498,5 +530,33 @@ mod tests {
                 prop_assert_eq!(p.to_string(), s);
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod bypass_tests {
+    use super::*;
+
+    /// Spellings an upstream may treat as the same route must meet the same rule.
+    #[test]
+    fn case_slash_and_method_spellings_match_rule_ok() {
+        let admin = RouteMatch::new(None, Some("/admin"), None).unwrap();
+        for p in ["/admin/users", "/Admin/users", "/ADMIN", "/admin/"] {
+            assert!(admin.matches("GET", &RequestPath::new(p).unwrap()), "{p}");
+        }
+        let login = RouteMatch::new(Some("/api/auth/login"), None, Some(&["POST".into()])).unwrap();
+        for (m, p) in [
+            ("POST", "/api/auth/login"),
+            ("post", "/api/auth/login/"),
+            ("Post", "/API/Auth/Login"),
+        ] {
+            assert!(login.matches(m, &RequestPath::new(p).unwrap()), "{m} {p}");
+        }
+        assert!(!login.matches("GET", &RequestPath::new("/api/auth/login").unwrap()));
+        assert!(
+            RequestPath::new("/api/auth/%6Cogin").is_none(),
+            "escaped letters refused"
+        );
     }
 }

@@ -124,10 +124,13 @@ fn check_claims(c: &Claims, v: &Validation, now: u64) -> Result<(), TokenError> 
             found: c.token_type,
         });
     }
-    if now > c.exp.saturating_add(v.leeway) {
+    // Fields are public, so a hand-built Validation may skip `check()`: clamp here so no
+    // leeway can switch the time checks off (that needs `dangerous`).
+    let leeway = v.leeway.min(super::validation::MAX_LEEWAY_SECS);
+    if now > c.exp.saturating_add(leeway) {
         return Err(TokenError::Expired);
     }
-    let horizon = now.saturating_add(v.leeway);
+    let horizon = now.saturating_add(leeway);
     if v.check_nbf && c.nbf.is_some_and(|nbf| nbf > horizon) {
         return Err(TokenError::NotYetValid { claim: "nbf" });
     }
@@ -165,6 +168,21 @@ mod tests {
     use proptest::prelude::*;
 
     const NOW: u64 = 1_700_000_000;
+
+    #[test]
+    fn huge_leeway_is_clamped_fails() {
+        let sk = hs256(Some("hs"));
+        let claims = Claims::access("u", vec![], NOW - 10 * 365 * 86_400, 900);
+        let token = crate::token::encode(&claims, &sk).unwrap();
+        let v = Validation {
+            leeway: u64::MAX,
+            ..Validation::default()
+        };
+        assert_eq!(
+            decode(&token, &hs_set(), &v, NOW).unwrap_err().code(),
+            "token_expired"
+        );
+    }
 
     fn code(r: Result<Claims, TokenError>) -> &'static str {
         r.map(|_| "ok").unwrap_or_else(|e| e.code())
