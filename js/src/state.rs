@@ -3,7 +3,7 @@
 //! State the caller stores (refresh families, MFA state) crosses as camelCase JSON; the user
 //! record crosses as the already-validated `{id, passwordHash, roles, mfaEnabled, mfaSecret}`.
 
-use crate::config::{build, MAX_CONFIG_LEN};
+use crate::config::build;
 use crate::error::KgError;
 use crate::unix_secs;
 use keygate::flow::{
@@ -177,9 +177,6 @@ impl Keygate {
     /// `config_invalid` naming the field.
     #[wasm_bindgen(constructor)]
     pub fn new(config_json: &str) -> Result<Keygate, KgError> {
-        if config_json.len() > MAX_CONFIG_LEN {
-            return Err(KgError::input("config", "is too large"));
-        }
         let built = build(config_json)?;
         Ok(Self {
             auth: built.auth,
