@@ -50,10 +50,10 @@ build: setup-rust
 	cargo build --release -p keygate-envoy --target wasm32-wasip1
 	cargo build --release -p keygate-js --target wasm32-unknown-unknown
 
-## build-js: the npm package's wasm (cargo → wasm-opt → wasm-bindgen --target web) in js/pkg/
+## build-js: the npm package's wasm (cargo → wasm-opt → wasm-bindgen --target web) in js/keygate/
 JS_RAW  := target/wasm32-unknown-unknown/release/keygate_js.wasm
 JS_OPT  := target/keygate_js.opt.wasm
-JS_PKG  := js/pkg/keygate_js_bg.wasm
+JS_PKG  := js/keygate/keygate_js_bg.wasm
 WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int
 build-js: setup-rust
@@ -63,8 +63,8 @@ build-js: setup-rust
 # wasm-opt runs before wasm-bindgen: after it, the externref table exports break.
 $(JS_PKG): $(JS_RAW)
 	wasm-opt $(WASM_OPT_FLAGS) $< -o $(JS_OPT)
-	wasm-bindgen --target web --no-typescript --out-dir js/pkg --out-name keygate_js $(JS_OPT)
-	@printf 'js/pkg/keygate_js_bg.wasm: %s bytes, %s gzipped\n' "$$(wc -c <$@)" "$$(gzip -9c $@ | wc -c)"
+	wasm-bindgen --target web --no-typescript --out-dir js/keygate --out-name keygate_js $(JS_OPT)
+	@printf 'js/keygate/keygate_js_bg.wasm: %s bytes, %s gzipped\n' "$$(wc -c <$@)" "$$(gzip -9c $@ | wc -c)"
 
 ## test-js: node --test over js/test (Node API, vectors, jose/otpauth interop, packed module in workerd)
 test-js: build-js setup-node
@@ -94,4 +94,4 @@ demo:
 
 clean:
 	cargo clean
-	rm -rf dist js/pkg
+	rm -rf dist js/pkg js/keygate/keygate_js.js js/keygate/keygate_js_bg.wasm

@@ -3,7 +3,7 @@
 //
 // This layer only checks argument types, turns Dates into Unix seconds, parses the JSON the
 // core returns and turns core errors into KeygateError. Every decision is the Rust core's.
-import * as raw from "../pkg/keygate_js.js";
+import * as raw from "./keygate_js.js";
 
 /** Longest string argument accepted, in UTF-16 code units (1 MiB). */
 export const MAX_INPUT_LENGTH = 1 << 20;
