@@ -68,7 +68,7 @@ $(JS_PKG): $(JS_RAW)
 
 ## test-js: node --test over js/test (Node API, vectors, jose/otpauth interop, packed module in workerd)
 test-js: build-js setup-node
-	cd js && node --test test/
+	cd js && node --test test/*.test.mjs
 
 ## test: everything CI runs
 test: setup build test-rust test-vectors
