@@ -50,6 +50,26 @@ build: setup-rust
 	cargo build --release -p keygate-envoy --target wasm32-wasip1
 	cargo build --release -p keygate-js --target wasm32-unknown-unknown
 
+## build-js: the npm package's wasm (cargo → wasm-opt → wasm-bindgen --target web) in js/keygate/
+JS_RAW  := target/wasm32-unknown-unknown/release/keygate_js.wasm
+JS_OPT  := target/keygate_js.opt.wasm
+JS_PKG  := js/keygate/keygate_js_bg.wasm
+WASM_OPT_FLAGS := -O3 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+	--enable-nontrapping-float-to-int
+build-js: setup-rust
+	cargo build --release --target wasm32-unknown-unknown -p keygate-js
+	@$(MAKE) --no-print-directory $(JS_PKG)
+
+# wasm-opt runs before wasm-bindgen: after it, the externref table exports break.
+$(JS_PKG): $(JS_RAW)
+	wasm-opt $(WASM_OPT_FLAGS) $< -o $(JS_OPT)
+	wasm-bindgen --target web --no-typescript --out-dir js/keygate --out-name keygate_js $(JS_OPT)
+	@printf 'js/keygate/keygate_js_bg.wasm: %s bytes, %s gzipped\n' "$$(wc -c <$@)" "$$(gzip -9c $@ | wc -c)"
+
+## test-js: node --test over js/test (Node API, vectors, jose/otpauth interop, packed module in workerd)
+test-js: build-js setup-node
+	cd js && node --test test/*.test.mjs
+
 ## test: everything CI runs
 test: setup build test-rust test-vectors
 
@@ -66,11 +86,12 @@ bench: bench-envoy bench-js
 
 bench-envoy:
 
-bench-js:
+bench-js: build-js setup-node
+	cd js && node bench/bench.mjs
 
 demo:
 	@echo "the demo arrives with its issue"
 
 clean:
 	cargo clean
-	rm -rf dist js/pkg
+	rm -rf dist js/pkg js/keygate/keygate_js.js js/keygate/keygate_js_bg.wasm

@@ -1,0 +1,98 @@
+// keygate vs npm peers in one Node process: several rounds, medians, ratios.
+// Run with `make bench-js` (builds first). Not part of the tests.
+import { readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { createSecretKey } from "node:crypto";
+import * as jose from "jose";
+import jsonwebtoken from "jsonwebtoken";
+import * as OTPAuth from "otpauth";
+import { argon2id } from "hash-wasm";
+import argon2 from "argon2";
+import * as nodeRsArgon2 from "@node-rs/argon2";
+import { Keygate, hashPassword, verifyTotp, generateTotpSecret } from "keygate";
+
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Median time per op in µs over ROUNDS rounds of `n` ops (after one warm-up round). */
+async function measure(n, fn) {
+  const rounds = [];
+  for (let r = 0; r <= ROUNDS; r++) {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) await fn(i);
+    const us = Number(process.hrtime.bigint() - t) / 1000 / n;
+    if (r > 0) rounds.push(us);
+  }
+  return median(rounds);
+}
+
+function measureSync(n, fn) {
+  const rounds = [];
+  for (let r = 0; r <= ROUNDS; r++) {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) fn(i);
+    const us = Number(process.hrtime.bigint() - t) / 1000 / n;
+    if (r > 0) rounds.push(us);
+  }
+  return median(rounds);
+}
+
+const rows = [];
+function row(group, name, us, base) {
+  rows.push({ group, name, us, ratio: base === undefined ? "" : (us / base).toFixed(2) });
+}
+
+// --- Argon2id at the seed's parameters (t=3, m=64 MiB, p=4) ------------------------------------
+const PW = "correct horse battery staple";
+const salt = new Uint8Array(16).fill(7);
+const ours = measureSync(1, () => hashPassword(PW));
+row("Argon2id t=3 m=64MiB p=4 (hash)", "keygate (wasm)", ours);
+row("Argon2id t=3 m=64MiB p=4 (hash)", "hash-wasm (wasm)", await measure(1, () =>
+  argon2id({ password: PW, salt, iterations: 3, memorySize: 65536, parallelism: 4, hashLength: 32, outputType: "encoded" })), ours);
+row("Argon2id t=3 m=64MiB p=4 (hash)", "argon2 (native, threads)", await measure(1, () =>
+  argon2.hash(PW, { type: argon2.argon2id, timeCost: 3, memoryCost: 65536, parallelism: 4 })), ours);
+row("Argon2id t=3 m=64MiB p=4 (hash)", "@node-rs/argon2 (native)", measureSync(1, () =>
+  nodeRsArgon2.hashSync(PW, { algorithm: 2, timeCost: 3, memoryCost: 65536, parallelism: 4 })), ours);
+
+// --- HS256 sign / verify -------------------------------------------------------------------------
+const SECRET = "bench-secret-0123456789abcdef-0123456789";
+const kg = new Keygate({ secret: SECRET });
+const now = Math.floor(Date.now() / 1000);
+const claims = { sub: "user-42", type: "access", roles: ["admin", "user"], iat: now, exp: now + 900 };
+const joseKey = new TextEncoder().encode(SECRET);
+const keyObject = createSecretKey(Buffer.from(SECRET));
+const N = 2000;
+
+const signOurs = measureSync(N, () => kg.createAccessToken("user-42", ["admin", "user"]));
+row("HS256 sign", "keygate", signOurs);
+row("HS256 sign", "jose", await measure(N, () => new jose.SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(joseKey)), signOurs);
+row("HS256 sign", "jsonwebtoken (KeyObject)", measureSync(N, () => jsonwebtoken.sign(claims, keyObject, { algorithm: "HS256" })), signOurs);
+
+const token = kg.createAccessToken("user-42", ["admin", "user"]);
+if (kg.verifyAccessToken(token)?.sub !== "user-42") throw new Error("bench token does not verify");
+const verifyOurs = measureSync(N, () => kg.verifyAccessToken(token));
+row("HS256 verify", "keygate", verifyOurs);
+row("HS256 verify", "jose", await measure(N, () => jose.jwtVerify(token, joseKey, { algorithms: ["HS256"] })), verifyOurs);
+row("HS256 verify", "jsonwebtoken (KeyObject)", measureSync(N, () => jsonwebtoken.verify(token, keyObject, { algorithms: ["HS256"] })), verifyOurs);
+
+// --- TOTP verify ----------------------------------------------------------------------------------
+const secret = generateTotpSecret();
+const otp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret) });
+const at = new Date();
+const code = otp.generate({ timestamp: at.getTime() });
+if (verifyTotp(secret, code, { now: at }) === null) throw new Error("bench code does not verify");
+const totpOurs = measureSync(N, () => verifyTotp(secret, code, { now: at }));
+row("TOTP verify (±1 step)", "keygate", totpOurs);
+row("TOTP verify (±1 step)", "otpauth", measureSync(N, () => otp.validate({ token: code, timestamp: at.getTime(), window: 1 })), totpOurs);
+
+// --- Size -----------------------------------------------------------------------------------------
+const wasm = readFileSync(new URL("../keygate/keygate_js_bg.wasm", import.meta.url));
+const glue = readFileSync(new URL("../keygate/keygate_js.js", import.meta.url));
+
+const fmt = (us) => (us >= 1000 ? `${(us / 1000).toFixed(1)} ms` : `${us.toFixed(1)} µs`);
+console.log(`keygate bench — Node ${process.version}, ${ROUNDS} rounds (medians), ratio = peer time / keygate time\n`);
+console.log("| operation | implementation | time/op | peer ÷ keygate |");
+console.log("| --- | --- | ---: | ---: |");
+for (const r of rows) console.log(`| ${r.group} | ${r.name} | ${fmt(r.us)} | ${r.ratio} |`);
+console.log(`\nmodule .wasm: ${wasm.length} bytes raw, ${gzipSync(wasm, { level: 9 }).length} bytes gzip -9` +
+  ` (${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB); JS glue ${glue.length} bytes`);

@@ -1,0 +1,450 @@
+/**
+ * keygate — login for edge workers from one import: Argon2id passwords, TOTP MFA, JWT issuance
+ * and refresh rotation, signed session cookies. A Rust core compiled to WebAssembly; the same
+ * `import { … } from "keygate"` works in Node ≥ 20, workerd / Cloudflare Workers, Deno and
+ * browsers, with no `init()` call.
+ *
+ * Time: every function that depends on the clock takes `options.now` (a `Date`; defaults to the
+ * current time). Stored state (password hashes, TOTP steps, MFA state, refresh families) is
+ * yours: keygate takes it in and hands the new value back as plain JSON-able objects, so any
+ * store works (KV, Durable Objects, D1, Redis, a Map).
+ *
+ * Errors: everything thrown is a {@link KeygateError} with a stable `code`.
+ * @module
+ */
+
+/** Longest string argument accepted (1 MiB, in UTF-16 code units); longer → `input_too_large`. */
+export const MAX_INPUT_LENGTH: number;
+
+/**
+ * The one error type keygate throws.
+ *
+ * `code` is stable: the core's codes (`token_expired`, `hash_invalid`, `password_too_short`,
+ * `totp_secret_invalid`, `config_invalid`, …, listed in README) plus, from this package,
+ * `invalid_input` (an argument of the wrong type or shape; `field` names it),
+ * `input_too_large` (a string over {@link MAX_INPUT_LENGTH} or a list over 1000 entries) and
+ * `internal_error` (the WebAssembly module failed, e.g. out of memory).
+ */
+export class KeygateError extends Error {
+  readonly name: "KeygateError";
+  /** Stable machine-readable code. */
+  readonly code: string;
+  /** For `config_invalid` / `invalid_input`: the dotted path of the field or argument (`password.timeCost`, `user.id`, `options.now`). */
+  readonly field?: string;
+  /** For token errors: the claim concerned (`exp`, `nbf`, `iat`, `iss`, `aud`, `type`, …). */
+  readonly claim?: string;
+}
+
+/** Clock override accepted by every time-dependent call. */
+export interface NowOptions {
+  /** The time to use instead of `Date.now()`; whole seconds count. */
+  now?: Date;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Passwords
+
+/** Argon2id parameters and policy. Defaults are the seed's (argon2-cffi's): 3, 65536 KiB, 4. */
+export interface PasswordOptions {
+  /** Passes over memory, 1–10. Defaults to 3. */
+  timeCost?: number;
+  /** Memory in KiB, 8–1048576 (and ≥ 8 × parallelism). Defaults to 65536 (64 MiB). */
+  memoryCost?: number;
+  /** Lanes, 1–16. Defaults to 4. */
+  parallelism?: number;
+  /** Minimum length of a new password in characters, 1–64. Defaults to 8 (NIST 800-63B). Passwords over 1024 bytes are always refused. */
+  minLength?: number;
+}
+
+/**
+ * Hashes a new password with Argon2id and a fresh 16-byte salt.
+ * @returns a PHC string, `$argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>` (argon2-cffi compatible).
+ * @throws KeygateError `password_too_short`, `password_too_long`, `config_invalid` (options, `field` = `options.timeCost` …).
+ * @example
+ * const hash = hashPassword("correct horse battery staple");
+ */
+export function hashPassword(password: string, options?: PasswordOptions): string;
+
+/**
+ * Checks a password against a stored PHC string (its own parameters are used). Constant time.
+ * @returns `true` when it matches, `false` when the password is wrong.
+ * @throws KeygateError `hash_invalid` for a malformed or non-Argon2id hash, `password_too_long` over 1024 bytes.
+ * @example
+ * if (!verifyPassword(user.passwordHash, password)) return new Response("", { status: 401 });
+ */
+export function verifyPassword(hash: string, password: string): boolean;
+
+/**
+ * Whether a stored hash uses other parameters than `options` (defaults: the seed's), so it
+ * should be replaced after the next successful login.
+ * @throws KeygateError `hash_invalid`, `config_invalid`.
+ */
+export function needsRehash(hash: string, options?: PasswordOptions): boolean;
+
+// ----------------------------------------------------------------------------------------------
+// TOTP
+
+/** TOTP settings. Defaults match pyotp and every authenticator app. */
+export interface TotpOptions {
+  /** `"SHA1"`, `"SHA256"` or `"SHA512"` (case-insensitive). Defaults to `"SHA1"`. */
+  algorithm?: string;
+  /** Code length, 6–8. Defaults to 6. */
+  digits?: number;
+  /** Seconds per step, 15–120 (or `"30s"`). Defaults to 30. */
+  period?: number | string;
+}
+
+/** Options of {@link verifyTotp}. */
+export interface VerifyTotpOptions extends TotpOptions, NowOptions {
+  /** Steps accepted either side of now, 0–5. Defaults to 1 (the seed's `valid_window=1`). */
+  window?: number;
+  /** The step returned by the last successful verification: codes at or before it are refused (replay, RFC 6238 §5.2). */
+  lastUsedStep?: number | null;
+}
+
+/**
+ * A new random 160-bit TOTP secret, base32 without padding (32 characters), like `pyotp.random_base32()`.
+ * @example
+ * const secret = generateTotpSecret(); // store it once the user confirmed a code
+ */
+export function generateTotpSecret(): string;
+
+/**
+ * The `otpauth://totp/Issuer:account?secret=…&issuer=…` URI for authenticator apps (pyotp's exact form).
+ * @throws KeygateError `totp_secret_invalid`, `totp_label_invalid` (empty or > 256-byte name/issuer), `config_invalid`.
+ * @example
+ * const uri = totpProvisioningUri(secret, "alice@example.com", "MyApp");
+ */
+export function totpProvisioningUri(secret: string, accountName: string, issuer: string, options?: TotpOptions): string;
+
+/**
+ * The QR code of `uri` as a base64 PNG (the seed's `get_totp_qr_code` shape; box 10 px, border 5).
+ * Use as `<img src="data:image/png;base64,${png}">`.
+ * @throws KeygateError `qr_too_long`, `invalid_input` for an empty uri.
+ */
+export function totpQrCode(uri: string): string;
+
+/**
+ * The QR code of `uri` as SVG text.
+ * @throws KeygateError `qr_too_long`, `invalid_input` for an empty uri.
+ */
+export function totpQrSvg(uri: string): string;
+
+/**
+ * Checks a TOTP code (±`window` steps around now).
+ * @returns the accepted time step — store it and pass it back as `lastUsedStep` — or `null` when
+ * the code is wrong, expired, malformed or replayed.
+ * @throws KeygateError `totp_secret_invalid` for a secret that is not base32 of 128–1024 bits.
+ * @example
+ * const step = verifyTotp(user.mfaSecret, code, { lastUsedStep: user.lastTotpStep });
+ * if (step === null) return new Response("", { status: 401 });
+ */
+export function verifyTotp(secret: string, code: string, options?: VerifyTotpOptions): number | null;
+
+/**
+ * The current code for a secret (for tests, or to show a sample during enrolment).
+ * @throws KeygateError `totp_secret_invalid`, `config_invalid`.
+ */
+export function generateTotpCode(secret: string, options?: TotpOptions & NowOptions): string;
+
+/** A fresh batch of recovery codes: show `codes` once, store only `hashes` (same order). */
+export interface RecoveryCodes {
+  /** `xxxx-xxxx-xxxx-xxxx`, 80 random bits each. */
+  codes: string[];
+  /** Lower-case hex SHA-256 of each normalised code. */
+  hashes: string[];
+}
+
+/**
+ * Makes `n` (1–20, default 10) one-time recovery codes.
+ * @throws KeygateError `config_invalid` (`field` = `n`) outside 1–20.
+ */
+export function generateRecoveryCodes(n?: number): RecoveryCodes;
+
+/**
+ * Spends a recovery code (case, dashes and spaces ignored; constant time).
+ * @returns the hashes left — store them instead of the old list — or `null` when nothing matches.
+ */
+export function verifyRecoveryCode(hashes: string[], code: string): string[] | null;
+
+// ----------------------------------------------------------------------------------------------
+// Keys
+
+/** A JSON Web Key (RFC 7517) as keygate reads and writes it. */
+export interface Jwk {
+  kty: "oct" | "OKP" | "EC" | "RSA" | string;
+  kid?: string;
+  alg?: string;
+  use?: string;
+  k?: string;
+  crv?: string;
+  x?: string;
+  y?: string;
+  d?: string;
+  n?: string;
+  e?: string;
+}
+
+/** A JWK Set document. */
+export interface Jwks {
+  keys: Jwk[];
+}
+
+/**
+ * A new private signing key as a JWK (keep it secret; pass it as `signingKey`).
+ * @param algorithm `"HS256"`, `"HS384"`, `"HS512"`, `"EdDSA"` or `"ES256"`.
+ * @throws KeygateError `invalid_input` for another algorithm or a bad `kid`.
+ * @example
+ * const signingKey = generateSigningKey("EdDSA", { kid: "2025-01" });
+ */
+export function generateSigningKey(algorithm: "HS256" | "HS384" | "HS512" | "EdDSA" | "ES256", options?: { kid?: string }): Jwk;
+
+// ----------------------------------------------------------------------------------------------
+// The Keygate class
+
+/** A duration: whole seconds, or a string like `"15m"`, `"1h30m"`, `"14d"`. */
+export type Duration = number | string;
+
+/** `new Keygate(config)`. Exactly one of `secret` / `signingKey`. Unknown fields are refused. */
+export interface KeygateConfig {
+  /** HMAC secret for HS256/384/512 tokens, at least 32 bytes (string: its UTF-8 bytes). Also the session secret unless `session.secret` is set. */
+  secret?: string | Uint8Array;
+  /** With `secret`: `"HS256"` (default), `"HS384"` or `"HS512"`. With a PEM `signingKey`: `"EdDSA"` or `"ES256"`. */
+  algorithm?: string;
+  /** Private signing key: a JWK (object or JSON text; `oct` with `alg`, OKP Ed25519, EC P-256) or a PKCS#8 PEM (then set `algorithm`). Its public half is served by {@link Keygate.jwks}. */
+  signingKey?: Jwk | string;
+  /** `kid` written into token headers (overrides the JWK's). */
+  keyId?: string;
+  /** `iss` put into and required of every token. */
+  issuer?: string;
+  /** `aud` put into and required of every token. */
+  audience?: string;
+  /** Access-token lifetime (30 s – 1 day). Defaults to 900 (15 minutes, the seed's). */
+  accessTokenTtl?: Duration;
+  /** Refresh-token lifetime (> accessTokenTtl, ≤ 400 days). Defaults to 1209600 (14 days). */
+  refreshTokenTtl?: Duration;
+  /** MFA-pending-token lifetime (30 s – 30 min). Defaults to 300. */
+  mfaTokenTtl?: Duration;
+  /** Password-reset-token lifetime (15–60 min). Defaults to 1800. */
+  resetTokenTtl?: Duration;
+  /** Seconds the previous refresh token stays usable after a rotation (concurrent tabs), 0–120. Defaults to 10. */
+  refreshGrace?: Duration;
+  /** Wrong MFA codes allowed per MFA-pending token, 1–20. Defaults to 5. */
+  mfaMaxAttempts?: number;
+  /** Argon2id parameters for login's rehash and {@link Keygate.login}'s `newPasswordHash`. */
+  password?: PasswordOptions;
+  /** TOTP settings used by {@link Keygate.verifyMfa}. */
+  totp?: TotpOptions & { window?: number };
+  /** Session cookies. Defaults: `__Host-session`, 1 h absolute, 30 min idle, SameSite=Strict. */
+  session?: {
+    /** HMAC secret (≥ 32 bytes). Defaults to the top-level `secret`; required with `signingKey`. */
+    secret?: string | Uint8Array;
+    /** Must start with `__Host-`. Defaults to `"__Host-session"`. */
+    cookieName?: string;
+    /** Maximum lifetime from sign-in. Defaults to 3600. */
+    absoluteTimeout?: Duration;
+    /** Inactivity timeout (≤ absoluteTimeout). Defaults to 1800 (or absoluteTimeout if shorter). */
+    idleTimeout?: Duration;
+    /** `"strict"` (default) or `"lax"`. */
+    sameSite?: "strict" | "lax";
+  };
+}
+
+/** Decoded, verified claims. */
+export interface Claims {
+  sub: string;
+  type: "access" | "refresh" | "mfa" | "reset";
+  roles?: string[];
+  iat: number;
+  exp: number;
+  nbf?: number;
+  iss?: string;
+  aud?: string | string[];
+  jti?: string;
+  sid?: string;
+  amr?: string[];
+  permissions?: string[];
+  /** Refresh tokens: the family id (look the family up with it). */
+  fam?: string;
+  /** Refresh tokens: the generation within the family. */
+  gen?: number;
+  [claim: string]: unknown;
+}
+
+/**
+ * The user record keygate reads (extra fields are ignored, so pass your row as is).
+ */
+export interface UserRecord {
+  /** User id: the tokens' `sub`. */
+  id: string;
+  /** Stored Argon2id PHC string (required by login and reset tokens). */
+  passwordHash?: string;
+  /** Roles copied into access tokens. */
+  roles?: string[];
+  /** Whether sign-in needs a second factor. */
+  mfaEnabled?: boolean;
+  /** The base32 TOTP secret, once enrolled. */
+  mfaSecret?: string | null;
+}
+
+/** One sign-in's refresh-token family. Store it under `familyId`; hand it back to {@link Keygate.refresh}. */
+export interface RefreshFamily {
+  familyId: string;
+  userId: string;
+  /** Generation of the only refresh token that may rotate next. */
+  generation: number;
+  /** Unix seconds of the last rotation. */
+  rotatedAt: number;
+  /** Set on reuse (or by you on logout: `{...family, revoked: true}`); nothing of the family is accepted afterwards. */
+  revoked: boolean;
+}
+
+/** Per-user MFA state. Store it after every {@link Keygate.verifyMfa}, success or not. */
+export interface MfaState {
+  /** Last accepted TOTP step; codes at or before it are replays. */
+  lastTotpStep?: number | null;
+  /** Hashes of unused recovery codes (from {@link generateRecoveryCodes}). */
+  recoveryHashes?: string[];
+  /** `jti` of the MFA-pending token the counters belong to. */
+  pendingJti?: string | null;
+  /** Wrong codes so far for `pendingJti`. */
+  failedAttempts?: number;
+  /** Whether `pendingJti` already completed sign-in. */
+  completed?: boolean;
+}
+
+/**
+ * The seed's `issue_tokens` shape: send it to the client as is.
+ *
+ * `family` is a **non-enumerable** extra: `JSON.stringify(tokens)`, `Response.json(tokens)` and
+ * `{...tokens}` never include it; read it to store the refresh family.
+ */
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  token_type: "Bearer";
+  /** Access-token lifetime in seconds. */
+  expires_in: number;
+  /** Non-enumerable: the refresh family to store (server side only). */
+  readonly family: RefreshFamily;
+}
+
+/** {@link Keygate.login}'s result. Send only `tokens` / `mfa_token` to the client. */
+export type LoginResult =
+  | { status: "ok"; tokens: TokenPair; family: RefreshFamily; newPasswordHash?: string }
+  | { status: "mfa_required"; mfa_token: string; newPasswordHash?: string }
+  | { status: "invalid" };
+
+/** {@link Keygate.verifyMfa}'s result: store `state` in both cases. */
+export type MfaResult =
+  | { status: "ok"; tokens: TokenPair; family: RefreshFamily; state: Required<MfaState>; method: "totp" | "recovery" }
+  | { status: "error"; error: string; message: string; state: Required<MfaState> };
+
+/** {@link Keygate.refresh}'s result. When `family` is present, store it. */
+export type RefreshResult =
+  | { status: "ok"; tokens: TokenPair; family: RefreshFamily }
+  | { status: "error"; error: "refresh_reused"; message: string; family: RefreshFamily }
+  | { status: "error"; error: string; message: string; family?: undefined };
+
+/** A verified session. Times are Unix seconds. */
+export interface SessionInfo {
+  /** `Set-Cookie` header value (for readSession: refreshed, slides the idle timeout). */
+  cookie: string;
+  userId: string;
+  /** 128-bit random id (base64url): a key for server-side revocation lists. */
+  sessionId: string;
+  createdAt: number;
+  lastSeen: number;
+  /** When the absolute timeout ends the session. */
+  expiresAt: number;
+}
+
+/**
+ * One configuration: signing key, lifetimes, password/TOTP settings, session cookies.
+ * Construct once per isolate (at module scope) and reuse.
+ * @throws KeygateError `config_invalid` with `field` naming the refused setting.
+ * @example
+ * const kg = new Keygate({ secret: env.JWT_SECRET, issuer: "https://auth.example.com" });
+ */
+export class Keygate {
+  constructor(config: KeygateConfig);
+
+  /**
+   * A signed access token `{sub, type: "access", roles, iat, exp, jti}` (+ iss/aud/amr).
+   * @throws KeygateError `token_claim_too_large` / `token_missing_claim` for ids or roles out of bounds.
+   */
+  createAccessToken(userId: string, roles?: string[], options?: NowOptions & { amr?: string[] }): string;
+
+  /** The claims of a valid access token, or `null` (bad signature, expired, wrong `type`, malformed…). */
+  verifyAccessToken(token: string, options?: NowOptions): Claims | null;
+
+  /**
+   * Verifies a token of any keygate type and throws the reason when it is refused.
+   * @throws KeygateError `token_expired` (`claim: "exp"`), `token_invalid`, `token_wrong_type`, `token_malformed`, …
+   */
+  verifyToken(token: string, type: "access" | "refresh" | "mfa" | "reset", options?: NowOptions): Claims;
+
+  /** The claims of a valid refresh token (`fam` is the family id to load), or `null`. */
+  verifyRefreshToken(token: string, options?: NowOptions): Claims | null;
+
+  /** The first refresh token of a new family, and that family to store. */
+  createRefreshToken(userId: string, options?: NowOptions & { roles?: string[] }): { refresh_token: string; family: RefreshFamily };
+
+  /** A short-lived `type: "mfa"` token for the second login step. */
+  createMfaToken(userId: string, options?: NowOptions): string;
+
+  /** The user id of a valid MFA-pending token, or `null`. */
+  verifyMfaToken(token: string, options?: NowOptions): string | null;
+
+  /**
+   * An access token and the first refresh token of a new family: the seed's
+   * `{access_token, refresh_token, token_type: "Bearer", expires_in}` (family non-enumerable).
+   */
+  issueTokens(user: Pick<UserRecord, "id" | "roles">, options?: NowOptions & { amr?: string[] }): TokenPair;
+
+  /**
+   * Step one of sign-in. Pass `null` for an unknown account: it costs the same time as a wrong
+   * password and answers the same `{status: "invalid"}`. `newPasswordHash`, when present,
+   * replaces the stored hash (parameters changed).
+   * @throws KeygateError `hash_invalid` for an unreadable stored hash.
+   * @example
+   * const r = kg.login(await db.userByEmail(email), password);
+   * if (r.status === "invalid") return json({ error: "Invalid credentials" }, 401);
+   */
+  login(user: UserRecord | null, password: string, options?: NowOptions): LoginResult;
+
+  /**
+   * Step two: the MFA-pending token and a TOTP code or a recovery code. Refuses replays, caps
+   * wrong codes per pending token (`mfa_attempts_exceeded`) and lets each token sign in once.
+   * Errors are returned (`status: "error"`, `error` = code) because `state` must be stored.
+   */
+  verifyMfa(mfaToken: string, code: string, user: UserRecord, state?: MfaState | null, options?: NowOptions): MfaResult;
+
+  /**
+   * Refresh-token rotation. Reusing an already rotated token revokes the family
+   * (`error: "refresh_reused"` with the revoked `family` to store).
+   * @param family the stored family (look it up by `verifyRefreshToken(token).fam`).
+   */
+  refresh(refreshToken: string, family: RefreshFamily, options?: NowOptions & { roles?: string[] }): RefreshResult;
+
+  /** A single-use reset token bound to the user's current password hash. */
+  createPasswordResetToken(user: Pick<UserRecord, "id" | "passwordHash">, options?: NowOptions): string;
+
+  /** The user id when the reset token is valid and the password unchanged since; else `null`. */
+  verifyPasswordResetToken(token: string, user: Pick<UserRecord, "id" | "passwordHash">, options?: NowOptions): string | null;
+
+  /**
+   * A new session: send `cookie` as the `Set-Cookie` header.
+   * @throws KeygateError `config_invalid` (`field: "session.secret"`) when no session secret is configured.
+   */
+  createSession(userId: string, options?: NowOptions): SessionInfo;
+
+  /** The session in a request's `Cookie` header (may be `null`), or `null` when missing, forged or expired. */
+  readSession(cookieHeader: string | null | undefined, options?: NowOptions): SessionInfo | null;
+
+  /** The `Set-Cookie` value that deletes the session cookie (sign-out). */
+  destroySessionCookie(): string;
+
+  /** The public JWKS of the signing key (`{keys: []}` for HMAC secrets), for `/.well-known/jwks.json`. */
+  jwks(): Jwks;
+}

@@ -1,0 +1,417 @@
+// keygate's public JavaScript API over the wasm-bindgen module. The entry files (node.js,
+// workerd.js, browser.js) instantiate the WebAssembly module and re-export this file.
+//
+// This layer only checks argument types, turns Dates into Unix seconds, parses the JSON the
+// core returns and turns core errors into KeygateError. Every decision is the Rust core's.
+import * as raw from "./keygate_js.js";
+
+/** Longest string argument accepted, in UTF-16 code units (1 MiB). */
+export const MAX_INPUT_LENGTH = 1 << 20;
+const MAX_LIST = 1000;
+
+/** Every error keygate throws. `code` is stable (see README "Error codes"). */
+export class KeygateError extends Error {
+  constructor(code, message, details = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = "KeygateError";
+    this.code = code;
+    if (details.field !== undefined) this.field = details.field;
+    if (details.claim !== undefined) this.claim = details.claim;
+  }
+}
+
+function invalid(field, message) {
+  return new KeygateError("invalid_input", `${field} ${message}`, { field });
+}
+
+// Errors thrown by the Rust side are plain Errors named "KeygateError" with a code.
+function isCoreError(e) {
+  return e instanceof Error && e.name === "KeygateError" && typeof e.code === "string";
+}
+
+function toKeygateError(e) {
+  if (e instanceof KeygateError) return e;
+  if (isCoreError(e)) return new KeygateError(e.code, e.message, { field: e.field, claim: e.claim });
+  if (e instanceof WebAssembly.RuntimeError) {
+    return new KeygateError("internal_error", `keygate's WebAssembly module failed: ${e.message}`, { cause: e });
+  }
+  return e;
+}
+
+function call(fn) {
+  try {
+    return fn();
+  } catch (e) {
+    throw toKeygateError(e);
+  }
+}
+
+// Codes that are the caller's or the platform's problem, never "this token/cookie is bad".
+const ALWAYS_THROW = new Set(["config_invalid", "invalid_input", "input_too_large", "entropy_unavailable"]);
+
+// The core refused a token or cookie: `null` for the seed's "… or None" APIs.
+function orNull(fn) {
+  try {
+    return fn();
+  } catch (e) {
+    if (isCoreError(e) && !ALWAYS_THROW.has(e.code)) return null;
+    throw toKeygateError(e);
+  }
+}
+
+function str(v, field) {
+  if (typeof v !== "string") throw invalid(field, "must be a string");
+  if (v.length > MAX_INPUT_LENGTH) {
+    throw new KeygateError("input_too_large", `${field} is longer than ${MAX_INPUT_LENGTH} characters`, { field });
+  }
+  return v;
+}
+
+function nonEmpty(v, field) {
+  if (str(v, field).length === 0) throw invalid(field, "must not be empty");
+  return v;
+}
+
+function isObject(v) {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function opts(v, field = "options") {
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) throw invalid(field, "must be an object");
+  return v;
+}
+
+function strList(v, field) {
+  if (!Array.isArray(v)) throw invalid(field, "must be an array of strings");
+  if (v.length > MAX_LIST) {
+    throw new KeygateError("input_too_large", `${field} has more than ${MAX_LIST} entries`, { field });
+  }
+  for (let i = 0; i < v.length; i++) str(v[i], `${field}[${i}]`);
+  return v;
+}
+
+function optStrList(v, field, fallback) {
+  return v === undefined || v === null ? fallback : strList(v, field);
+}
+
+function uint(v, field, max = Number.MAX_SAFE_INTEGER) {
+  if (!Number.isSafeInteger(v) || v < 0 || v > max) {
+    throw invalid(field, `must be a whole number from 0 to ${max}`);
+  }
+  return v;
+}
+
+function bool(v, field) {
+  if (typeof v !== "boolean") throw invalid(field, "must be a boolean");
+  return v;
+}
+
+function optional(v, check, field) {
+  return v === undefined || v === null ? undefined : check(v, field);
+}
+
+/** Unix seconds of `options.now` (a Date), else of the current time. */
+function nowOf(options) {
+  const now = options.now;
+  if (now === undefined || now === null) return Math.floor(Date.now() / 1000);
+  if (Object.prototype.toString.call(now) !== "[object Date]" || Number.isNaN(now.getTime()) || now.getTime() < 0) {
+    throw invalid("options.now", "must be a valid Date after 1970");
+  }
+  return Math.floor(now.getTime() / 1000);
+}
+
+/** JSON text of the options the core reads, or undefined when there are none. */
+function coreOptions(options, skip = []) {
+  let out;
+  for (const key of Object.keys(options)) {
+    if (skip.includes(key)) continue;
+    (out ??= {})[key] = options[key];
+  }
+  if (out === undefined) return undefined;
+  try {
+    return JSON.stringify(out);
+  } catch {
+    throw invalid("options", "must be JSON-serialisable");
+  }
+}
+
+function userJson(u, { needHash = false } = {}) {
+  if (!isObject(u)) throw invalid("user", "must be an object {id, passwordHash, roles?, mfaEnabled?, mfaSecret?}");
+  const out = { id: str(u.id, "user.id") };
+  if (u.passwordHash !== undefined && u.passwordHash !== null) out.passwordHash = str(u.passwordHash, "user.passwordHash");
+  else if (needHash) throw invalid("user.passwordHash", "must be a string");
+  if (u.roles !== undefined && u.roles !== null) out.roles = strList(u.roles, "user.roles");
+  if (u.mfaEnabled !== undefined && u.mfaEnabled !== null) out.mfaEnabled = bool(u.mfaEnabled, "user.mfaEnabled");
+  if (u.mfaSecret !== undefined && u.mfaSecret !== null) out.mfaSecret = str(u.mfaSecret, "user.mfaSecret");
+  return JSON.stringify(out);
+}
+
+function familyJson(f) {
+  if (!isObject(f)) throw invalid("family", "must be the family object keygate returned");
+  return JSON.stringify({
+    familyId: str(f.familyId, "family.familyId"),
+    userId: str(f.userId, "family.userId"),
+    generation: uint(f.generation, "family.generation"),
+    rotatedAt: uint(f.rotatedAt, "family.rotatedAt"),
+    revoked: bool(f.revoked, "family.revoked"),
+  });
+}
+
+function mfaStateJson(s) {
+  if (s === undefined || s === null) return undefined;
+  if (!isObject(s)) throw invalid("state", "must be the MFA state object keygate returned");
+  const out = {};
+  const step = optional(s.lastTotpStep, uint, "state.lastTotpStep");
+  if (step !== undefined) out.lastTotpStep = step;
+  const hashes = optional(s.recoveryHashes, strList, "state.recoveryHashes");
+  if (hashes !== undefined) out.recoveryHashes = hashes;
+  const jti = optional(s.pendingJti, str, "state.pendingJti");
+  if (jti !== undefined) out.pendingJti = jti;
+  const failed = optional(s.failedAttempts, (v, f) => uint(v, f, 0xffffffff), "state.failedAttempts");
+  if (failed !== undefined) out.failedAttempts = failed;
+  const done = optional(s.completed, bool, "state.completed");
+  if (done !== undefined) out.completed = done;
+  return JSON.stringify(out);
+}
+
+// The client-facing token object keeps the seed's four fields; the family to store rides along
+// as a non-enumerable property, so JSON.stringify / Response.json / spreading never send it.
+function withFamily(tokens, family) {
+  Object.defineProperty(tokens, "family", { value: family, enumerable: false });
+  return tokens;
+}
+
+function flowResult(json) {
+  const r = JSON.parse(json);
+  if (r.tokens && r.family) withFamily(r.tokens, r.family);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passwords
+
+export function hashPassword(password, options) {
+  str(password, "password");
+  const o = coreOptions(opts(options));
+  return call(() => raw.hashPassword(password, o));
+}
+
+export function verifyPassword(hash, password) {
+  str(hash, "hash");
+  str(password, "password");
+  return call(() => raw.verifyPassword(hash, password));
+}
+
+export function needsRehash(hash, options) {
+  str(hash, "hash");
+  const o = coreOptions(opts(options));
+  return call(() => raw.needsRehash(hash, o));
+}
+
+// ---------------------------------------------------------------------------------------------
+// TOTP, QR codes, recovery codes
+
+export function generateTotpSecret() {
+  return call(() => raw.generateTotpSecret());
+}
+
+export function totpProvisioningUri(secret, accountName, issuer, options) {
+  str(secret, "secret");
+  str(accountName, "accountName");
+  str(issuer, "issuer");
+  const o = coreOptions(opts(options));
+  return call(() => raw.totpProvisioningUri(secret, accountName, issuer, o));
+}
+
+export function totpQrCode(uri) {
+  nonEmpty(uri, "uri");
+  return call(() => raw.totpQrCode(uri));
+}
+
+export function totpQrSvg(uri) {
+  nonEmpty(uri, "uri");
+  return call(() => raw.totpQrSvg(uri));
+}
+
+export function verifyTotp(secret, code, options) {
+  str(secret, "secret");
+  str(code, "code");
+  const o = opts(options);
+  const now = nowOf(o);
+  const last = optional(o.lastUsedStep, uint, "options.lastUsedStep");
+  const rest = coreOptions(o, ["now", "lastUsedStep"]);
+  const step = call(() => raw.verifyTotp(secret, code, now, last, rest));
+  return step === undefined ? null : step;
+}
+
+export function generateTotpCode(secret, options) {
+  str(secret, "secret");
+  const o = opts(options);
+  const now = nowOf(o);
+  const rest = coreOptions(o, ["now"]);
+  return call(() => raw.generateTotpCode(secret, now, rest));
+}
+
+export function generateRecoveryCodes(n = 10) {
+  uint(n, "n", 0xffffffff);
+  return JSON.parse(call(() => raw.generateRecoveryCodes(n)));
+}
+
+export function verifyRecoveryCode(hashes, code) {
+  strList(hashes, "hashes");
+  str(code, "code");
+  const left = call(() => raw.verifyRecoveryCode(hashes, code));
+  return left === undefined ? null : left;
+}
+
+export function generateSigningKey(algorithm, options) {
+  str(algorithm, "algorithm");
+  const kid = optional(opts(options).kid, str, "options.kid");
+  return JSON.parse(call(() => raw.generateSigningKey(algorithm, kid)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens, login flow, sessions
+
+const TOKEN_TYPES = ["access", "refresh", "mfa", "reset"];
+
+export class Keygate {
+  #core;
+
+  constructor(config) {
+    if (!isObject(config)) {
+      throw new KeygateError("config_invalid", "invalid config: must be an object", { field: "" });
+    }
+    let json;
+    try {
+      json = JSON.stringify(config, (_key, v) => (v instanceof Uint8Array ? Array.from(v) : v));
+    } catch {
+      throw new KeygateError("config_invalid", "invalid config: must be JSON-serialisable", { field: "" });
+    }
+    this.#core = call(() => new raw.Keygate(json));
+  }
+
+  createAccessToken(userId, roles, options) {
+    str(userId, "userId");
+    const r = optStrList(roles, "roles", []);
+    const o = opts(options);
+    const amr = optStrList(o.amr, "options.amr", []);
+    const now = nowOf(o);
+    return call(() => this.#core.createAccessToken(userId, r, amr, now));
+  }
+
+  verifyToken(token, type, options) {
+    str(token, "token");
+    if (!TOKEN_TYPES.includes(type)) throw invalid("type", `must be one of ${TOKEN_TYPES.join(", ")}`);
+    const now = nowOf(opts(options));
+    return JSON.parse(call(() => this.#core.verify(token, type, now)));
+  }
+
+  verifyAccessToken(token, options) {
+    str(token, "token");
+    const now = nowOf(opts(options));
+    const claims = orNull(() => this.#core.verify(token, "access", now));
+    return claims === null ? null : JSON.parse(claims);
+  }
+
+  verifyRefreshToken(token, options) {
+    str(token, "token");
+    const now = nowOf(opts(options));
+    const claims = orNull(() => this.#core.verify(token, "refresh", now));
+    return claims === null ? null : JSON.parse(claims);
+  }
+
+  createRefreshToken(userId, options) {
+    str(userId, "userId");
+    const o = opts(options);
+    const roles = optStrList(o.roles, "options.roles", []);
+    const now = nowOf(o);
+    return JSON.parse(call(() => this.#core.createRefreshToken(userId, roles, now)));
+  }
+
+  createMfaToken(userId, options) {
+    str(userId, "userId");
+    const now = nowOf(opts(options));
+    return call(() => this.#core.createMfaToken(userId, now));
+  }
+
+  verifyMfaToken(token, options) {
+    str(token, "token");
+    const now = nowOf(opts(options));
+    const claims = orNull(() => this.#core.verify(token, "mfa", now));
+    return claims === null ? null : JSON.parse(claims).sub;
+  }
+
+  issueTokens(user, options) {
+    const u = userJson(user);
+    const o = opts(options);
+    const amr = optStrList(o.amr, "options.amr", []);
+    const now = nowOf(o);
+    const { tokens, family } = JSON.parse(call(() => this.#core.issueTokens(u, amr, now)));
+    return withFamily(tokens, family);
+  }
+
+  login(user, password, options) {
+    const u = user === undefined || user === null ? undefined : userJson(user, { needHash: true });
+    str(password, "password");
+    const now = nowOf(opts(options));
+    return flowResult(call(() => this.#core.login(u, password, now)));
+  }
+
+  verifyMfa(mfaToken, code, user, state, options) {
+    str(mfaToken, "mfaToken");
+    str(code, "code");
+    const u = userJson(user);
+    const s = mfaStateJson(state);
+    const now = nowOf(opts(options));
+    return flowResult(call(() => this.#core.verifyMfa(mfaToken, code, u, s, now)));
+  }
+
+  refresh(refreshToken, family, options) {
+    str(refreshToken, "refreshToken");
+    const f = familyJson(family);
+    const o = opts(options);
+    const roles = optional(o.roles, strList, "options.roles");
+    const now = nowOf(o);
+    return flowResult(call(() => this.#core.refresh(refreshToken, f, roles, now)));
+  }
+
+  createPasswordResetToken(user, options) {
+    const u = userJson(user, { needHash: true });
+    const now = nowOf(opts(options));
+    return call(() => this.#core.createPasswordResetToken(u, now));
+  }
+
+  verifyPasswordResetToken(token, user, options) {
+    str(token, "token");
+    const u = userJson(user, { needHash: true });
+    const now = nowOf(opts(options));
+    return orNull(() => this.#core.verifyPasswordResetToken(token, u, now));
+  }
+
+  createSession(userId, options) {
+    str(userId, "userId");
+    const now = nowOf(opts(options));
+    return JSON.parse(call(() => this.#core.createSession(userId, now)));
+  }
+
+  readSession(cookieHeader, options) {
+    if (cookieHeader === undefined || cookieHeader === null) {
+      this.destroySessionCookie(); // still refuse a Keygate without sessions
+      return null;
+    }
+    str(cookieHeader, "cookieHeader");
+    const now = nowOf(opts(options));
+    const s = orNull(() => this.#core.readSession(cookieHeader, now));
+    return s === null ? null : JSON.parse(s);
+  }
+
+  destroySessionCookie() {
+    return call(() => this.#core.destroySessionCookie());
+  }
+
+  jwks() {
+    return JSON.parse(this.#core.jwks());
+  }
+}

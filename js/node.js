@@ -1,0 +1,8 @@
+// Node ≥ 20 (and Deno): read the .wasm next to the glue and instantiate it synchronously, so
+// `import { … } from "keygate"` is ready with no init() call.
+import { readFileSync } from "node:fs";
+import { initSync } from "./keygate/keygate_js.js";
+
+initSync({ module: readFileSync(new URL("./keygate/keygate_js_bg.wasm", import.meta.url)) });
+
+export * from "./keygate/api.js";
