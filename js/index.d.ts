@@ -295,6 +295,10 @@ export interface RefreshFamily {
   generation: number;
   /** Unix seconds of the last rotation. */
   rotatedAt: number;
+  /** Unix seconds of the sign-in; the family ends `refreshFamilyTtl` (30 days) later. */
+  createdAt: number;
+  /** Digest of the password hash at sign-in (a password change ends the family); null when unbound. */
+  passwordFingerprint?: string | null;
   /** Set on reuse (or by you on logout: `{...family, revoked: true}`); nothing of the family is accepted afterwards. */
   revoked: boolean;
 }
@@ -305,10 +309,14 @@ export interface MfaState {
   lastTotpStep?: number | null;
   /** Hashes of unused recovery codes (from {@link generateRecoveryCodes}). */
   recoveryHashes?: string[];
-  /** `jti` of the MFA-pending token the counters belong to. */
+  /** `jti` of the newest MFA-pending token seen; older ones are refused (`mfa_token_used`). */
   pendingJti?: string | null;
+  /** `iat` of `pendingJti`. */
+  pendingIat?: number | null;
   /** Wrong codes so far for `pendingJti`. */
   failedAttempts?: number;
+  /** Wrong codes in a row across all pending tokens; at `mfaMaxFailures` (100) MFA locks (`mfa_locked`). */
+  consecutiveFailures?: number;
   /** Whether `pendingJti` already completed sign-in. */
   completed?: boolean;
 }
@@ -423,9 +431,12 @@ export class Keygate {
   /**
    * Refresh-token rotation. Reusing an already rotated token revokes the family
    * (`error: "refresh_reused"` with the revoked `family` to store).
+   * Pass `options.user` (the current user record) whenever you have it: the new access token
+   * then carries the user's current roles, and a family opened before the last password
+   * change is refused (`refresh_revoked`). A family older than `refreshFamilyTtl` is refused too.
    * @param family the stored family (look it up by `verifyRefreshToken(token).fam`).
    */
-  refresh(refreshToken: string, family: RefreshFamily, options?: NowOptions & { roles?: string[] }): RefreshResult;
+  refresh(refreshToken: string, family: RefreshFamily, options?: NowOptions & { user?: UserRecord | null }): RefreshResult;
 
   /** A single-use reset token bound to the user's current password hash. */
   createPasswordResetToken(user: Pick<UserRecord, "id" | "passwordHash">, options?: NowOptions): string;

@@ -628,7 +628,9 @@ impl Authenticator {
         rng: &mut impl Entropy,
     ) -> Result<Issued, FlowError> {
         let mut family = self.new_family(user.id, now, rng)?;
-        family.password_fingerprint = Some(password_fingerprint(user.password_hash));
+        // A record without a password (passwordless account) opens an unbound family.
+        family.password_fingerprint =
+            (!user.password_hash.is_empty()).then(|| password_fingerprint(user.password_hash));
         self.issue_for_family(family, user.roles, amr, now, rng)
     }
 

@@ -154,6 +154,8 @@ function familyJson(f) {
     userId: str(f.userId, "family.userId"),
     generation: uint(f.generation, "family.generation"),
     rotatedAt: uint(f.rotatedAt, "family.rotatedAt"),
+    createdAt: uint(f.createdAt, "family.createdAt"),
+    passwordFingerprint: optional(f.passwordFingerprint, str, "family.passwordFingerprint") ?? null,
     revoked: bool(f.revoked, "family.revoked"),
   });
 }
@@ -372,9 +374,9 @@ export class Keygate {
     str(refreshToken, "refreshToken");
     const f = familyJson(family);
     const o = opts(options);
-    const roles = optional(o.roles, strList, "options.roles");
+    const u = o.user === undefined || o.user === null ? undefined : userJson(o.user);
     const now = nowOf(o);
-    return flowResult(call(() => this.#core.refresh(refreshToken, f, roles, now)));
+    return flowResult(call(() => this.#core.refresh(refreshToken, f, u, now)));
   }
 
   createPasswordResetToken(user, options) {

@@ -64,6 +64,9 @@ struct JsFamily {
     user_id: String,
     generation: u64,
     rotated_at: u64,
+    created_at: u64,
+    #[serde(default)]
+    password_fingerprint: Option<String>,
     revoked: bool,
 }
 
@@ -74,6 +77,8 @@ impl From<RefreshFamily> for JsFamily {
             user_id: f.user_id,
             generation: f.generation,
             rotated_at: f.rotated_at,
+            created_at: f.created_at,
+            password_fingerprint: f.password_fingerprint,
             revoked: f.revoked,
         }
     }
@@ -86,6 +91,8 @@ impl From<JsFamily> for RefreshFamily {
             user_id: f.user_id,
             generation: f.generation,
             rotated_at: f.rotated_at,
+            created_at: f.created_at,
+            password_fingerprint: f.password_fingerprint,
             revoked: f.revoked,
         }
     }
@@ -98,7 +105,9 @@ struct JsMfaState {
     last_totp_step: Option<u64>,
     recovery_hashes: Vec<String>,
     pending_jti: Option<String>,
+    pending_iat: Option<u64>,
     failed_attempts: u32,
+    consecutive_failures: u32,
     completed: bool,
 }
 
@@ -108,7 +117,9 @@ impl From<MfaState> for JsMfaState {
             last_totp_step: s.last_totp_step,
             recovery_hashes: s.recovery_hashes,
             pending_jti: s.pending_jti,
+            pending_iat: s.pending_iat,
             failed_attempts: s.failed_attempts,
+            consecutive_failures: s.consecutive_failures,
             completed: s.completed,
         }
     }
@@ -120,7 +131,9 @@ impl From<JsMfaState> for MfaState {
             last_totp_step: s.last_totp_step,
             recovery_hashes: s.recovery_hashes,
             pending_jti: s.pending_jti,
+            pending_iat: s.pending_iat,
             failed_attempts: s.failed_attempts,
+            consecutive_failures: s.consecutive_failures,
             completed: s.completed,
         }
     }
@@ -237,15 +250,14 @@ impl Keygate {
         roles: Vec<String>,
         now: f64,
     ) -> Result<String, KgError> {
-        let issued = self.auth.issue_tokens(
+        let (refresh_token, family) = self.auth.create_refresh_token(
             user_id,
             &roles,
-            &[],
             unix_secs(now, "options.now")?,
             &mut OsEntropy,
         )?;
-        let family = JsFamily::from(issued.family);
-        Ok(json!({ "refresh_token": issued.tokens.refresh_token, "family": family }).to_string())
+        let family = JsFamily::from(family);
+        Ok(json!({ "refresh_token": refresh_token, "family": family }).to_string())
     }
 
     /// A `type: "mfa"` token.
@@ -273,8 +285,7 @@ impl Keygate {
         let user = JsUser::parse(user_json)?;
         let amr: Vec<&str> = amr.iter().map(String::as_str).collect();
         let issued = self.auth.issue_tokens(
-            &user.id,
-            &user.roles,
+            &user.as_user(),
             &amr,
             unix_secs(now, "options.now")?,
             &mut OsEntropy,
@@ -386,15 +397,16 @@ impl Keygate {
         &self,
         refresh_token: &str,
         family_json: &str,
-        roles: Option<Vec<String>>,
+        user_json: Option<String>,
         now: f64,
     ) -> Result<String, KgError> {
         let now = unix_secs(now, "options.now")?;
         let family: RefreshFamily = parse_record::<JsFamily>(family_json, "family")?.into();
+        let user = user_json.as_deref().map(JsUser::parse).transpose()?;
         let out = match self.auth.refresh(
             refresh_token,
             &family,
-            roles.as_deref(),
+            user.as_ref().map(JsUser::as_user).as_ref(),
             now,
             &mut OsEntropy,
         ) {

@@ -241,7 +241,7 @@ describe("tokens", () => {
     const rc = kg.verifyRefreshToken(refresh_token, at(T0));
     assert.equal(rc.fam, family.familyId);
     assert.equal(rc.gen, 0);
-    assert.deepEqual(family, { familyId: family.familyId, userId: "u2", generation: 0, rotatedAt: T0, revoked: false });
+    assert.deepEqual(family, { familyId: family.familyId, userId: "u2", generation: 0, rotatedAt: T0, createdAt: T0, passwordFingerprint: null, revoked: false });
   });
 
   test("PyJWT vectors", () => {
@@ -381,8 +381,17 @@ describe("login flow", () => {
     const other = kg.issueTokens({ id: "u6" }, at(T0));
     assert.equal(kg.refresh(other.refresh_token, r1.family, at(T0)).error, "token_mismatch");
     assert.equal(kg.refresh("x.y.z", r1.family).error, "token_malformed");
-    const r2 = kg.refresh(other.refresh_token, other.family, { ...at(T0 + 1), roles: ["admin"] });
+    // With the user record, the new access token carries the user's current roles…
+    const r2 = kg.refresh(other.refresh_token, other.family, { ...at(T0 + 1), user: { id: "u6", roles: ["admin"] } });
     assert.deepEqual(kg.verifyAccessToken(r2.tokens.access_token, at(T0 + 1)).roles, ["admin"]);
+    assert.equal(kg.refresh(r2.tokens.refresh_token, r2.family, { ...at(T0 + 2), user: { id: "u7" } }).error, "token_mismatch");
+    // …and a password change ends every family opened before it.
+    const pw = { id: "u8", passwordHash: hash };
+    const bound = kg.issueTokens(pw, at(T0));
+    assert.equal(bound.family.passwordFingerprint.length > 0, true);
+    const changed = { ...pw, passwordHash: hashPassword("another password", CHEAP) };
+    assert.equal(kg.refresh(bound.refresh_token, bound.family, { ...at(T0 + 1), user: changed }).error, "refresh_revoked");
+    assert.equal(kg.refresh(bound.refresh_token, bound.family, { ...at(T0 + 1), user: pw }).status, "ok");
     throwsCode(() => kg.refresh(other.refresh_token, { familyId: "x" }), "invalid_input", "family.userId");
     throwsCode(() => kg.refresh(other.refresh_token, null), "invalid_input", "family");
   });
