@@ -231,6 +231,10 @@ export interface KeygateConfig {
   refreshGrace?: Duration;
   /** Wrong MFA codes allowed per MFA-pending token, 1–20. Defaults to 5. */
   mfaMaxAttempts?: number;
+  /** Wrong MFA codes in a row (across pending tokens) before MFA locks (`mfa_locked`), 1–100. Defaults to 100. */
+  mfaMaxFailures?: number;
+  /** Absolute lifetime of a sign-in's refresh family, at least `refreshTokenTtl`. Defaults to 30 days. */
+  refreshFamilyTtl?: Duration;
   /** Argon2id parameters for login's rehash and {@link Keygate.login}'s `newPasswordHash`. */
   password?: PasswordOptions;
   /** TOTP settings used by {@link Keygate.verifyMfa}. */

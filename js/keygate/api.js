@@ -170,8 +170,12 @@ function mfaStateJson(s) {
   if (hashes !== undefined) out.recoveryHashes = hashes;
   const jti = optional(s.pendingJti, str, "state.pendingJti");
   if (jti !== undefined) out.pendingJti = jti;
+  const iat = optional(s.pendingIat, uint, "state.pendingIat");
+  if (iat !== undefined) out.pendingIat = iat;
   const failed = optional(s.failedAttempts, (v, f) => uint(v, f, 0xffffffff), "state.failedAttempts");
   if (failed !== undefined) out.failedAttempts = failed;
+  const inARow = optional(s.consecutiveFailures, (v, f) => uint(v, f, 0xffffffff), "state.consecutiveFailures");
+  if (inARow !== undefined) out.consecutiveFailures = inARow;
   const done = optional(s.completed, bool, "state.completed");
   if (done !== undefined) out.completed = done;
   return JSON.stringify(out);

@@ -203,6 +203,14 @@ pub fn build(json: &str) -> Result<Built, KgError> {
         top.seconds("refreshGrace")?
             .unwrap_or(DEFAULT_REFRESH_GRACE),
     )?;
+    let limits = match top.seconds("refreshFamilyTtl")? {
+        Some(secs) => limits.with_refresh_family_ttl(secs)?,
+        None => limits,
+    };
+    let limits = match top.u32("mfaMaxFailures")? {
+        Some(n) => limits.with_mfa_max_failures(n)?,
+        None => limits,
+    };
 
     let hasher = match top.get("password") {
         None => PasswordHasher::default(),

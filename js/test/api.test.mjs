@@ -341,6 +341,21 @@ describe("login flow", () => {
     for (let i = 0; i < 5; i++) s3 = kg.verifyMfa(r3.mfa_token, "111111", user, s3, at(T0 + 2)).state;
     const capped = kg.verifyMfa(r3.mfa_token, generateTotpCode(secret, at(T0 + 60)), user, s3, at(T0 + 60));
     assert.equal(capped.error, "mfa_attempts_exceeded");
+    // Going back to an older pending token does not buy fresh attempts.
+    assert.equal(kg.verifyMfa(r2.mfa_token, "222222", user, s3, at(T0 + 60)).error, "mfa_token_used");
+    assert.equal(s3.consecutiveFailures, 5);
+
+    // Wrong codes in a row across sign-ins lock MFA (mfaMaxFailures).
+    const strict = new Keygate({ secret: SECRET, password: CHEAP, mfaMaxFailures: 3 });
+    let ls = null;
+    for (let i = 0; i < 3; i++) {
+      const t = strict.createMfaToken("u9", at(T0 + 10 + i));
+      ls = strict.verifyMfa(t, "333333", user, ls, at(T0 + 10 + i)).state;
+    }
+    const locked = strict.verifyMfa(strict.createMfaToken("u9", at(T0 + 20)), generateTotpCode(secret, at(T0 + 20)), user, ls, at(T0 + 20));
+    assert.equal(locked.error, "mfa_locked");
+    throwsCode(() => new Keygate({ secret: SECRET, mfaMaxFailures: 1000 }), "config_invalid", "mfaMaxFailures");
+    throwsCode(() => new Keygate({ secret: SECRET, refreshFamilyTtl: "1h" }), "config_invalid", "refreshFamilyTtl");
 
     // Recovery code.
     const { codes, hashes } = generateRecoveryCodes(2);
