@@ -14,13 +14,14 @@ STAMP       := target/.setup-stamp
 export PATH := $(CARGO_BIN):$(PATH)
 
 .PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
-	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean
+	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
+	test-demo setup-demo
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
-setup: setup-apt setup-rust setup-python setup-node
+setup: setup-apt setup-rust setup-python setup-node setup-demo
 
 # Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests).
-APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg
+APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg chromium:chromium
 setup-apt:
 	@missing=""; for pc in $(APT_PKGS); do command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
@@ -51,7 +52,7 @@ build: setup-rust
 	cargo build --release -p keygate-js --target wasm32-unknown-unknown
 
 ## test: everything CI runs
-test: setup build test-rust test-vectors
+test: setup build test-rust test-vectors test-demo
 
 test-rust:
 	cargo fmt --all -- --check
@@ -68,8 +69,24 @@ bench-envoy:
 
 bench-js:
 
-demo:
-	@echo "the demo arrives with its issue"
+## demo: Envoy + keygate filter on :8080 (PORT=…) in front of the auth worker on workerd; Ctrl-C stops all
+demo: setup-demo build-envoy build-js
+	node tests/demo/run.mjs
+
+## demo-check: the same stack on free ports, the scripted flow of issue 5 over HTTP, then stopped
+demo-check: setup-demo build-envoy build-js
+	node tests/demo/check.mjs
+
+## test-demo: demo-check, then the same story in headless Chromium (screenshots in target/)
+test-demo: demo-check
+	node tests/demo/browser.mjs
+
+# npm deps of the demo runner/tests (playwright-core never downloads a browser: Debian's chromium
+# is used) and the example worker's `keygate` link (file:../..).
+setup-demo: setup-apt
+	@for d in tests/demo js/examples/auth-worker; do \
+	  if [ ! $$d/node_modules/.package-lock.json -nt $$d/package-lock.json ]; then \
+	    (cd $$d && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error); fi; done
 
 clean:
 	cargo clean

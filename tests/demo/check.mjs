@@ -227,7 +227,7 @@ try {
   });
 } catch (e) {
   failed = true;
-  console.error(`\n  ✗ step ${step + 1} failed: ${e.message}`);
+  console.error(`\n  ✗ step ${step} failed: ${e.message}`);
   if (!e.demo) console.error(e.stack);
   console.error(`  logs kept in ${dataDir}`);
 } finally {

@@ -218,7 +218,8 @@ function addResult(method, path, r) {
   pre.textContent = typeof r.data === "string" ? r.data : JSON.stringify(r.data, null, 2);
   box.append(head, pre);
   $("results").prepend(box);
-  while ($("results").children.length > 12) $("results").lastChild.remove();
+  $("results").dataset.count = String(Number($("results").dataset.count ?? 0) + 1);
+  while ($("results").children.length > 8) $("results").lastChild.remove();
 }
 
 for (const b of document.querySelectorAll("button.call")) {
