@@ -70,11 +70,11 @@ bench-envoy:
 bench-js:
 
 ## demo: Envoy + keygate filter on :8080 (PORT=…) in front of the auth worker on workerd; Ctrl-C stops all
-demo: setup-demo build-envoy build-js
+demo: setup-python setup-demo build-envoy build-js
 	node tests/demo/run.mjs
 
 ## demo-check: the same stack on free ports, the scripted flow of issue 5 over HTTP, then stopped
-demo-check: setup-demo build-envoy build-js
+demo-check: setup-python setup-demo build-envoy build-js
 	node tests/demo/check.mjs
 
 ## test-demo: demo-check, then the same story in headless Chromium (screenshots in target/)
@@ -82,11 +82,12 @@ test-demo: demo-check
 	node tests/demo/browser.mjs
 
 # npm deps of the demo runner/tests (playwright-core never downloads a browser: Debian's chromium
-# is used) and the example worker's `keygate` link (file:../..).
+# is used), and the example worker's `keygate` dependency: a link to js/ (file:../.., no lockfile).
 setup-demo: setup-apt
-	@for d in tests/demo js/examples/auth-worker; do \
-	  if [ ! $$d/node_modules/.package-lock.json -nt $$d/package-lock.json ]; then \
-	    (cd $$d && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error); fi; done
+	@if [ ! tests/demo/node_modules/.package-lock.json -nt tests/demo/package-lock.json ]; then \
+	  cd tests/demo && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; fi
+	@test -L js/examples/auth-worker/node_modules/keygate || \
+	  (cd js/examples/auth-worker && npm install --no-audit --no-fund --loglevel=error)
 
 clean:
 	cargo clean

@@ -182,7 +182,7 @@ try {
     assert.equal(latest.json.error, "refresh_revoked");
   });
 
-  await check("password reset: same answer for a known and an unknown email; the link works once", async () => {
+  await check("password reset: same answer for known/unknown email; link works once; 4th request/hour → 429", async () => {
     const known = await call("POST", "/api/auth/password-reset", { body: { email: seed.user.email } });
     const unknown = await call("POST", "/api/auth/password-reset", { body: { email: "nobody@example.com" } });
     assert.equal(known.status, 200);
@@ -192,11 +192,15 @@ try {
     const r = await call("POST", "/api/auth/password-reset/confirm", { body: { token: mail.token, password: newPassword } });
     assert.equal(r.status, 200, r.text);
     seed.user.password = newPassword;
-    const again = await call("POST", "/api/auth/password-reset/confirm", { body: { token: mail.token, password: "yet another passphrase" } });
-    assert.equal(again.status, 400, "a reset link is bound to the old password hash");
+    const again = { body: { token: mail.token, password: "yet another passphrase" } };
+    const limited = await call("POST", "/api/auth/password-reset/confirm", again);
+    assert.equal(limited.status, 429, "password reset: 3/hour per IP");
+    // Straight to the worker (past Envoy's limit): the link was bound to the old password hash.
+    const reused = await request(stack.workerUrl, "POST", "/api/auth/password-reset/confirm", again);
+    assert.equal(reused.status, 400, reused.text);
   });
 
-  await check("worker restarted (SIGTERM, ~2 s) → accounts, MFA and keys still there", async () => {
+  await check("worker restarted (SIGTERM, waited for exit) → accounts, MFA and keys still there", async () => {
     await stack.restartWorker();
     // From a fresh client address: 127.0.0.1 has spent its 5 logins/minute by now.
     const r = await call("POST", "/api/auth/login", { body: { email, password }, localAddress: "127.0.0.3" });

@@ -101,7 +101,7 @@ export function render(template, values) {
   });
 }
 
-async function waitFor(what, probe, { timeoutMs = 20000, proc } = {}) {
+async function waitFor(what, probe, { timeoutMs = 30000, proc } = {}) {
   const deadline = Date.now() + timeoutMs;
   let last;
   while (Date.now() < deadline) {
