@@ -14,13 +14,14 @@ STAMP       := target/.setup-stamp
 export PATH := $(CARGO_BIN):$(PATH)
 
 .PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
-	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean
+	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
+	test-demo setup-demo
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
-setup: setup-apt setup-rust setup-python setup-node
+setup: setup-apt setup-rust setup-python setup-node setup-demo
 
 # Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests).
-APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg
+APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg chromium:chromium
 setup-apt:
 	@missing=""; for pc in $(APT_PKGS); do command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
@@ -75,7 +76,7 @@ test-js: build-js setup-node
 	cd js && node --test --test-concurrency=1 test/*.test.mjs
 
 ## test: everything CI runs
-test: setup build test-rust test-vectors test-envoy test-js
+test: setup build test-rust test-vectors test-envoy test-js test-demo
 
 test-envoy:
 
@@ -95,8 +96,25 @@ bench-envoy:
 bench-js: build-js setup-node
 	cd js && node bench/bench.mjs
 
-demo:
-	@echo "the demo arrives with its issue"
+## demo: Envoy + keygate filter on :8080 (PORT=…) in front of the auth worker on workerd; Ctrl-C stops all
+demo: setup-python setup-demo build-envoy build-js
+	node tests/demo/run.mjs
+
+## demo-check: the same stack on free ports, the scripted flow of issue 5 over HTTP, then stopped
+demo-check: setup-python setup-demo build-envoy build-js
+	node tests/demo/check.mjs
+
+## test-demo: demo-check, then the same story in headless Chromium (screenshots in target/)
+test-demo: demo-check
+	node tests/demo/browser.mjs
+
+# npm deps of the demo runner/tests (playwright-core never downloads a browser: Debian's chromium
+# is used), and the example worker's `keygate` dependency: a link to js/ (file:../.., no lockfile).
+setup-demo: setup-apt
+	@if [ ! tests/demo/node_modules/.package-lock.json -nt tests/demo/package-lock.json ]; then \
+	  cd tests/demo && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; fi
+	@test -L js/examples/auth-worker/node_modules/keygate || \
+	  (cd js/examples/auth-worker && npm install --no-audit --no-fund --loglevel=error)
 
 clean:
 	cargo clean

@@ -1,0 +1,262 @@
+// Starts and stops the demo stack: workerd (auth worker + demo API) and Envoy with the keygate
+// filter in front. Used by run.mjs (`make demo`), check.mjs and browser.mjs.
+import { spawn } from "node:child_process";
+import { randomBytes, generateKeyPairSync } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync, openSync, closeSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ROOT = resolve(here, "../..");
+export const EXAMPLE = join(ROOT, "js/examples/auth-worker");
+export const ISSUER = "https://auth.keygate.demo";
+export const AUDIENCE = "keygate-demo-api";
+
+const require = createRequire(import.meta.url);
+
+export function log(...args) {
+  if (process.env.KEYGATE_DEMO_QUIET !== "1") console.error("[demo]", ...args);
+}
+
+function fail(message) {
+  const e = new Error(message);
+  e.demo = true;
+  throw e;
+}
+
+function workerdBin() {
+  if (process.env.KEYGATE_WORKERD) return process.env.KEYGATE_WORKERD;
+  const pkg = dirname(require.resolve("workerd/package.json"));
+  const bin = join(pkg, "bin/workerd");
+  return existsSync(bin) ? bin : fail(`workerd not found in ${pkg}: run \`npm ci\` in tests/demo`);
+}
+
+function envoyBin() {
+  if (process.env.KEYGATE_ENVOY) return process.env.KEYGATE_ENVOY;
+  const lib = join(ROOT, ".venv/lib");
+  for (const py of existsSync(lib) ? readdirSync(lib) : []) {
+    const bin = join(lib, py, "site-packages/envoy/_bin/envoy");
+    if (existsSync(bin)) return bin;
+  }
+  return fail("Envoy not found under .venv: run `make setup`");
+}
+
+function filterWasm() {
+  const wasm = process.env.KEYGATE_ENVOY_WASM ?? join(ROOT, "dist/keygate_envoy.wasm");
+  return existsSync(wasm) ? wasm : fail(`${wasm} is missing: run \`make build-envoy\``);
+}
+
+function checkWorkerPackage() {
+  const wasm = join(EXAMPLE, "node_modules/keygate/keygate/keygate_js_bg.wasm");
+  if (!existsSync(wasm)) {
+    fail(`${wasm} is missing: run \`make build-js\`, then \`npm install\` in js/examples/auth-worker`);
+  }
+}
+
+/** A port the kernel just handed out on 127.0.0.1 (free at the time of asking). */
+export function freePort() {
+  return new Promise((ok, ko) => {
+    const s = createServer();
+    s.on("error", ko);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+function portIsFree(port) {
+  return new Promise((ok) => {
+    const s = createServer();
+    s.once("error", () => ok(false));
+    s.listen(port, "127.0.0.1", () => s.close(() => ok(true)));
+  });
+}
+
+/**
+ * The worker's keys, made on first start and kept in the data dir (mode 0600) so accounts,
+ * sessions and tokens survive restarts: an Ed25519 signing key (only the worker holds the
+ * private half; Envoy gets the public JWK) and a session-cookie secret.
+ */
+function loadKeys(dataDir) {
+  const file = join(dataDir, "keys.json");
+  if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8"));
+  const { privateKey } = generateKeyPairSync("ed25519");
+  const jwk = privateKey.export({ format: "jwk" });
+  const keys = {
+    signingKey: { ...jwk, kid: `demo-${randomBytes(4).toString("hex")}`, alg: "EdDSA", use: "sig" },
+    sessionSecret: randomBytes(32).toString("base64url"),
+  };
+  writeFileSync(file, JSON.stringify(keys, null, 2), { mode: 0o600 });
+  return keys;
+}
+
+/** Replaces every ${NAME}; refuses a template with a placeholder it has no value for. */
+export function render(template, values) {
+  return template.replace(/\$\{([A-Z_]+)\}/g, (_, name) => {
+    if (!(name in values)) fail(`envoy/demo.yaml: no value for \${${name}}`);
+    return String(values[name]);
+  });
+}
+
+async function waitFor(what, probe, { timeoutMs = 30000, proc } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    if (proc && proc.exitCode !== null) fail(`${what}: the process exited (code ${proc.exitCode}); see ${proc.logFile}`);
+    try {
+      if (await probe()) return;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  fail(`${what} not ready after ${timeoutMs} ms${last ? ` (${last.message})` : ""}`);
+}
+
+async function httpOk(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+  await res.arrayBuffer();
+  return res.ok;
+}
+
+function startProcess(name, bin, args, { env, cwd, logFile }) {
+  const fd = openSync(logFile, "a");
+  const child = spawn(bin, args, { cwd, env, stdio: ["ignore", fd, fd] });
+  closeSync(fd);
+  child.logFile = logFile;
+  child.procName = name;
+  child.exited = new Promise((ok) => child.once("exit", (code, signal) => ok({ code, signal })));
+  log(`started ${name} (pid ${child.pid}), log: ${logFile}`);
+  return child;
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+async function stopProcess(child, graceMs = 5000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await child.exited;
+  clearTimeout(timer);
+  log(`stopped ${child.procName} (pid ${child.pid})`);
+}
+
+export class Stack {
+  /**
+   * @param {object} o
+   * @param {string} o.dataDir     where the Durable Object SQLite files, keys and logs live
+   * @param {number} [o.publicPort] Envoy's public port; 0 or absent = a free one
+   */
+  constructor({ dataDir, publicPort = 0 }) {
+    this.dataDir = resolve(dataDir);
+    this.publicPort = publicPort;
+    this.demoToken = randomBytes(24).toString("base64url");
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.publicPort}`;
+  }
+
+  get workerUrl() {
+    return `http://127.0.0.1:${this.workerPort}`;
+  }
+
+  async start() {
+    checkWorkerPackage();
+    const wasm = filterWasm();
+    const envoy = envoyBin();
+    mkdirSync(join(this.dataDir, "do"), { recursive: true, mode: 0o700 });
+    this.keys = loadKeys(this.dataDir);
+    if (this.publicPort) {
+      if (!(await portIsFree(this.publicPort))) {
+        fail(`port ${this.publicPort} is in use: pick another with PORT=… (make demo PORT=8090)`);
+      }
+    } else {
+      this.publicPort = await freePort();
+    }
+    this.workerPort = await freePort();
+    this.apiPort = await freePort();
+    this.adminPort = await freePort();
+
+    await this.startWorker();
+    this.seeded = await this.seed();
+
+    // Envoy gets the worker's public JWKS, as the worker publishes it.
+    const jwks = await (await fetch(`${this.workerUrl}/.well-known/jwks.json`)).json();
+    if (!Array.isArray(jwks.keys) || jwks.keys.length === 0) fail("the worker published no public key");
+    const yaml = render(readFileSync(join(ROOT, "envoy/demo.yaml"), "utf8"), {
+      PUBLIC_PORT: this.publicPort,
+      ADMIN_PORT: this.adminPort,
+      WORKER_PORT: this.workerPort,
+      API_PORT: this.apiPort,
+      WASM: wasm,
+      JWKS: JSON.stringify(jwks),
+      ISSUER,
+      AUDIENCE,
+    });
+    const config = join(this.dataDir, "envoy.yaml");
+    writeFileSync(config, yaml);
+    this.envoy = startProcess("envoy", envoy, [
+      // No hot restart: no shared-memory base id to collide with other Envoys on this host.
+      "-c", config, "--disable-hot-restart", "--concurrency", "2", "--log-level", "warn",
+    ], { env: process.env, cwd: ROOT, logFile: join(this.dataDir, "envoy.log") });
+    await waitFor("Envoy", async () => httpOk(`http://127.0.0.1:${this.adminPort}/ready`), { proc: this.envoy });
+    await waitFor("Envoy → worker", async () => httpOk(`${this.url}/`), { proc: this.envoy });
+    return this;
+  }
+
+  async startWorker() {
+    const env = {
+      ...process.env,
+      SIGNING_KEY: JSON.stringify(this.keys.signingKey),
+      SESSION_SECRET: this.keys.sessionSecret,
+      ISSUER,
+      AUDIENCE,
+      DEMO_TOKEN: this.demoToken,
+    };
+    this.workerd = startProcess("workerd", workerdBin(), [
+      "serve", join(EXAMPLE, "workerd.capnp"),
+      "--directory-path", `demo-data=${join(this.dataDir, "do")}`,
+      "--socket-addr", `auth=127.0.0.1:${this.workerPort}`,
+      "--socket-addr", `api=127.0.0.1:${this.apiPort}`,
+      "--verbose",
+    ], { env, cwd: EXAMPLE, logFile: join(this.dataDir, "workerd.log") });
+    await waitFor("workerd", async () => httpOk(`${this.workerUrl}/`), { proc: this.workerd });
+    await waitFor("workerd demo API", async () => httpOk(`http://127.0.0.1:${this.apiPort}/api/health`), { proc: this.workerd });
+  }
+
+  /** Stops workerd (waiting for it: it needs ~2 s) and starts it again on the same ports. */
+  async restartWorker() {
+    await stopProcess(this.workerd);
+    await this.startWorker();
+  }
+
+  /** Seed accounts, created on the very first start: `{created, users: [{email, password, roles}]}`. */
+  async seed() {
+    const res = await fetch(`${this.workerUrl}/__demo/seed`, {
+      method: "POST",
+      headers: { "x-demo-token": this.demoToken },
+    });
+    const body = await res.json();
+    if (!res.ok) fail(`seeding failed: ${res.status} ${JSON.stringify(body)}`);
+    return body;
+  }
+
+  /** The last password-reset "mail" for `email` (the demo has no mail server). */
+  async outbox(email) {
+    const res = await fetch(`${this.workerUrl}/__demo/outbox?email=${encodeURIComponent(email)}`, {
+      headers: { "x-demo-token": this.demoToken },
+    });
+    return res.ok ? res.json() : null;
+  }
+
+  async stop() {
+    await Promise.all([stopProcess(this.envoy), stopProcess(this.workerd)]);
+  }
+
+  pids() {
+    return [this.envoy, this.workerd].filter(Boolean).map((p) => p.pid);
+  }
+}
