@@ -58,13 +58,29 @@ test-rust:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
 
+## build-envoy: the filter as dist/keygate_envoy.wasm (release, LTO, wasm-opt) + the `mint` test tool
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+	--enable-nontrapping-float-to-int --strip-debug --strip-producers
+build-envoy: setup-rust setup-apt
+	cargo build --release -p keygate-envoy --target wasm32-wasip1
+	@mkdir -p dist
+	wasm-opt $(WASM_OPT_FLAGS) target/wasm32-wasip1/release/keygate_envoy.wasm -o dist/keygate_envoy.wasm
+	@stat -c '%s' dist/keygate_envoy.wasm | awk '{printf "dist/keygate_envoy.wasm: %d bytes (%.0f KiB; target 400 KiB)\n", $$1, $$1/1024}'
+	cargo build --example mint
+
+## test-envoy: end-to-end filter tests against a real Envoy (fails, never skips, if a piece is missing)
+test-envoy: setup-python build-envoy
+	$(PY) -m pytest -q tests/envoy
+
 ## test-vectors: regenerate the independent-implementation vectors and check they match the committed ones
 test-vectors: setup-python
 	$(PY) tests/vectors/generate.py --check
 
 bench: bench-envoy bench-js
 
-bench-envoy:
+## bench-envoy: Envoy without auth vs the native jwt_authn+rbac+local_ratelimit chain vs keygate
+bench-envoy: setup-python build-envoy
+	$(PY) envoy/bench.py
 
 bench-js:
 
