@@ -58,13 +58,13 @@ test-rust:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
 
-## build-envoy: the filter as dist/keygate_envoy.wasm (release, LTO, wasm-opt) + the `mint` test tool
+## build-envoy: the filter as dist/keygate_envoy.wasm (profile `filter`: LTO, opt-level z; wasm-opt) + the `mint` test tool
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int --strip-debug --strip-producers
 build-envoy: setup-rust setup-apt
-	cargo build --release -p keygate-envoy --target wasm32-wasip1
+	cargo build --profile filter -p keygate-envoy --target wasm32-wasip1
 	@mkdir -p dist
-	wasm-opt $(WASM_OPT_FLAGS) target/wasm32-wasip1/release/keygate_envoy.wasm -o dist/keygate_envoy.wasm
+	wasm-opt $(WASM_OPT_FLAGS) target/wasm32-wasip1/filter/keygate_envoy.wasm -o dist/keygate_envoy.wasm
 	@stat -c '%s' dist/keygate_envoy.wasm | awk '{printf "dist/keygate_envoy.wasm: %d bytes (%.0f KiB; target 400 KiB)\n", $$1, $$1/1024}'
 	cargo build --example mint
 
