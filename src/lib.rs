@@ -9,6 +9,7 @@ pub mod duration;
 pub mod entropy;
 pub mod error;
 pub mod flow;
+pub mod gateway;
 pub mod password;
 pub mod policy;
 pub mod qr;

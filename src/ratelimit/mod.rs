@@ -1,34 +1,38 @@
 //! Rate limiting: GCRA math over stored state the shell keeps (proxy-wasm shared data).
 //!
 //! # Semantics
-//! - Rules are ordered; the **first** rule matching the request applies (like flask-limiter, a
-//!   specific limit replaces a general one). List several quotas in one rule
-//!   (`["50/hour", "200/day"]`) to limit several windows at once; a request must fit all.
+//! - **Every** rule matching the request applies (like stacking flask-limiter decorators on a
+//!   route under a default limit); a request must fit them all. List several quotas in one rule
+//!   (`["50/hour", "200/day"]`) to limit several windows of one key at once.
 //! - GCRA: a fresh key gets `count` requests at once, then one per T = period / count. There
 //!   is no fixed window, so no 2× burst at a window edge (over any span of length `period` a
 //!   key still gets at most `2·count − 1`, as with any token bucket).
-//! - Keys: `ip` is the client address (IPv6 grouped by /64, the usual per-host allocation;
-//!   a port is ignored); `sub` is the token subject, and requests without a principal fall
-//!   back to their `ip` key so they cannot dodge the limit. Keys are namespaced (`ip:…`,
-//!   `sub:…`) so a subject can never share a bucket with an address.
+//! - Keys ([`KeySource`]): `ip` is the client address (IPv6 grouped by /64, the usual per-host
+//!   allocation; a port is ignored); `sub` is the token subject; `header:<name>` is a request
+//!   header's value. `sub` without a principal and `header:` without the header fall back to
+//!   the `ip` key so nobody dodges a limit by leaving something out. Keys are namespaced
+//!   (`ip:…`, `sub:…`, `hdr:…`) so different sources never share a bucket.
+//! - `ip` and `header:` limits are known before the token is verified and are checked first
+//!   ([`KeySource::is_pre_token`]); `sub` limits after (see [`crate::gateway`]).
 //! - Paths failing the normalization check match no rate-limit rule; the policy refuses them.
 //!
 //! # State and the shell
-//! State is bounded: each rule has a fixed number of slots. Per request the shell does:
-//! 1. `let (i, rule) = limits.find(method, path)?` — none: no limit applies;
-//! 2. `let fp = key_fingerprint(&seed, i, &rule.key(client_ip, sub))`;
-//!    `let slot = slot_index(fp, SLOTS)`;
-//! 3. read the slot's bytes (with its CAS token) and `State::try_from` them;
-//! 4. `let d = rule.limiter().check(state.as_ref(), fp, now_ms)`;
-//! 5. if `d.new_state()` is `Some`, compare-and-swap its bytes in (retry from 3 on a CAS
+//! State is bounded: each rule has a fixed number of slots ([`RateLimitRule::slots`],
+//! config `slots`, default [`DEFAULT_SLOTS`]). Per request and matching rule `i`:
+//! 1. `let fp = key_fingerprint(&seed, i, &rule.key_source().key(client_ip, sub, header))`;
+//!    `let slot = slot_index(fp, rule.slots())`;
+//! 2. read the slot's bytes (with its CAS token) and `State::try_from` them;
+//! 3. `let d = rule.limiter().check(state.as_ref(), fp, now_ms)`;
+//! 4. if `d.new_state()` is `Some`, compare-and-swap its bytes in (retry from 2 on a CAS
 //!    conflict); if `d.allowed()` continue, else reply 429 with [`RateDecision::error`];
 //!    send `RateLimit-Policy` ([`Limiter::policy_header`]), `RateLimit`
 //!    ([`RateDecision::ratelimit_header`]) and, on 429, `Retry-After`.
 //!
-//! The `seed` must be one secret shared by every VM/worker that shares the slots (e.g. created
-//! once with [`crate::OsEntropy`] and published through shared data): with per-worker seeds the
-//! same client would land in different slots on different workers and get the limit once per
-//! worker.
+//! [`crate::gateway`] does exactly this over a host trait; shells only provide the store.
+//!
+//! The `seed` must be shared by every VM/worker that shares the slots: with per-worker seeds
+//! the same client would land in different slots on different workers and get the limit once
+//! per worker.
 //!
 //! Slot collisions (two keys, one slot) are handled in [`Limiter::check`]: an idle owner is
 //! replaced, an active one is shared, so a collision never admits more. The keyed hash keeps an
@@ -36,16 +40,18 @@
 //!
 //! **Unreadable state** (`State::try_from` fails): pass `None`, i.e. start fresh, and let the
 //! CAS overwrite it. Only our own code writes shared data, so such bytes come from a format
-//! change across an upgrade or a host fault, not from an attacker; refusing instead would
-//! leave that slot refusing every key hashed to it until it was rewritten, which never happens
-//! on a refusal. The cost is at most one fresh burst per slot, once. Count it in a metric
-//! (code `rate_limit_state_invalid`).
+//! change across an upgrade, the gateway's "no state yet" sentinel, or a host fault, not from
+//! an attacker; refusing instead would leave that slot refusing every key hashed to it until it
+//! was rewritten, which never happens on a refusal. The cost is at most one fresh burst per
+//! slot, once.
 
 mod gcra;
+mod key;
 mod quota;
 mod state;
 
 pub use gcra::{Limiter, RateDecision};
+pub use key::{ip_key, is_header_name, KeySource, MAX_KEY_HEADER_LEN};
 pub use quota::{Quota, MAX_COUNT, MAX_PERIOD_SECS, MAX_QUOTA_LEN, MIN_COUNT, MIN_PERIOD_SECS};
 pub use state::State;
 
@@ -54,12 +60,17 @@ use crate::{ConfigError, ErrorCode};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 
 /// Most quotas in one rule.
 pub const MAX_QUOTAS: usize = 8;
 /// Most rate-limit rules.
 pub const MAX_RATE_LIMIT_RULES: usize = 256;
+/// Default number of state slots per rule.
+pub const DEFAULT_SLOTS: u32 = 4096;
+/// Fewest state slots per rule.
+pub const MIN_SLOTS: u32 = 1;
+/// Most state slots per rule (bounds the shared memory a rule can take: ~100 bytes a slot).
+pub const MAX_SLOTS: u32 = 1 << 18;
 
 /// Rate-limit failures.
 #[non_exhaustive]
@@ -129,16 +140,6 @@ impl<T> OneOrMany<T> {
     }
 }
 
-/// What identifies the client a limit counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeySource {
-    /// The client IP address (IPv6 by /64).
-    Ip,
-    /// The token subject; the client IP when there is no principal.
-    Sub,
-}
-
 /// One `rate_limits` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,10 +151,13 @@ pub struct RateLimitRuleConfig {
     pub prefix: Option<String>,
     /// Uppercase methods the rule applies to (`GET` includes `HEAD`). Defaults to every method.
     pub methods: Option<Vec<String>>,
-    /// `"ip"` or `"sub"`. Required.
-    pub key: KeySource,
+    /// `"ip"`, `"sub"` or `"header:<name>"` ([`KeySource`]). Required.
+    pub key: String,
     /// One quota or a list (1..=8). Required.
     pub limit: OneOrMany<String>,
+    /// Number of state slots (distinct keys tracked at once; more keys share slots, which
+    /// only makes limits stricter). Defaults to 4096 ([`DEFAULT_SLOTS`]); 1..=[`MAX_SLOTS`].
+    pub slots: Option<u32>,
 }
 
 /// A compiled rate-limit rule.
@@ -162,14 +166,15 @@ pub struct RateLimitRule {
     route: RouteMatch,
     key: KeySource,
     limiter: Limiter,
+    slots: u32,
 }
 
 impl RateLimitRule {
     /// Validates one rule.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the field (`path`, `prefix`, `methods[0]`, `limit`, `limit[1]`,
-    /// or empty for the path/prefix choice) when it is invalid.
+    /// [`ConfigError`] naming the field (`path`, `prefix`, `methods[0]`, `key`, `limit`,
+    /// `limit[1]`, `slots`, or empty for the path/prefix choice) when it is invalid.
     pub fn new(config: &RateLimitRuleConfig) -> Result<Self, ConfigError> {
         let route = RouteMatch::new(
             config.path.as_deref(),
@@ -187,10 +192,19 @@ impl RateLimitRule {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        let key = config.key.parse::<KeySource>()?;
+        let slots = config.slots.unwrap_or(DEFAULT_SLOTS);
+        if !(MIN_SLOTS..=MAX_SLOTS).contains(&slots) {
+            return Err(ConfigError::new(
+                "slots",
+                format!("must be {MIN_SLOTS} to {MAX_SLOTS}"),
+            ));
+        }
         Ok(Self {
             route,
-            key: config.key,
+            key,
             limiter: Limiter::new(quotas)?,
+            slots,
         })
     }
 
@@ -202,25 +216,20 @@ impl RateLimitRule {
 
     /// What the limit counts against.
     #[must_use]
-    pub fn key_source(&self) -> KeySource {
-        self.key
+    pub fn key_source(&self) -> &KeySource {
+        &self.key
+    }
+
+    /// Number of state slots.
+    #[must_use]
+    pub fn slots(&self) -> u32 {
+        self.slots
     }
 
     /// Its quotas.
     #[must_use]
     pub fn limiter(&self) -> &Limiter {
         &self.limiter
-    }
-
-    /// The key string to fingerprint: `sub:<sub>` for `sub` rules with a principal, otherwise
-    /// the client address key ([`ip_key`]; `ip:unknown`, one shared bucket, when the shell
-    /// has no address).
-    #[must_use]
-    pub fn key(&self, client_ip: Option<&str>, sub: Option<&str>) -> String {
-        match (self.key, sub) {
-            (KeySource::Sub, Some(sub)) => format!("sub:{sub}"),
-            _ => ip_key(client_ip.unwrap_or("unknown")),
-        }
     }
 }
 
@@ -251,42 +260,24 @@ impl RateLimits {
         Ok(Self { rules })
     }
 
-    /// The first rule matching the request, with its index (for [`key_fingerprint`]).
-    #[must_use]
-    pub fn find(&self, method: &str, path: &str) -> Option<(usize, &RateLimitRule)> {
-        let path = RequestPath::new(path)?;
+    /// Every rule matching the request, in config order, with its index (for
+    /// [`key_fingerprint`]). None for a path that fails the normalization check.
+    pub fn matching<'a>(
+        &'a self,
+        method: &'a str,
+        path: &'a str,
+    ) -> impl Iterator<Item = (usize, &'a RateLimitRule)> + 'a {
+        let path = RequestPath::new(path);
         self.rules
             .iter()
             .enumerate()
-            .find(|(_, r)| r.route.matches(method, &path))
+            .filter(move |(_, r)| path.as_ref().is_some_and(|p| r.route.matches(method, p)))
     }
 
     /// The rules, in config order.
     #[must_use]
     pub fn rules(&self) -> &[RateLimitRule] {
         &self.rules
-    }
-}
-
-/// The key for a client address: `ip:1.2.3.4`, `ip:2001:db8:1:2::/64` (IPv6 grouped by /64,
-/// IPv4-mapped IPv6 as IPv4; a `:port` is dropped). Unparseable input is used verbatim.
-#[must_use]
-pub fn ip_key(client_ip: &str) -> String {
-    let ip = client_ip
-        .parse::<SocketAddr>()
-        .map(|s| s.ip())
-        .or_else(|_| client_ip.parse::<IpAddr>());
-    match ip {
-        Ok(IpAddr::V4(v4)) => format!("ip:{v4}"),
-        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => format!("ip:{v4}"),
-            None => {
-                let mut s = v6.segments();
-                s.iter_mut().skip(4).for_each(|x| *x = 0);
-                format!("ip:{}/64", std::net::Ipv6Addr::from(s))
-            }
-        },
-        Err(_) => format!("ip:{client_ip}"),
     }
 }
 
@@ -331,49 +322,44 @@ mod tests {
         RateLimits::new(&configs).unwrap()
     }
 
+    fn indexes(l: &RateLimits, method: &str, path: &str) -> Vec<usize> {
+        l.matching(method, path).map(|(i, _)| i).collect()
+    }
+
     #[test]
-    fn find_first_match_ok() {
+    fn every_matching_rule_ok() {
         let l = limits();
-        let (i, r) = l.find("POST", "/api/auth/login?next=/").unwrap();
-        assert_eq!(i, 0);
+        assert_eq!(indexes(&l, "POST", "/api/auth/login?next=/"), [0, 2]);
+        let (_, r) = l.matching("POST", "/api/auth/login").next().unwrap();
         assert_eq!(r.limiter().policy_header(), "\"5/minute\";q=5;w=60");
-        assert_eq!(l.find("GET", "/api/auth/login").unwrap().0, 2);
+        assert_eq!(r.key_source(), &KeySource::Ip);
+        assert_eq!(r.slots(), DEFAULT_SLOTS);
+        assert_eq!(indexes(&l, "GET", "/api/auth/login"), [2]);
         assert_eq!(
-            l.find("POST", "/api/auth/password-reset/confirm")
-                .unwrap()
-                .0,
-            1
+            indexes(&l, "POST", "/api/auth/password-reset/confirm"),
+            [1, 2]
         );
-        let (i, r) = l.find("GET", "/api/patients/1").unwrap();
+        let (i, r) = l.matching("GET", "/api/patients/1").next().unwrap();
         assert_eq!(i, 2);
         assert_eq!(r.limiter().quotas().len(), 2);
-        assert_eq!(r.key_source(), KeySource::Sub);
+        assert_eq!(r.key_source(), &KeySource::Sub);
         assert!(r.route().prefix().is_some());
-        assert!(l.find("GET", "/health").is_none());
-        assert!(l.find("POST", "/api/x/../auth/login").is_none());
+        assert!(indexes(&l, "GET", "/health").is_empty());
+        assert!(indexes(&l, "POST", "/api/x/../auth/login").is_empty());
         assert_eq!(l.rules().len(), 3);
     }
 
     #[test]
-    fn keys_ok() {
-        let l = limits();
-        let ip_rule = &l.rules()[0];
-        let sub_rule = &l.rules()[2];
-        assert_eq!(
-            ip_rule.key(Some("203.0.113.7"), Some("alice")),
-            "ip:203.0.113.7"
-        );
-        assert_eq!(
-            sub_rule.key(Some("203.0.113.7"), Some("alice")),
-            "sub:alice"
-        );
-        assert_eq!(sub_rule.key(Some("203.0.113.7"), None), "ip:203.0.113.7");
-        assert_eq!(sub_rule.key(None, None), "ip:unknown");
-        assert_eq!(ip_key("203.0.113.7:5555"), "ip:203.0.113.7");
-        assert_eq!(ip_key("2001:db8:1:2:3:4:5:6"), "ip:2001:db8:1:2::/64");
-        assert_eq!(ip_key("[2001:db8:1:2:ffff::1]:443"), "ip:2001:db8:1:2::/64");
-        assert_eq!(ip_key("::ffff:198.51.100.1"), "ip:198.51.100.1");
-        assert_eq!(ip_key("not an ip"), "ip:not an ip");
+    fn header_key_and_slots_ok() {
+        let configs: Vec<RateLimitRuleConfig> = serde_json::from_str(
+            r#"[{"prefix": "/", "key": "header:x-api-key", "limit": "2/minute", "slots": 64}]"#,
+        )
+        .unwrap();
+        let l = RateLimits::new(&configs).unwrap();
+        let r = &l.rules()[0];
+        assert_eq!(r.slots(), 64);
+        assert_eq!(r.key_source().header_name(), Some("x-api-key"));
+        assert!(r.key_source().is_pre_token());
     }
 
     #[test]
@@ -405,8 +391,9 @@ mod tests {
     fn end_to_end_login_limit_ok() {
         let l = limits();
         let seed = [3u8; 32];
-        let (i, rule) = l.find("POST", "/api/auth/login").unwrap();
-        let fp = key_fingerprint(&seed, i, &rule.key(Some("198.51.100.9"), None));
+        let (i, rule) = l.matching("POST", "/api/auth/login").next().unwrap();
+        let key = rule.key_source().key(Some("198.51.100.9"), None, None);
+        let fp = key_fingerprint(&seed, i, &key);
         let mut stored: Option<Vec<u8>> = None;
         let mut admitted = 0;
         for _ in 0..10 {
@@ -444,6 +431,18 @@ mod tests {
                 r#"[{"path":"/a/*x","key":"ip","limit":"1/s"}]"#,
                 "rate_limits[0].path",
             ),
+            (
+                r#"[{"prefix":"/","key":"cookie","limit":"1/s"}]"#,
+                "rate_limits[0].key",
+            ),
+            (
+                r#"[{"prefix":"/","key":"ip","limit":"1/s","slots":0}]"#,
+                "rate_limits[0].slots",
+            ),
+            (
+                r#"[{"prefix":"/","key":"ip","limit":"1/s","slots":1000000}]"#,
+                "rate_limits[0].slots",
+            ),
         ];
         for (json, field) in cases {
             let configs: Vec<RateLimitRuleConfig> = serde_json::from_str(json).unwrap();
@@ -456,7 +455,7 @@ mod tests {
     #[test]
     fn config_shape_fails() {
         for json in [
-            r#"[{"prefix":"/","key":"jwt","limit":"1/s"}]"#,
+            r#"[{"prefix":"/","key":1,"limit":"1/s"}]"#,
             r#"[{"prefix":"/","key":"ip","limit":5}]"#,
             r#"[{"prefix":"/","key":"ip"}]"#,
             r#"[{"prefix":"/","key":"ip","limit":"1/s","burst":3}]"#,
@@ -482,11 +481,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn ip_key_arbitrary_never_panics_ok(s in "\\PC{0,48}") {
-            prop_assert!(ip_key(&s).starts_with("ip:"));
-        }
-
         #[test]
         fn slot_in_range_ok(fp in any::<u64>(), slots in 1u32..) {
             prop_assert!(slot_index(fp, slots) < slots);

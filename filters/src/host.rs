@@ -1,0 +1,88 @@
+//! proxy-wasm host calls behind the core's traits: shared data, the request, time, logging.
+
+use keygate::gateway::{HttpRequest, SharedStore, StoreError};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{LogLevel, MapType, Status};
+use std::time::UNIX_EPOCH;
+
+/// Envoy's shared data (one map per `vm_id`, shared by every worker VM).
+pub struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        match hostcalls::get_shared_data(key) {
+            Ok((value, Some(cas))) => Ok(Some((value.unwrap_or_default(), cas))),
+            Ok((None, None)) => Ok(None),
+            // A value without a CAS token cannot be updated safely.
+            Ok((Some(_), None)) | Err(_) => Err(StoreError::Unavailable),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+        match hostcalls::set_shared_data(key, Some(value), (cas != 0).then_some(cas)) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(StoreError::CasMismatch),
+            Err(_) => Err(StoreError::Unavailable),
+        }
+    }
+}
+
+/// The request being filtered, read from the host once (headers on demand).
+pub struct HostRequest {
+    method: String,
+    path: String,
+    remote: Option<String>,
+}
+
+impl HostRequest {
+    /// Reads `:method`, `:path` and the downstream `source.address`.
+    #[must_use]
+    pub fn read() -> Self {
+        let remote = hostcalls::get_property(vec!["source", "address"])
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        Self {
+            method: request_header(":method").unwrap_or_default(),
+            path: request_header(":path").unwrap_or_default(),
+            remote,
+        }
+    }
+}
+
+impl HttpRequest for HostRequest {
+    fn method(&self) -> &str {
+        &self.method
+    }
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        request_header(name)
+    }
+    fn remote_address(&self) -> Option<&str> {
+        self.remote.as_deref()
+    }
+}
+
+fn request_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Milliseconds since the Unix epoch from the host clock; 0 if unavailable (every token then
+/// looks not yet valid: fails closed).
+#[must_use]
+pub fn now_ms() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// One proxy log line (never a token or secret: callers pass fixed texts and config errors).
+pub fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}

@@ -1,0 +1,194 @@
+//! The filter's configuration document: the Envoy plugin `configuration` JSON.
+
+use crate::policy::RuleConfig;
+use crate::ratelimit::RateLimitRuleConfig;
+use crate::token::Jwks;
+use crate::ConfigError;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Longest configuration document accepted, in bytes.
+pub const MAX_CONFIG_LEN: usize = 1024 * 1024;
+
+/// The plugin configuration. Field names are the public contract (README, examples, tests).
+///
+/// ```json
+/// {"issuer": "https://auth.example.com", "audiences": ["api"],
+///  "jwks": {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": "…"}]},
+///  "token_sources": [{"header": "authorization", "prefix": "Bearer "}, {"cookie": "__Host-access"}],
+///  "leeway_secs": 30, "roles": {"admin": ["*"]}, "rules": [{"prefix": "/", "allow": "authenticated"}],
+///  "rate_limits": [{"prefix": "/api/", "key": "sub", "limit": ["50/hour", "200/day"]}],
+///  "claims_to_headers": {"sub": "x-user-id", "roles": "x-user-roles"}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Required `iss` of every token. Defaults to none (not checked).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Accepted audiences: a token's `aud` must contain one. Defaults to none, and then a
+    /// token that carries an `aud` is refused (RFC 7519 §4.1.3: it was meant for someone).
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Inline JWK Set of verifying keys (`oct` HS256/384/512, `OKP` Ed25519, `EC` P-256,
+    /// `RSA`); a token's `kid` selects the key, a key's `alg` pins the algorithm. Required.
+    pub jwks: Jwks,
+    /// Where to look for the token, in order; the first source present is used. Defaults to
+    /// `[{"header": "authorization", "prefix": "Bearer "}]`.
+    #[serde(default)]
+    pub token_sources: Option<Vec<TokenSourceConfig>>,
+    /// Clock skew tolerated on `exp`/`nbf`/`iat`, in seconds. Defaults to 30; at most 300.
+    #[serde(default)]
+    pub leeway_secs: Option<u64>,
+    /// Role → permission grants (`"*"`, `"patients:*"`, `"patients:read"`). Defaults to none.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// Ordered access rules; the first match decides, no match is 403. Defaults to none
+    /// (every request refused).
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// Rate limits; every matching one applies. Defaults to none.
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitRuleConfig>,
+    /// Claim name → request header set for the upstream (arrays joined by `,`). These headers
+    /// are always removed from the incoming request first. Defaults to none.
+    #[serde(default)]
+    pub claims_to_headers: BTreeMap<String, String>,
+    /// Longest token accepted, in bytes, checked before any decoding. Defaults to 8192;
+    /// 256..=65536.
+    #[serde(default)]
+    pub max_token_bytes: Option<usize>,
+}
+
+/// One `token_sources` entry: `{"header": "authorization", "prefix": "Bearer "}` or
+/// `{"cookie": "__Host-access"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSourceConfig {
+    /// Request header holding the token (case-insensitive). Defaults to none; exactly one of
+    /// `header`/`cookie`.
+    pub header: Option<String>,
+    /// Text before the token in the header, matched case-insensitively (`"Bearer "`). Defaults
+    /// to none (the whole value is the token). Only with `header`.
+    pub prefix: Option<String>,
+    /// Cookie holding the token. Defaults to none.
+    pub cookie: Option<String>,
+}
+
+impl GatewayConfig {
+    /// Parses the JSON document, naming the offending field on error.
+    ///
+    /// # Errors
+    /// [`ConfigError`] with the JSON path of the bad value (`rate_limits[0].key`,
+    /// `jwks.keys[1]`, `isuser` for an unknown field, …).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        if bytes.len() > MAX_CONFIG_LEN {
+            return Err(ConfigError::new(
+                "configuration",
+                format!("at most {MAX_CONFIG_LEN} bytes"),
+            ));
+        }
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            // The path names the offending field itself (an unknown one included).
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let syntax = matches!(
+                inner.classify(),
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+            );
+            let field = if path == "." || syntax {
+                "configuration".to_owned()
+            } else {
+                path
+            };
+            ConfigError::new(field, strip_position(&inner))
+        })
+    }
+}
+
+/// serde_json's message without " at line L column C" (the field path says where) and without
+/// a quoted string value, which could be a secret (`"jwks": "<secret>"`).
+fn strip_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let text = match (e.line(), text.rfind(" at line ")) {
+        (l, Some(at)) if l > 0 && e.classify() != serde_json::error::Category::Syntax => {
+            text.get(..at).unwrap_or(&text).to_owned()
+        }
+        _ => text,
+    };
+    match text.split_once("string \"") {
+        Some((head, tail)) => match tail.rsplit_once("\", expected") {
+            Some((_, expected)) => format!("{head}string, expected{expected}"),
+            None => format!("{head}string"),
+        },
+        None => text,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MIN: &str = r#"{"jwks": {"keys": []}}"#;
+
+    #[test]
+    fn minimal_ok() {
+        let c = GatewayConfig::from_json(MIN.as_bytes()).unwrap();
+        assert!(c.issuer.is_none() && c.rules.is_empty() && c.token_sources.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_field_fails() {
+        let cases = [
+            (r#"{"jwks": {"keys": []}, "isuser": "x"}"#, "isuser"),
+            (
+                r#"{"jwks": {"keys": []}, "rate_limits": [{"prefix": "/", "key": "ip", "limit": 5}]}"#,
+                "rate_limits[0].limit",
+            ),
+            (
+                r#"{"jwks": {"keys": []}, "rules": [{"prefix": "/"}, {"prefix": "/", "allow": "everyone"}]}"#,
+                "rules[1].allow",
+            ),
+            (
+                r#"{"jwks": {"keys": []}, "token_sources": [{"header": "a", "cookei": "b"}]}"#,
+                "token_sources[0].cookei",
+            ),
+            (r#"{"jwks": {"keys": [{"k": "x"}]}}"#, "jwks.keys[0]"),
+            (r#"{"issuer": "x"}"#, "configuration"),
+            ("{not json", "configuration"),
+            ("", "configuration"),
+            (
+                r#"{"jwks": {"keys": []}, "leeway_secs": -1}"#,
+                "leeway_secs",
+            ),
+        ];
+        for (json, field) in cases {
+            let e = GatewayConfig::from_json(json.as_bytes()).unwrap_err();
+            assert_eq!(e.field, field, "{json}: {e}");
+            assert!(!e.message.is_empty());
+        }
+        let e = GatewayConfig::from_json(br#"{"issuer": "x"}"#).unwrap_err();
+        assert!(e.message.contains("jwks"), "{e}");
+        let e = GatewayConfig::from_json(br#"{"jwks": "s3cr3t-value"}"#).unwrap_err();
+        assert_eq!(e.field, "jwks");
+        assert!(!e.message.contains("s3cr3t"), "{e}");
+        assert!(e.message.contains("expected"), "{e}");
+        let big = vec![b' '; MAX_CONFIG_LEN + 1];
+        assert_eq!(
+            GatewayConfig::from_json(&big).unwrap_err().field,
+            "configuration"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_json_never_panics_ok(s in "\\PC{0,120}") {
+            if let Err(e) = GatewayConfig::from_json(s.as_bytes()) {
+                prop_assert!(!e.field.is_empty());
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The gateway: every decision of the Envoy filter, sans-IO.
+//!
+//! [`Gateway::from_json`] parses and validates the plugin configuration once (each error a
+//! [`ConfigError`] naming the field). Per request, [`Gateway::check`] takes a view of the
+//! request ([`HttpRequest`]), the shared rate-limit store ([`SharedStore`]) and the time, and
+//! returns an [`Outcome`] the shell acts on: continue upstream (headers to remove, set, and
+//! add to the response) or a local reply (401/403/429 with RFC 6750 / RateLimit headers and a
+//! JSON body). The shell decides nothing.
+//!
+//! # Order of checks
+//! 1. `ip`/`header:` rate limits matching the request (every one applies) — before any token
+//!    work, so floods are cut cheaply;
+//! 2. the first access rule by path and method (`rules`); no match → 403;
+//! 3. the token from the first present `token_sources` entry: longer than
+//!    `max_token_bytes` → `token_too_large` before any decoding; then signature, `type`
+//!    (only `access`), `exp`/`nbf`/`iat`, `iss`, `aud`. On a `public` route a valid token
+//!    still yields claim headers and an invalid one is ignored;
+//! 4. the rule's requirement → 401 (no or invalid token) or 403 (`insufficient_scope`);
+//! 5. `sub` rate limits (anonymous requests fall back to the address);
+//! 6. continue, with `claims_to_headers` removed from the request and set from the claims.
+//!
+//! A request refused by a later rate limit has still spent its share of the earlier ones
+//! (there is no multi-key transaction in shared data); this can only make limits stricter.
+//!
+//! # Rate-limit state
+//! Every rule has a fixed number of slots (`slots`), stored under `kg:rl:<rule>:<slot>`. All
+//! slot keys are created at configuration time ([`Gateway::prepare_store`]) so that every
+//! request-time write is a real compare-and-swap; see [`store`] for why.
+//!
+//! The fingerprint seed that maps keys to slots must be the same in every worker VM. It is
+//! derived from the configuration bytes ([`Gateway::from_json`]): every VM of one plugin
+//! config gets the same seed without any coordination (publishing a random seed through
+//! shared data would need the atomic creation the ABI lacks). An HS* secret in the config
+//! keeps the seed unguessable; with public keys only, someone who knows the config could aim
+//! keys at a victim's slot — which only makes that slot stricter (collisions share state and
+//! never admit more).
+//!
+//! If the store fails or CAS keeps losing ([`slots::MAX_CAS_ATTEMPTS`]), the request is
+//! refused with 429 `rate_limited` and `Retry-After: 1`: failing closed, and a lost CAS race
+//! means that same slot is being hammered.
+
+mod check;
+mod claim_headers;
+mod config;
+mod outcome;
+mod request;
+pub mod slots;
+pub mod store;
+mod token_source;
+
+pub use claim_headers::{
+    ClaimHeaders, MAX_CLAIM_HEADERS, MAX_CLAIM_HEADER_VALUE_LEN, MAX_CLAIM_NAME_LEN,
+};
+pub use config::{GatewayConfig, TokenSourceConfig, MAX_CONFIG_LEN};
+pub use outcome::{Forward, LocalReply, Metric, Outcome};
+pub use request::HttpRequest;
+pub use store::{MemoryStore, SharedStore, StoreError, SENTINEL};
+pub use token_source::{TokenSource, MAX_COOKIE_NAME_LEN, MAX_PREFIX_LEN, MAX_TOKEN_SOURCES};
+
+use crate::policy::{Policy, PolicyConfig};
+use crate::ratelimit::RateLimits;
+use crate::token::{KeySet, TokenType, Validation};
+use crate::ConfigError;
+use sha2::{Digest, Sha256};
+
+/// A validated, compiled filter configuration. Build once per configuration, share
+/// (`Rc`/`Arc`), call [`Gateway::check`] per request.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    keys: KeySet,
+    validation: Validation,
+    sources: Vec<TokenSource>,
+    policy: Policy,
+    limits: RateLimits,
+    claim_headers: ClaimHeaders,
+    seed: [u8; 32],
+}
+
+impl Gateway {
+    /// Parses, validates and compiles the plugin configuration; the rate-limit slot seed is
+    /// derived from `bytes` (see the module docs).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the field (`isuser`, `jwks.keys[0].k`, `rules[4]`,
+    /// `rate_limits[0].limit`, …).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let config = GatewayConfig::from_json(bytes)?;
+        let seed: [u8; 32] = Sha256::new()
+            .chain_update(b"keygate gateway slot seed v1\0")
+            .chain_update(bytes)
+            .finalize()
+            .into();
+        Self::new(&config, seed)
+    }
+
+    /// Validates and compiles `config` with an explicit slot `seed` (shared by every worker).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the field.
+    pub fn new(config: &GatewayConfig, seed: [u8; 32]) -> Result<Self, ConfigError> {
+        let keys = KeySet::from_jwks(&config.jwks).map_err(|e| e.within("jwks"))?;
+        let mut validation = Validation::new(TokenType::Access);
+        validation.issuer.clone_from(&config.issuer);
+        validation.audiences.clone_from(&config.audiences);
+        if let Some(leeway) = config.leeway_secs {
+            validation.leeway = leeway;
+        }
+        if let Some(max) = config.max_token_bytes {
+            validation.max_token_len = max;
+        }
+        validation.check().map_err(|e| {
+            let field = match e.field.as_str() {
+                "leeway" => "leeway_secs".to_owned(),
+                "max_token_len" => "max_token_bytes".to_owned(),
+                other => other.to_owned(),
+            };
+            ConfigError::new(field, e.message)
+        })?;
+        let sources = token_source::compile_sources(config.token_sources.as_deref())?;
+        let policy = Policy::new(&PolicyConfig {
+            roles: config.roles.clone(),
+            rules: config.rules.clone(),
+        })?;
+        let limits = RateLimits::new(&config.rate_limits)?;
+        let token_headers: Vec<&str> = sources.iter().map(TokenSource::header_name).collect();
+        let claim_headers = ClaimHeaders::new(&config.claims_to_headers, &token_headers)?;
+        Ok(Self {
+            keys,
+            validation,
+            sources,
+            policy,
+            limits,
+            claim_headers,
+            seed,
+        })
+    }
+
+    /// Creates every rate-limit slot key that does not exist yet, with [`SENTINEL`]; returns
+    /// how many it created. Call once per configuration load, before serving.
+    ///
+    /// After this, no request ever creates a key, so every state write is a real CAS. The
+    /// read-then-create here is itself not atomic: two VMs loading at once may both create a
+    /// key, which is harmless (both write the sentinel). Only a request admitted by another
+    /// VM between this VM's read and create of the same slot could be forgotten — one slot,
+    /// once, while VMs start; Envoy configures worker VMs before their listeners accept.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the host refuses a read or write.
+    pub fn prepare_store(&self, store: &impl SharedStore) -> Result<usize, StoreError> {
+        let mut created = 0;
+        for (i, rule) in self.limits.rules().iter().enumerate() {
+            for slot in 0..rule.slots() {
+                let key = slots::slot_key(i, slot);
+                if store.get(&key)?.is_none() {
+                    store.set(&key, SENTINEL, 0)?;
+                    created += 1;
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    /// Total rate-limit slots over all rules (a gauge for operators).
+    #[must_use]
+    pub fn rate_limit_slots(&self) -> u64 {
+        self.limits
+            .rules()
+            .iter()
+            .map(|r| u64::from(r.slots()))
+            .sum()
+    }
+
+    /// The request headers removed from every request (`claims_to_headers` names).
+    #[must_use]
+    pub fn stripped_headers(&self) -> &[String] {
+        self.claim_headers.names()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;

@@ -1,0 +1,193 @@
+//! Rate-limit slots in shared data: naming, creation, and the compare-and-swap loop.
+
+use super::store::{SharedStore, StoreError, SENTINEL};
+use crate::ratelimit::{key_fingerprint, slot_index, RateDecision, RateLimitRule, State};
+
+/// Reads/CAS writes tried for one slot before giving up. Each failed CAS means another
+/// request on the same slot was admitted in between, so a long losing streak only happens
+/// under a flood of that very key.
+pub const MAX_CAS_ATTEMPTS: usize = 16;
+
+/// The shared-data key of `slot` of rule `rule`: `kg:rl:<rule>:<slot>`.
+#[must_use]
+pub fn slot_key(rule: usize, slot: u32) -> String {
+    format!("kg:rl:{rule}:{slot}")
+}
+
+/// How one rule judged one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SlotCheck {
+    /// Admitted; its state was committed by CAS.
+    Admitted(RateDecision),
+    /// Refused by the quota (nothing written).
+    Refused(RateDecision),
+    /// The store failed or CAS kept losing: fail closed.
+    Unavailable,
+}
+
+/// Runs GCRA for `key` under rule `index`, committing the new state with CAS.
+///
+/// Never over-admits: an admission is only reported after a CAS from exactly the state the
+/// decision was computed on succeeded. A missing slot key (only if it was never created by
+/// [`super::Gateway::prepare_store`]) is created with the sentinel and re-read, so the state
+/// itself is still only ever written by CAS.
+pub(crate) fn check_slot(
+    seed: &[u8; 32],
+    index: usize,
+    rule: &RateLimitRule,
+    key: &str,
+    store: &impl SharedStore,
+    now_ms: u64,
+) -> SlotCheck {
+    let fp = key_fingerprint(seed, index, key);
+    let name = slot_key(index, slot_index(fp, rule.slots()));
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let (bytes, cas) = match store.get(&name) {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                if store.set(&name, SENTINEL, 0).is_err() {
+                    return SlotCheck::Unavailable;
+                }
+                continue;
+            }
+            Err(_) => return SlotCheck::Unavailable,
+        };
+        // Unreadable bytes (the sentinel, an old format) start fresh; see `ratelimit` docs.
+        let state = State::try_from(bytes.as_slice()).ok();
+        let decision = rule.limiter().check(state.as_ref(), fp, now_ms);
+        let Some(new_state) = decision.new_state() else {
+            return SlotCheck::Refused(decision);
+        };
+        match store.set(&name, &new_state.to_bytes(), cas) {
+            Ok(()) => return SlotCheck::Admitted(decision),
+            Err(StoreError::CasMismatch) => {}
+            Err(_) => return SlotCheck::Unavailable,
+        }
+    }
+    SlotCheck::Unavailable
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::gateway::store::MemoryStore;
+    use crate::ratelimit::{RateLimitRuleConfig, RateLimits};
+    use std::cell::Cell;
+
+    const T0: u64 = 1_700_000_000_000;
+    const SEED: [u8; 32] = [9; 32];
+
+    fn rule(limit: &str) -> RateLimitRule {
+        let c: Vec<RateLimitRuleConfig> = serde_json::from_str(&format!(
+            r#"[{{"prefix": "/", "key": "ip", "limit": "{limit}", "slots": 8}}]"#
+        ))
+        .unwrap();
+        RateLimits::new(&c).unwrap().rules()[0].clone()
+    }
+
+    fn admitted(c: &SlotCheck) -> bool {
+        matches!(c, SlotCheck::Admitted(_))
+    }
+
+    #[test]
+    fn admits_quota_then_refuses_ok() {
+        let r = rule("3/minute");
+        let s = MemoryStore::new();
+        let got: Vec<bool> = (0..5)
+            .map(|_| admitted(&check_slot(&SEED, 0, &r, "ip:1", &s, T0)))
+            .collect();
+        assert_eq!(got, [true, true, true, false, false]);
+        assert_eq!(s.len(), 1);
+    }
+
+    /// A store where another worker writes between every read and write, `conflicts` times.
+    struct Contended {
+        inner: MemoryStore,
+        conflicts: Cell<usize>,
+        rival_admits: Cell<usize>,
+        rule: RateLimitRule,
+    }
+
+    impl SharedStore for Contended {
+        fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+            if self.conflicts.get() > 0 && cas != 0 {
+                self.conflicts.set(self.conflicts.get() - 1);
+                // The rival admits one request of the same key through the same protocol.
+                if admitted(&check_slot(&SEED, 0, &self.rule, "ip:1", &self.inner, T0)) {
+                    self.rival_admits.set(self.rival_admits.get() + 1);
+                }
+            }
+            self.inner.set(key, value, cas)
+        }
+    }
+
+    #[test]
+    fn cas_conflicts_never_over_admit_ok() {
+        let r = rule("5/minute");
+        let s = Contended {
+            inner: MemoryStore::new(),
+            conflicts: Cell::new(usize::MAX),
+            rival_admits: Cell::new(0),
+            rule: r.clone(),
+        };
+        s.inner.set(&slot_key(0, 0), SENTINEL, 0).unwrap();
+        let mut ours = 0;
+        for _ in 0..10 {
+            ours += usize::from(admitted(&check_slot(&SEED, 0, &r, "ip:1", &s, T0)));
+        }
+        assert_eq!(ours + s.rival_admits.get(), 5);
+        assert!(s.rival_admits.get() >= 1);
+    }
+
+    /// A store whose CAS always fails.
+    struct AlwaysConflict(MemoryStore);
+
+    impl SharedStore for AlwaysConflict {
+        fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+            self.0.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), StoreError> {
+            if cas == 0 {
+                return self.0.set(key, value, cas);
+            }
+            Err(StoreError::CasMismatch)
+        }
+    }
+
+    struct Broken;
+
+    impl SharedStore for Broken {
+        fn get(&self, _: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+            Err(StoreError::Unavailable)
+        }
+        fn set(&self, _: &str, _: &[u8], _: u32) -> Result<(), StoreError> {
+            Err(StoreError::Unavailable)
+        }
+    }
+
+    #[test]
+    fn endless_conflict_fails_closed_fails() {
+        let r = rule("5/minute");
+        let s = AlwaysConflict(MemoryStore::new());
+        assert_eq!(
+            check_slot(&SEED, 0, &r, "ip:1", &s, T0),
+            SlotCheck::Unavailable
+        );
+        assert_eq!(
+            check_slot(&SEED, 0, &r, "ip:1", &Broken, T0),
+            SlotCheck::Unavailable
+        );
+    }
+
+    #[test]
+    fn missing_key_created_then_cas_ok() {
+        let r = rule("1/minute");
+        let s = MemoryStore::new();
+        assert!(admitted(&check_slot(&SEED, 0, &r, "ip:1", &s, T0)));
+        assert!(!admitted(&check_slot(&SEED, 0, &r, "ip:1", &s, T0)));
+    }
+}
