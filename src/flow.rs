@@ -355,8 +355,10 @@ impl fmt::Debug for TokenPair {
 
 /// One sign-in's refresh-token family: store it under `family_id` and hand it back to
 /// [`Authenticator::refresh`]. Reuse of a rotated token revokes the whole family.
+///
+/// Stored as JSON with camelCase members (`familyId`, `rotatedAt`, …), the npm module's shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefreshFamily {
     /// Random id, also the refresh tokens' `fam` claim.
     pub family_id: String,
@@ -370,6 +372,7 @@ pub struct RefreshFamily {
     pub created_at: u64,
     /// Digest of the password hash at sign-in: a password change ends the family. `None`
     /// for families made without a password record ([`Authenticator::create_refresh_token`]).
+    #[serde(default)]
     pub password_fingerprint: Option<String>,
     /// Set on reuse or logout; nothing of the family is accepted afterwards.
     pub revoked: bool,
@@ -440,8 +443,10 @@ impl fmt::Debug for LoginOutcome {
 /// Per-user MFA state the caller stores between calls. Store it with a transaction or
 /// compare-and-swap (Durable Objects, D1, SQL): with last-writer-wins storage, parallel
 /// requests would each see the old counters.
+///
+/// Stored as JSON with camelCase members (`lastTotpStep`, …); every member optional on input.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct MfaState {
     /// The last accepted TOTP time step; codes at or before it are replays.
     pub last_totp_step: Option<u64>,

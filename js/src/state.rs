@@ -11,7 +11,7 @@ use keygate::flow::{
 };
 use keygate::token::TokenType;
 use keygate::{ErrorCode, OsEntropy, Session, Sessions};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::wasm_bindgen;
 
@@ -56,89 +56,6 @@ impl JsUser {
     }
 }
 
-/// A refresh-token family as stored by the caller.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JsFamily {
-    family_id: String,
-    user_id: String,
-    generation: u64,
-    rotated_at: u64,
-    created_at: u64,
-    #[serde(default)]
-    password_fingerprint: Option<String>,
-    revoked: bool,
-}
-
-impl From<RefreshFamily> for JsFamily {
-    fn from(f: RefreshFamily) -> Self {
-        Self {
-            family_id: f.family_id,
-            user_id: f.user_id,
-            generation: f.generation,
-            rotated_at: f.rotated_at,
-            created_at: f.created_at,
-            password_fingerprint: f.password_fingerprint,
-            revoked: f.revoked,
-        }
-    }
-}
-
-impl From<JsFamily> for RefreshFamily {
-    fn from(f: JsFamily) -> Self {
-        Self {
-            family_id: f.family_id,
-            user_id: f.user_id,
-            generation: f.generation,
-            rotated_at: f.rotated_at,
-            created_at: f.created_at,
-            password_fingerprint: f.password_fingerprint,
-            revoked: f.revoked,
-        }
-    }
-}
-
-/// Per-user MFA state as stored by the caller; every field optional on input.
-#[derive(Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-struct JsMfaState {
-    last_totp_step: Option<u64>,
-    recovery_hashes: Vec<String>,
-    pending_jti: Option<String>,
-    pending_iat: Option<u64>,
-    failed_attempts: u32,
-    consecutive_failures: u32,
-    completed: bool,
-}
-
-impl From<MfaState> for JsMfaState {
-    fn from(s: MfaState) -> Self {
-        Self {
-            last_totp_step: s.last_totp_step,
-            recovery_hashes: s.recovery_hashes,
-            pending_jti: s.pending_jti,
-            pending_iat: s.pending_iat,
-            failed_attempts: s.failed_attempts,
-            consecutive_failures: s.consecutive_failures,
-            completed: s.completed,
-        }
-    }
-}
-
-impl From<JsMfaState> for MfaState {
-    fn from(s: JsMfaState) -> Self {
-        Self {
-            last_totp_step: s.last_totp_step,
-            recovery_hashes: s.recovery_hashes,
-            pending_jti: s.pending_jti,
-            pending_iat: s.pending_iat,
-            failed_attempts: s.failed_attempts,
-            consecutive_failures: s.consecutive_failures,
-            completed: s.completed,
-        }
-    }
-}
-
 fn parse_record<T: for<'de> Deserialize<'de>>(json: &str, field: &str) -> Result<T, KgError> {
     if json.len() > MAX_RECORD_LEN {
         return Err(KgError::input(field, "is too large"));
@@ -152,7 +69,7 @@ fn parse_record<T: for<'de> Deserialize<'de>>(json: &str, field: &str) -> Result
 }
 
 fn issued_json(issued: Issued) -> (Value, Value) {
-    (json!(issued.tokens), json!(JsFamily::from(issued.family)))
+    (json!(issued.tokens), json!(issued.family))
 }
 
 fn session_json(sessions: &Sessions, s: &Session) -> Value {
@@ -256,7 +173,6 @@ impl Keygate {
             unix_secs(now, "options.now")?,
             &mut OsEntropy,
         )?;
-        let family = JsFamily::from(family);
         Ok(json!({ "refresh_token": refresh_token, "family": family }).to_string())
     }
 
@@ -358,7 +274,7 @@ impl Keygate {
         let user = JsUser::parse(user_json)?;
         let state: MfaState = match state_json {
             None => MfaState::default(),
-            Some(s) => parse_record::<JsMfaState>(&s, "state")?.into(),
+            Some(s) => parse_record::<MfaState>(&s, "state")?,
         };
         let result = self.auth.verify_mfa(
             mfa_token,
@@ -368,7 +284,7 @@ impl Keygate {
             now,
             &mut OsEntropy,
         );
-        let state = JsMfaState::from(result.state);
+        let state = result.state;
         let out = match result.outcome {
             Ok((issued, method)) => {
                 let (tokens, family) = issued_json(issued);
@@ -401,7 +317,7 @@ impl Keygate {
         now: f64,
     ) -> Result<String, KgError> {
         let now = unix_secs(now, "options.now")?;
-        let family: RefreshFamily = parse_record::<JsFamily>(family_json, "family")?.into();
+        let family: RefreshFamily = parse_record(family_json, "family")?;
         let user = user_json.as_deref().map(JsUser::parse).transpose()?;
         let out = match self.auth.refresh(
             refresh_token,
@@ -417,7 +333,7 @@ impl Keygate {
             Ok(RefreshOutcome::Reused(revoked)) => {
                 let e = keygate::flow::FlowError::RefreshReused;
                 json!({ "status": "error", "error": e.code(), "message": e.to_string(),
-                        "family": JsFamily::from(revoked) })
+                        "family": revoked })
             }
             Err(e) => {
                 let e = KgError::from(e);
