@@ -32,8 +32,9 @@ pub const MIN_RESET_TTL: u64 = 900;
 pub const MAX_RESET_TTL: u64 = 3_600;
 /// Wrong codes accepted per MFA-pending token before it is dead.
 pub const DEFAULT_MFA_MAX_ATTEMPTS: u32 = 5;
-/// Seconds during which the previous refresh token may still be used once more (two tabs
-/// refreshing at the same moment) without revoking the family.
+/// Seconds after a rotation during which the previous refresh token is still accepted (two
+/// tabs refreshing at the same moment) without revoking the family; each such use gets
+/// tokens of the current generation and does not advance the family.
 pub const DEFAULT_REFRESH_GRACE: u64 = 10;
 /// A sign-in's refresh family lives at most 30 days, however often it rotates.
 pub const DEFAULT_REFRESH_FAMILY_TTL: u64 = 30 * 86_400;

@@ -136,14 +136,25 @@ function coreOptions(options, skip = []) {
   }
 }
 
+// Own properties only: a polluted Object.prototype must never reach a token or a state.
+const own = (o, key) => (Object.hasOwn(o, key) ? o[key] : undefined);
+
 function userJson(u, { needHash = false } = {}) {
   if (!isObject(u)) throw invalid("user", "must be an object {id, passwordHash, roles?, mfaEnabled?, mfaSecret?}");
-  const out = { id: str(u.id, "user.id") };
-  if (u.passwordHash !== undefined && u.passwordHash !== null) out.passwordHash = str(u.passwordHash, "user.passwordHash");
+  const out = { id: str(own(u, "id"), "user.id") };
+  const hash = own(u, "passwordHash");
+  if (hash !== undefined && hash !== null) out.passwordHash = str(hash, "user.passwordHash");
   else if (needHash) throw invalid("user.passwordHash", "must be a string");
-  if (u.roles !== undefined && u.roles !== null) out.roles = strList(u.roles, "user.roles");
-  if (u.mfaEnabled !== undefined && u.mfaEnabled !== null) out.mfaEnabled = bool(u.mfaEnabled, "user.mfaEnabled");
-  if (u.mfaSecret !== undefined && u.mfaSecret !== null) out.mfaSecret = str(u.mfaSecret, "user.mfaSecret");
+  const roles = own(u, "roles");
+  if (roles !== undefined && roles !== null) out.roles = strList(roles, "user.roles");
+  const enabled = own(u, "mfaEnabled");
+  const secret = own(u, "mfaSecret");
+  if (enabled !== undefined && enabled !== null) out.mfaEnabled = bool(enabled, "user.mfaEnabled");
+  else if (secret !== undefined && secret !== null) {
+    // A record with a secret but no (or a misspelt) mfaEnabled must not sign in without MFA.
+    throw invalid("user.mfaEnabled", "must be true or false when mfaSecret is set");
+  }
+  if (secret !== undefined && secret !== null) out.mfaSecret = str(secret, "user.mfaSecret");
   return JSON.stringify(out);
 }
 

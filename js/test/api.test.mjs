@@ -370,6 +370,13 @@ describe("login flow", () => {
     assert.equal(kg.verifyMfa(other, code, user, null, at(T0)).error, "token_mismatch");
     assert.equal(kg.verifyMfa("garbage", code, user, null, at(T0)).error, "token_malformed");
     throwsCode(() => kg.verifyMfa(r.mfa_token, code, user, { failedAttempts: -1 }), "invalid_input", "state.failedAttempts");
+    // A secret without mfaEnabled (e.g. a snake_case column) is refused, never "MFA off".
+    throwsCode(() => kg.login({ id: "u9", passwordHash: hash, mfa_enabled: 1, mfaSecret: secret }, "correct horse"), "invalid_input", "user.mfaEnabled");
+    // Inherited properties are not read.
+    const proto = Object.create({ roles: ["admin"] });
+    proto.id = "u10";
+    const t = kg.issueTokens(proto, at(T0));
+    assert.deepEqual(kg.verifyAccessToken(t.access_token, at(T0)).roles, []);
   });
 
   test("refresh rotation, grace, reuse revokes the family", () => {

@@ -216,7 +216,9 @@ const w :Workerd.Worker = (
     assert.equal(me.body.sub, claims.sub);
     assert.equal((await call("GET", "/me", undefined, { authorization: "Bearer x.y.z" })).status, 401);
 
-    // A recovery code works once.
+    // A recovery code works once. Pending MFA tokens are ordered by their `iat` (seconds): a
+    // new sign-in in the same second as the last MFA step would be refused as not newer.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
     const step1b = await call("POST", "/login", { email, password });
     const rec = await call("POST", "/mfa", { mfa_token: step1b.body.mfa_token, code: enable.body.recovery_codes[0] });
     assert.equal(rec.body.method, "recovery");

@@ -109,7 +109,8 @@ impl ClaimHeaders {
 }
 
 fn claim_value(c: &Claims, claim: &str) -> Option<String> {
-    let list = |v: &[String]| Some(v.join(","));
+    // Arrays are joined with `,`; an element holding a `,` would read as two, so no header.
+    let list = |v: &[String]| (!v.iter().any(|e| e.contains(','))).then(|| v.join(","));
     match claim {
         "sub" => Some(c.sub.clone()),
         "type" => Some(c.token_type.as_str().to_owned()),
@@ -130,7 +131,7 @@ fn claim_value(c: &Claims, claim: &str) -> Option<String> {
                 .iter()
                 .map(scalar)
                 .collect::<Option<Vec<_>>>()
-                .map(|v| v.join(",")),
+                .and_then(|v| list(&v)),
             v => scalar(v),
         },
     }

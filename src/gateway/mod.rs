@@ -150,9 +150,7 @@ impl Gateway {
         let mut created = 0;
         for (i, rule) in self.limits.rules().iter().enumerate() {
             for slot in 0..rule.slots() {
-                let key = slots::slot_key(i, slot);
-                if store.get(&key)?.is_none() {
-                    store.set(&key, SENTINEL, 0)?;
+                if slots::create_slot(store, &slots::slot_key(&self.seed, i, slot))? {
                     created += 1;
                 }
             }

@@ -8,10 +8,35 @@ use crate::ratelimit::{key_fingerprint, slot_index, RateDecision, RateLimitRule,
 /// under a flood of that very key.
 pub const MAX_CAS_ATTEMPTS: usize = 16;
 
-/// The shared-data key of `slot` of rule `rule`: `kg:rl:<rule>:<slot>`.
+/// CAS value that creates a key only when it is absent. The ABI creates a missing key
+/// whatever the CAS, but refuses a non-zero CAS that does not match an existing key; Envoy's
+/// CAS counter starts at 1 and would need 2^32 writes to reach this value.
+const CREATE_IF_ABSENT: u32 = u32::MAX;
+
+/// The shared-data key of `slot` of rule `rule`: `kg:rl:<config id>:<rule>:<slot>`.
+///
+/// Shared data is scoped by `vm_id` only, so two plugin configs with the same `vm_id` (or an
+/// old and a new config during an update) would otherwise write each other's slots; the
+/// config id (from the configuration-derived seed) keeps them apart.
 #[must_use]
-pub fn slot_key(rule: usize, slot: u32) -> String {
-    format!("kg:rl:{rule}:{slot}")
+pub fn slot_key(seed: &[u8; 32], rule: usize, slot: u32) -> String {
+    let [a, b, c, d, ..] = *seed;
+    format!(
+        "kg:rl:{:08x}:{rule}:{slot}",
+        u32::from_be_bytes([a, b, c, d])
+    )
+}
+
+/// Creates `key` holding the sentinel unless it exists; never overwrites a state.
+///
+/// # Errors
+/// The store's error, other than the mismatch that means "already there".
+pub fn create_slot(store: &impl SharedStore, key: &str) -> Result<bool, StoreError> {
+    match store.set(key, SENTINEL, CREATE_IF_ABSENT) {
+        Ok(()) => Ok(true),
+        Err(StoreError::CasMismatch) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// How one rule judged one request.
@@ -40,12 +65,12 @@ pub(crate) fn check_slot(
     now_ms: u64,
 ) -> SlotCheck {
     let fp = key_fingerprint(seed, index, key);
-    let name = slot_key(index, slot_index(fp, rule.slots()));
+    let name = slot_key(seed, index, slot_index(fp, rule.slots()));
     for _ in 0..MAX_CAS_ATTEMPTS {
         let (bytes, cas) = match store.get(&name) {
             Ok(Some(found)) => found,
             Ok(None) => {
-                if store.set(&name, SENTINEL, 0).is_err() {
+                if create_slot(store, &name).is_err() {
                     return SlotCheck::Unavailable;
                 }
                 continue;
@@ -134,7 +159,7 @@ mod tests {
             rival_admits: Cell::new(0),
             rule: r.clone(),
         };
-        s.inner.set(&slot_key(0, 0), SENTINEL, 0).unwrap();
+        s.inner.set(&slot_key(&SEED, 0, 0), SENTINEL, 0).unwrap();
         let mut ours = 0;
         for _ in 0..10 {
             ours += usize::from(admitted(&check_slot(&SEED, 0, &r, "ip:1", &s, T0)));

@@ -509,3 +509,91 @@ proptest! {
         prop_assert!(matches!(o.status(), 200 | 401 | 403 | 429));
     }
 }
+
+/// Two plugin configs under one `vm_id` share proxy-wasm's key space: neither may reset the
+/// other's slots (a quota-count mismatch reads as fresh state).
+#[test]
+fn two_configs_sharing_a_store_stay_apart_ok() {
+    let s = MemoryStore::new();
+    let login = Gateway::from_json(
+        with(|v| {
+            v["rate_limits"] = serde_json::json!([
+                {"path": "/api/auth/login", "methods": ["POST"], "key": "ip", "limit": "5/minute"}
+            ]);
+        })
+        .as_bytes(),
+    )
+    .unwrap();
+    let busy = Gateway::from_json(
+        with(|v| {
+            v["rules"] = serde_json::json!([{"prefix": "/", "allow": "public"}]);
+            v["rate_limits"] = serde_json::json!([
+                {"prefix": "/", "key": "ip", "limit": ["1000/minute", "10000/hour"]}
+            ]);
+        })
+        .as_bytes(),
+    )
+    .unwrap();
+    login.prepare_store(&s).unwrap();
+    busy.prepare_store(&s).unwrap();
+    let attempt = MockRequest::new("POST", "/api/auth/login").at_ip("203.0.113.9:1");
+    let mut admitted = 0;
+    for i in 0..2000u32 {
+        if run(&login, &s, &attempt).status() == 200 {
+            admitted += 1;
+        }
+        let other = MockRequest::get("/x").at_ip(&format!("198.51.{}.{}:1", i / 250, i % 250));
+        let _ = run(&busy, &s, &other);
+    }
+    assert_eq!(
+        admitted, 5,
+        "the other config's traffic must not reset the login limit"
+    );
+}
+
+#[test]
+fn slot_creation_never_overwrites_state_ok() {
+    let (g, s) = (gateway(), MemoryStore::new());
+    g.prepare_store(&s).unwrap();
+    let login = MockRequest::new("POST", "/api/auth/login");
+    for _ in 0..5 {
+        assert_eq!(run(&g, &s, &login).status(), 200);
+    }
+    // Another VM configuring late must not wipe admitted state.
+    assert_eq!(g.prepare_store(&s).unwrap(), 0);
+    assert_eq!(run(&g, &s, &login).status(), 429);
+}
+
+#[test]
+fn duplicate_token_cookie_fails() {
+    let (g, s) = (gateway(), MemoryStore::new());
+    let (a, b) = (
+        token(&claims("alice", &[])),
+        token(&claims("mallory", &["admin"])),
+    );
+    let cookie = format!("__Host-access={a}; x=1; __Host-access={b}");
+    let r = MockRequest::get("/api/records").with_headers(&[("cookie", &cookie)]);
+    let r = reply(run(&g, &s, &r));
+    assert_eq!((r.status, r.code), (401, "token_malformed"));
+}
+
+#[test]
+fn array_element_with_comma_gets_no_header_ok() {
+    let (g, s) = (gateway(), MemoryStore::new());
+    let c = claims("u3", &["user,admin"]);
+    let f = forward(run(
+        &g,
+        &s,
+        &MockRequest::get("/api/records").bearer(&token(&c)),
+    ));
+    assert_eq!(header(&f, "x-user-id"), Some("u3"));
+    assert_eq!(
+        header(&f, "x-user-roles"),
+        None,
+        "`user,admin` would read as two roles"
+    );
+    assert!(
+        f.remove_request_headers.iter().any(|h| h == "x-user-roles"),
+        "still stripped from the request"
+    );
+}

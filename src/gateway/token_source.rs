@@ -116,7 +116,18 @@ impl TokenSource {
                 }
                 value.get(prefix.len()..)?.trim_matches([' ', '\t'])
             }
-            Self::Cookie { name } => cookie_value(&value, name)?,
+            Self::Cookie { name } => {
+                // Two cookies of that name (cookie tossing): keygate would verify one and the
+                // upstream might read the other, so neither is trusted.
+                let mut found = cookie_values(&value, name);
+                let first = found.next()?;
+                if found.next().is_some() {
+                    return Some(Err(TokenError::Malformed {
+                        reason: "the token cookie is sent more than once",
+                    }));
+                }
+                first
+            }
         };
         if token.len() > max_len {
             return Some(Err(TokenError::TooLarge { max: max_len }));
@@ -125,9 +136,9 @@ impl TokenSource {
     }
 }
 
-/// The value of the first cookie called `name` in a `Cookie` header (quotes removed).
-fn cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header.split(';').find_map(|pair| {
+/// The values of the cookies called `name` in a `Cookie` header (quotes removed).
+fn cookie_values<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    header.split(';').filter_map(move |pair| {
         let (k, v) = pair.split_once('=')?;
         if k.trim_matches([' ', '\t']) != name {
             return None;
@@ -215,10 +226,12 @@ mod tests {
         let h = |v: &str| found(c, &[("cookie", v)]);
         assert_eq!(h("a=b; __Host-access=tok").as_deref(), Some("tok"));
         assert_eq!(h("__Host-access=\"tok\";x=y").as_deref(), Some("tok"));
-        assert_eq!(
-            h("__Host-access=one; __Host-access=two").as_deref(),
-            Some("one")
-        );
+        let twice = MockRequest::get("/")
+            .with_headers(&[("cookie", "__Host-access=one; __Host-access=two")]);
+        assert!(matches!(
+            c.extract(&twice, 100),
+            Some(Err(TokenError::Malformed { .. }))
+        ));
         assert_eq!(h("x__Host-access=tok"), None);
         assert_eq!(h("garbage;;;="), None);
     }

@@ -146,6 +146,20 @@ def test_forged_identity_headers_are_stripped(envoy):
     assert r.body["headers"]["x-user-roles"] == "nurse"
 
 
+def test_underscore_variant_of_identity_header_refused(envoy):
+    # Some upstreams (CGI/WSGI) read x_user_id as x-user-id; the example config makes Envoy
+    # refuse such requests outright.
+    r = envoy.request("GET", "/api/auth/ping", headers={"x_user_id": "admin"})
+    assert r.status == 400, r
+
+
+def test_duplicate_token_cookie_refused(envoy):
+    a, b = pyjwt(claims(roles=["nurse"])), pyjwt(claims(roles=["admin"]))
+    r = envoy.request("GET", "/api/records",
+                      headers={"cookie": f"__Host-access={a}; __Host-access={b}"})
+    assert_401(r, "token_malformed")
+
+
 def test_admin_role_required(envoy):
     r = envoy.request("GET", "/admin/users", token=pyjwt(claims(roles=["doctor"])))
     assert r.status == 403, r
