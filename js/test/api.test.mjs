@@ -447,7 +447,9 @@ describe("sessions", () => {
     assert.equal(kg.readSession(header, at(T0 + 600 + 1800)), null, "idle");
     assert.equal(kg.readSession(r.cookie.split(";")[0], at(T0 + 2300)).userId, "u1", "slid");
     assert.equal(kg.readSession(header, at(T0 + 3600)), null, "absolute");
-    assert.equal(kg.readSession(header.replace(/.$/, "A"), at(T0)), null, "tampered");
+    // Change one MAC character for certain (replacing it with "A" is a no-op 1 time in 64).
+    const tampered = header.slice(0, -5) + (header.at(-5) === "A" ? "B" : "A") + header.slice(-4);
+    assert.equal(kg.readSession(tampered, at(T0)), null, "tampered");
     assert.equal(kg.readSession(null), null);
     assert.equal(kg.readSession(undefined), null);
     assert.equal(kg.readSession(""), null);
