@@ -27,26 +27,34 @@ impl SharedStore for HostStore {
     }
 }
 
-/// The request being filtered, read from the host once (headers on demand).
+/// The request being filtered, read from the host once: every request header in one host
+/// call (`proxy_get_header_map_pairs`) instead of one call, plus one allocation call back
+/// into the module, per header looked up.
 pub struct HostRequest {
     method: String,
     path: String,
     remote: Option<String>,
+    headers: Vec<(String, Vec<u8>)>,
 }
 
 impl HostRequest {
-    /// Reads `:method`, `:path` and the downstream `source.address`.
+    /// Reads the request headers and the downstream `source.address`.
     #[must_use]
     pub fn read() -> Self {
         let remote = hostcalls::get_property(vec!["source", "address"])
             .ok()
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).into_owned());
-        Self {
-            method: request_header(":method").unwrap_or_default(),
-            path: request_header(":path").unwrap_or_default(),
+        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let mut request = Self {
+            method: String::new(),
+            path: String::new(),
             remote,
-        }
+            headers,
+        };
+        request.method = request.header(":method").unwrap_or_default();
+        request.path = request.header(":path").unwrap_or_default();
+        request
     }
 }
 
@@ -57,19 +65,16 @@ impl HttpRequest for HostRequest {
     fn path(&self) -> &str {
         &self.path
     }
+    /// The first value, as Envoy's own single-header lookup returns.
     fn header(&self, name: &str) -> Option<String> {
-        request_header(name)
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
     fn remote_address(&self) -> Option<&str> {
         self.remote.as_deref()
     }
-}
-
-fn request_header(name: &str) -> Option<String> {
-    hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name)
-        .ok()
-        .flatten()
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 /// Milliseconds since the Unix epoch from the host clock; 0 if unavailable (every token then

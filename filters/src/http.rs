@@ -51,7 +51,13 @@ impl HttpContext for KeygateHttp {
         self.metrics.bump(outcome.metric());
         match outcome {
             Outcome::Continue(forward) => {
+                // Setting replaces every incoming value of a name (Envoy's `setCopy`), so only
+                // the names that get no value need a removal: one host call per header saved.
+                let set = &forward.set_request_headers;
                 for name in forward.remove_request_headers {
+                    if set.iter().any(|(n, _)| n == name) {
+                        continue;
+                    }
                     if hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).is_err() {
                         return unavailable("keygate: could not remove a request header");
                     }

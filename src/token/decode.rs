@@ -1,16 +1,9 @@
 //! Verifying tokens. Time is an argument: nothing here reads a clock.
 
-use std::fmt;
-
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::{Map, Value};
-
+use super::claims::Members;
 use super::header::split;
 use super::jwk::b64u_decode;
 use super::{Algorithm, Claims, Header, KeySet, TokenError, Validation};
-
-/// Claims every token must carry.
-const REQUIRED: [&str; 4] = ["sub", "type", "iat", "exp"];
 
 /// Verifies `token` against `keys` and checks its claims at time `now` (Unix seconds).
 ///
@@ -76,44 +69,11 @@ pub(crate) fn verify_signature(
     })
 }
 
-/// A JSON object that refuses duplicate members, so no claim can be read two ways.
-struct UniqueMap(Map<String, Value>);
-
-impl<'de> Deserialize<'de> for UniqueMap {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = UniqueMap;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<UniqueMap, A::Error> {
-                let mut m = Map::new();
-                while let Some((k, v)) = a.next_entry::<String, Value>()? {
-                    if m.contains_key(&k) {
-                        return Err(serde::de::Error::custom("duplicate claim"));
-                    }
-                    m.insert(k, v);
-                }
-                Ok(UniqueMap(m))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
 fn parse_claims(payload: &[u8]) -> Result<Claims, TokenError> {
-    let UniqueMap(map) = serde_json::from_slice(payload).map_err(|_| TokenError::Malformed {
+    let members: Members = serde_json::from_slice(payload).map_err(|_| TokenError::Malformed {
         reason: "claims are not a JSON object with unique members",
     })?;
-    for claim in REQUIRED {
-        if map.get(claim).is_none_or(Value::is_null) {
-            return Err(TokenError::MissingClaim { claim });
-        }
-    }
-    serde_json::from_value(Value::Object(map)).map_err(|_| TokenError::Malformed {
-        reason: "a claim has the wrong type (times are integer seconds, `type` is access, refresh, mfa or reset)",
-    })
+    members.into_claims()
 }
 
 fn check_claims(c: &Claims, v: &Validation, now: u64) -> Result<(), TokenError> {

@@ -3,12 +3,13 @@
 
 use std::fmt;
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use rsa::pkcs1::DecodeRsaPublicKey;
 use rsa::traits::PublicKeyParts;
 
 use super::jwk::{b64u_decode, b64u_encode};
+use super::signature::{HmacKey, Signer, Verifier};
 use super::{Algorithm, Jwk, TokenError};
 use crate::{ConfigError, Entropy};
 
@@ -75,7 +76,7 @@ impl Public {
 pub struct VerifyingKey {
     alg: Algorithm,
     kid: Option<String>,
-    key: jsonwebtoken::DecodingKey,
+    key: Verifier,
     public: Public,
 }
 
@@ -109,10 +110,12 @@ impl VerifyingKey {
         field: &str,
     ) -> Result<Self, ConfigError> {
         check_hmac(secret, alg, field)?;
+        let key = HmacKey::new(alg, secret)
+            .ok_or_else(|| ConfigError::new("alg", "expected HS256, HS384 or HS512"))?;
         Ok(Self {
             alg,
             kid: check_kid(kid)?,
-            key: jsonwebtoken::DecodingKey::from_secret(secret),
+            key: Verifier::Hmac(Box::new(key)),
             public: Public::Hmac,
         })
     }
@@ -135,8 +138,8 @@ impl VerifyingKey {
             }
             Algorithm::EdDSA => {
                 let x = decode_fixed::<32>(jwk.x.as_deref(), "x")?;
-                ed25519_public(x, "x")?;
-                Ok(Self::ed25519(x, kid))
+                let key = ed25519_public(x, "x")?;
+                Ok(Self::ed25519(key, kid))
             }
             Algorithm::ES256 => {
                 let x = decode_fixed::<32>(jwk.x.as_deref(), "x")?;
@@ -144,9 +147,9 @@ impl VerifyingKey {
                 let mut sec1 = [4u8; 65];
                 sec1[1..33].copy_from_slice(&x);
                 sec1[33..].copy_from_slice(&y);
-                p256::PublicKey::from_sec1_bytes(&sec1)
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
                     .map_err(|_| ConfigError::new("x", "x/y is not a point on P-256"))?;
-                Ok(Self::p256(x, y, kid))
+                Ok(Self::p256(key, x, y, kid))
             }
             _ => {
                 let n = decode_member(jwk.n.as_deref(), "n")?;
@@ -181,14 +184,14 @@ impl VerifyingKey {
             Algorithm::EdDSA => {
                 let key = ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
                     .map_err(|_| bad("PUBLIC KEY (Ed25519)"))?;
-                ed25519_public(key.to_bytes(), "pem")?;
-                Ok(Self::ed25519(key.to_bytes(), kid))
+                let key = ed25519_public(key.to_bytes(), "pem")?;
+                Ok(Self::ed25519(key, kid))
             }
             Algorithm::ES256 => {
                 let key = p256::PublicKey::from_public_key_pem(pem)
                     .map_err(|_| bad("PUBLIC KEY (P-256)"))?;
                 let (x, y) = p256_coordinates(&key).ok_or_else(|| bad("PUBLIC KEY (P-256)"))?;
-                Ok(Self::p256(x, y, kid))
+                Ok(Self::p256(key.into(), x, y, kid))
             }
             Algorithm::RS256 => {
                 let key = rsa::RsaPublicKey::from_public_key_pem(pem)
@@ -223,32 +226,23 @@ impl VerifyingKey {
 
     /// Whether `signature_b64` is a valid signature of `message` under this key.
     pub(crate) fn verify(&self, message: &[u8], signature_b64: &str) -> bool {
-        matches!(
-            jsonwebtoken::crypto::verify(signature_b64, message, &self.key, self.alg.to_jwt()),
-            Ok(true)
-        )
+        self.key.verify(message, signature_b64)
     }
 
-    fn ed25519(x: [u8; 32], kid: Option<String>) -> Self {
+    fn ed25519(key: ed25519_dalek::VerifyingKey, kid: Option<String>) -> Self {
         Self {
             alg: Algorithm::EdDSA,
             kid,
-            // jsonwebtoken's EdDSA verifier takes the raw 32-byte public key.
-            key: jsonwebtoken::DecodingKey::from_ed_der(&x),
-            public: Public::Ed25519(x),
+            public: Public::Ed25519(key.to_bytes()),
+            key: Verifier::Ed25519(key),
         }
     }
 
-    fn p256(x: [u8; 32], y: [u8; 32], kid: Option<String>) -> Self {
-        let mut sec1 = Vec::with_capacity(65);
-        sec1.push(4);
-        sec1.extend_from_slice(&x);
-        sec1.extend_from_slice(&y);
+    fn p256(key: p256::ecdsa::VerifyingKey, x: [u8; 32], y: [u8; 32], kid: Option<String>) -> Self {
         Self {
             alg: Algorithm::ES256,
             kid,
-            // jsonwebtoken's ES256 verifier takes the SEC1 uncompressed point.
-            key: jsonwebtoken::DecodingKey::from_ec_der(&sec1),
+            key: Verifier::Es256(key),
             public: Public::P256 { x, y },
         }
     }
@@ -265,25 +259,17 @@ impl VerifyingKey {
         Ok(Self {
             alg: Algorithm::RS256,
             kid,
-            key: jsonwebtoken::DecodingKey::from_rsa_raw_components(&n, &e),
+            key: Verifier::Rs256(Box::new(key.clone())),
             public: Public::Rsa { n, e },
         })
     }
-}
-
-#[derive(Clone)]
-enum Private {
-    Hmac,
-    Ed25519(Box<ed25519_dalek::SigningKey>),
-    P256(p256::SecretKey),
 }
 
 /// A key that signs tokens with exactly one algorithm: HS256/384/512, EdDSA or ES256.
 /// (RS256 is verify-only.) `Debug` never shows key material.
 #[derive(Clone)]
 pub struct SigningKey {
-    key: jsonwebtoken::EncodingKey,
-    private: Private,
+    key: Signer,
     verifying: VerifyingKey,
 }
 
@@ -306,10 +292,25 @@ impl SigningKey {
         alg: Algorithm,
         kid: Option<String>,
     ) -> Result<Self, ConfigError> {
+        Self::hmac(secret, alg, kid, "secret")
+    }
+
+    fn hmac(
+        secret: &[u8],
+        alg: Algorithm,
+        kid: Option<String>,
+        field: &str,
+    ) -> Result<Self, ConfigError> {
+        let verifying = VerifyingKey::hmac(secret, alg, kid, field)?;
+        let Verifier::Hmac(mac) = &verifying.key else {
+            return Err(ConfigError::new("alg", "expected HS256, HS384 or HS512"));
+        };
         Ok(Self {
-            key: jsonwebtoken::EncodingKey::from_secret(secret),
-            private: Private::Hmac,
-            verifying: VerifyingKey::from_secret(secret, alg, kid)?,
+            key: Signer::Hmac {
+                mac: mac.clone(),
+                secret: secret.to_vec(),
+            },
+            verifying,
         })
     }
 
@@ -324,11 +325,7 @@ impl SigningKey {
         let key = match jwk_alg(jwk)? {
             a if a.is_hmac() => {
                 let k = decode_member(jwk.k.as_deref(), "k")?;
-                return Ok(Self {
-                    key: jsonwebtoken::EncodingKey::from_secret(&k),
-                    private: Private::Hmac,
-                    verifying: VerifyingKey::hmac(&k, a, kid, "k")?,
-                });
+                return Self::hmac(&k, a, kid, "k");
             }
             Algorithm::EdDSA => {
                 let d = decode_fixed::<32>(jwk.d.as_deref(), "d")?;
@@ -463,57 +460,46 @@ impl SigningKey {
     pub fn to_private_jwk(&self) -> Jwk {
         let alg = self.alg();
         let kid = self.verifying.kid.clone();
-        match &self.private {
-            Private::Hmac => Jwk {
-                kty: "oct".into(),
-                kid,
-                alg: Some(alg.as_str().to_owned()),
-                key_use: Some("sig".into()),
-                k: Some(b64u_encode(self.key.as_bytes())),
-                ..Jwk::default()
-            },
-            Private::Ed25519(sk) => Jwk {
-                d: Some(b64u_encode(sk.to_bytes())),
-                ..self.public_jwk().unwrap_or_default()
-            },
-            Private::P256(sk) => Jwk {
-                d: Some(b64u_encode(sk.to_bytes())),
-                ..self.public_jwk().unwrap_or_default()
-            },
+        let d = match &self.key {
+            Signer::Hmac { secret, .. } => {
+                return Jwk {
+                    kty: "oct".into(),
+                    kid,
+                    alg: Some(alg.as_str().to_owned()),
+                    key_use: Some("sig".into()),
+                    k: Some(b64u_encode(secret)),
+                    ..Jwk::default()
+                }
+            }
+            Signer::Ed25519(sk) => b64u_encode(sk.to_bytes()),
+            Signer::Es256(sk) => b64u_encode(sk.to_bytes()),
+        };
+        Jwk {
+            d: Some(d),
+            ..self.public_jwk().unwrap_or_default()
         }
     }
 
     /// Signs `message`, returning the base64url signature.
     pub(crate) fn sign(&self, message: &[u8]) -> Result<String, TokenError> {
-        jsonwebtoken::crypto::sign(message, &self.key, self.alg().to_jwt()).map_err(|_| {
-            TokenError::SigningFailed {
-                reason: "the signing backend refused the key",
-            }
-        })
+        Ok(self.key.sign(message))
     }
 
     fn ed25519(seed: &[u8; 32], kid: Option<String>) -> Result<Self, ConfigError> {
         let sk = ed25519_dalek::SigningKey::from_bytes(seed);
-        let der = sk
-            .to_pkcs8_der()
-            .map_err(|_| ConfigError::new("d", "could not encode the Ed25519 key"))?;
         Ok(Self {
-            key: jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
-            verifying: VerifyingKey::ed25519(sk.verifying_key().to_bytes(), kid),
-            private: Private::Ed25519(Box::new(sk)),
+            verifying: VerifyingKey::ed25519(sk.verifying_key(), kid),
+            key: Signer::Ed25519(Box::new(sk)),
         })
     }
 
     fn p256(sk: p256::SecretKey, kid: Option<String>) -> Result<Self, ConfigError> {
-        let der = sk
-            .to_pkcs8_der()
-            .map_err(|_| ConfigError::new("d", "could not encode the P-256 key"))?;
-        let (x, y) = p256_coordinates(&sk.public_key())
+        let public = sk.public_key();
+        let (x, y) = p256_coordinates(&public)
             .ok_or_else(|| ConfigError::new("d", "not a valid P-256 private scalar"))?;
         Ok(Self {
-            key: jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()),
-            verifying: VerifyingKey::p256(x, y, kid),
-            private: Private::P256(sk),
+            verifying: VerifyingKey::p256(public.into(), x, y, kid),
+            key: Signer::Es256(Box::new(sk.into())),
         })
     }
 }
@@ -634,9 +620,9 @@ fn decode_fixed<const N: usize>(v: Option<&str>, field: &str) -> Result<[u8; N],
         .map_err(|_| ConfigError::new(field, format!("must decode to exactly {N} bytes")))
 }
 
-fn ed25519_public(x: [u8; 32], field: &str) -> Result<(), ConfigError> {
+fn ed25519_public(x: [u8; 32], field: &str) -> Result<ed25519_dalek::VerifyingKey, ConfigError> {
     match ed25519_dalek::VerifyingKey::from_bytes(&x) {
-        Ok(k) if !k.is_weak() => Ok(()),
+        Ok(k) if !k.is_weak() => Ok(k),
         _ => Err(ConfigError::new(field, "not a valid Ed25519 public key")),
     }
 }

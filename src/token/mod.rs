@@ -1,8 +1,9 @@
 //! JWTs: claims, keys (JWK/JWKS/PEM), signing and verification.
 //!
-//! Signatures come from `jsonwebtoken`; every other check (length, shape, algorithm pinning,
-//! key choice, `exp`/`nbf`/`iat` against the caller's `now`, `iss`, `aud`, `type`, sizes) is
-//! done here so the clock is always an argument.
+//! Signatures come from the RustCrypto crates (`signature.rs` says why not `jsonwebtoken`);
+//! every other check (length, shape, algorithm pinning, key choice, `exp`/`nbf`/`iat` against
+//! the caller's `now`, `iss`, `aud`, `type`, sizes) is done here so the clock is always an
+//! argument.
 
 mod algorithm;
 mod claims;
@@ -14,6 +15,7 @@ mod header;
 mod jwk;
 mod key_set;
 mod keys;
+mod signature;
 mod validation;
 
 pub use algorithm::Algorithm;

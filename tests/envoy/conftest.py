@@ -44,8 +44,12 @@ class Echo(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         if length:
             self.rfile.read(length)
+        values = {}
+        for k, v in self.headers.items():
+            values.setdefault(k.lower(), []).append(v)
         body = json.dumps({"method": self.command, "path": self.path,
-                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+                           "headers": {k.lower(): v for k, v in self.headers.items()},
+                           "header_values": values}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))

@@ -160,6 +160,27 @@ def test_duplicate_token_cookie_refused(envoy):
     assert_401(r, "token_malformed")
 
 
+def test_repeated_forged_identity_headers_are_replaced(envoy):
+    # The filter sets claim headers with replace semantics instead of remove + set: every
+    # incoming copy must be gone, only the verified value reaches the upstream.
+    c = claims(roles=["nurse"])
+    conn = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=10)
+    try:
+        conn.putrequest("GET", "/api/records")
+        conn.putheader("authorization", f"Bearer {pyjwt(c)}")
+        for forged in ("admin", "root"):
+            conn.putheader("x-user-id", forged)
+            conn.putheader("x-user-roles", forged)
+        conn.endheaders()
+        r = conn.getresponse()
+        body = json.loads(r.read())
+    finally:
+        conn.close()
+    assert r.status == 200
+    assert body["header_values"]["x-user-id"] == [c["sub"]]
+    assert body["header_values"]["x-user-roles"] == ["nurse"]
+
+
 def test_admin_role_required(envoy):
     r = envoy.request("GET", "/admin/users", token=pyjwt(claims(roles=["doctor"])))
     assert r.status == 403, r
