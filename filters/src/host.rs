@@ -72,6 +72,12 @@ impl HttpRequest for HostRequest {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
+    fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count()
+    }
     fn remote_address(&self) -> Option<&str> {
         self.remote.as_deref()
     }

@@ -10,6 +10,8 @@ pub trait HttpRequest {
     /// The first value of request header `name` (lowercase). Invalid UTF-8 may be replaced
     /// lossily: such a value can never form a valid token.
     fn header(&self, name: &str) -> Option<String>;
+    /// How many values request header `name` has (an Authorization header sent twice: 2).
+    fn header_count(&self, name: &str) -> usize;
     /// The downstream remote address (`ip:port` or `ip`), as the proxy decided it (Envoy's
     /// own XFF settings decide whether a forwarded address is trusted).
     fn remote_address(&self) -> Option<&str>;
@@ -72,6 +74,12 @@ impl HttpRequest for MockRequest {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
+    }
+    fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count()
     }
     fn remote_address(&self) -> Option<&str> {
         self.remote.as_deref()

@@ -597,3 +597,14 @@ fn array_element_with_comma_gets_no_header_ok() {
         "still stripped from the request"
     );
 }
+
+#[test]
+fn duplicate_authorization_header_fails() {
+    let (g, s) = (gateway(), MemoryStore::new());
+    let a = format!("Bearer {}", token(&claims("alice", &[])));
+    let b = format!("Bearer {}", token(&claims("mallory", &["admin"])));
+    let r = MockRequest::get("/api/records")
+        .with_headers(&[("authorization", &a), ("authorization", &b)]);
+    let r = reply(run(&g, &s, &r));
+    assert_eq!((r.status, r.code), (401, "token_malformed"));
+}

@@ -109,6 +109,13 @@ impl TokenSource {
     ) -> Option<Result<String, TokenError>> {
         let value = request.header(self.header_name())?;
         let token = match self {
+            Self::Header { name, .. } if request.header_count(name) > 1 => {
+                // The same reasoning as for a doubled cookie: never verify one copy and let
+                // the upstream read another.
+                return Some(Err(TokenError::Malformed {
+                    reason: "the token header is sent more than once",
+                }));
+            }
             Self::Header { prefix, .. } => {
                 let head = value.get(..prefix.len())?;
                 if !head.eq_ignore_ascii_case(prefix) {

@@ -181,6 +181,22 @@ def test_repeated_forged_identity_headers_are_replaced(envoy):
     assert body["header_values"]["x-user-roles"] == ["nurse"]
 
 
+def test_duplicate_authorization_header_refused(envoy):
+    # Whether Envoy keeps both lines or folds them, no single copy may be trusted.
+    a, b = pyjwt(claims(roles=["nurse"])), pyjwt(claims(roles=["admin"]))
+    conn = http.client.HTTPConnection("127.0.0.1", envoy.port, timeout=10)
+    try:
+        conn.putrequest("GET", "/admin/users")
+        conn.putheader("authorization", f"Bearer {a}")
+        conn.putheader("authorization", f"Bearer {b}")
+        conn.endheaders()
+        r = conn.getresponse()
+        body = json.loads(r.read())
+    finally:
+        conn.close()
+    assert r.status == 401 and body["error"] == "token_malformed", body
+
+
 def test_admin_role_required(envoy):
     r = envoy.request("GET", "/admin/users", token=pyjwt(claims(roles=["doctor"])))
     assert r.status == 403, r
