@@ -96,7 +96,7 @@ pub(crate) fn check_slot(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::gateway::store::MemoryStore;
+    use crate::gateway::store::{BrokenStore, MemoryStore};
     use crate::ratelimit::{RateLimitRuleConfig, RateLimits};
     use std::cell::Cell;
 
@@ -183,17 +183,6 @@ mod tests {
         }
     }
 
-    struct Broken;
-
-    impl SharedStore for Broken {
-        fn get(&self, _: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-            Err(StoreError::Unavailable)
-        }
-        fn set(&self, _: &str, _: &[u8], _: u32) -> Result<(), StoreError> {
-            Err(StoreError::Unavailable)
-        }
-    }
-
     #[test]
     fn endless_conflict_fails_closed_fails() {
         let r = rule("5/minute");
@@ -203,7 +192,7 @@ mod tests {
             SlotCheck::Unavailable
         );
         assert_eq!(
-            check_slot(&SEED, 0, &r, "ip:1", &Broken, T0),
+            check_slot(&SEED, 0, &r, "ip:1", &BrokenStore, T0),
             SlotCheck::Unavailable
         );
     }

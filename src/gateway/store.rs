@@ -123,6 +123,20 @@ impl SharedStore for MemoryStore {
     }
 }
 
+/// A store whose every call fails: for fail-closed tests.
+#[cfg(test)]
+pub(crate) struct BrokenStore;
+
+#[cfg(test)]
+impl SharedStore for BrokenStore {
+    fn get(&self, _: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        Err(StoreError::Unavailable)
+    }
+    fn set(&self, _: &str, _: &[u8], _: u32) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

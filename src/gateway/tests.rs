@@ -1,6 +1,7 @@
 //! Gateway decisions end to end, natively, with a fixed clock and an in-memory store.
 
 use super::request::MockRequest;
+use super::store::BrokenStore;
 use super::*;
 use crate::token::{encode, Algorithm, Claims, SigningKey, TokenType};
 use proptest::prelude::*;
@@ -467,31 +468,20 @@ fn key_spray_is_bounded_ok() {
     assert_eq!(s.len(), 64);
 }
 
-struct Broken;
-
-impl SharedStore for Broken {
-    fn get(&self, _: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
-        Err(StoreError::Unavailable)
-    }
-    fn set(&self, _: &str, _: &[u8], _: u32) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable)
-    }
-}
-
 #[test]
 fn store_failure_fails_closed_fails() {
     let g = gateway();
     let r = reply(g.check(
         &MockRequest::new("POST", "/api/auth/login"),
-        &Broken,
+        &BrokenStore,
         NOW_MS,
     ));
     assert_eq!((r.status, r.code), (429, "rate_limited"));
     assert_eq!(r.header("retry-after"), Some("1"));
-    assert!(g.prepare_store(&Broken).is_err());
+    assert!(g.prepare_store(&BrokenStore).is_err());
     // Requests no limit applies to do not touch the store.
     assert_eq!(
-        g.check(&MockRequest::get("/health"), &Broken, NOW_MS)
+        g.check(&MockRequest::get("/health"), &BrokenStore, NOW_MS)
             .status(),
         401
     );
