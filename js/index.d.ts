@@ -17,6 +17,42 @@
 export const MAX_INPUT_LENGTH: number;
 
 /**
+ * Every `code` a {@link KeygateError} can carry (the table in README "Error codes"). Stable:
+ * codes are added, never renamed or removed.
+ */
+export type KeygateErrorCode =
+  // from this package
+  | "invalid_input" | "input_too_large" | "internal_error"
+  // configuration and platform
+  | "config_invalid" | "entropy_unavailable"
+  // tokens
+  | "token_missing" | "token_too_large" | "token_malformed" | "token_algorithm_not_allowed"
+  | "token_unknown_key" | "token_invalid" | "token_missing_claim" | "token_claim_too_large"
+  | "token_wrong_type" | "token_expired" | "token_not_yet_valid" | "token_issuer_invalid"
+  | "token_audience_invalid" | "token_signing_failed" | "token_mismatch"
+  // policy and rate limits
+  | "forbidden" | "rate_limited" | "rate_limit_state_invalid"
+  // passwords
+  | "password_too_short" | "password_too_long" | "hash_invalid" | "password_hash_failed"
+  // TOTP and QR codes
+  | "totp_invalid" | "totp_replayed" | "totp_secret_invalid" | "totp_label_invalid" | "qr_too_long" | "qr_failed"
+  // the login flow
+  | "mfa_invalid" | "mfa_attempts_exceeded" | "mfa_locked" | "mfa_token_used" | "mfa_not_configured"
+  | "refresh_reused" | "refresh_revoked" | "reset_token_stale"
+  // sessions
+  | "session_missing" | "session_invalid" | "session_expired" | "session_idle_timeout" | "session_user_id_invalid";
+
+/** The optional details of a {@link KeygateError}. */
+export interface KeygateErrorDetails {
+  /** See {@link KeygateError.field}. */
+  field?: string;
+  /** See {@link KeygateError.claim}. */
+  claim?: string;
+  /** The underlying error, as `Error.cause`. */
+  cause?: unknown;
+}
+
+/**
  * The one error type keygate throws.
  *
  * `code` is stable: the core's codes (`token_expired`, `hash_invalid`, `password_too_short`,
@@ -24,11 +60,16 @@ export const MAX_INPUT_LENGTH: number;
  * `invalid_input` (an argument of the wrong type or shape; `field` names it),
  * `input_too_large` (a string over {@link MAX_INPUT_LENGTH} or a list over 1000 entries) and
  * `internal_error` (the WebAssembly module failed, e.g. out of memory).
+ * @example
+ * try { kg.verifyToken(token, "access"); }
+ * catch (e) { if (e instanceof KeygateError && e.code === "token_expired") return refresh(); throw e; }
  */
 export class KeygateError extends Error {
+  /** Makes one (for tests and mocks; keygate's own are thrown by the functions). */
+  constructor(code: KeygateErrorCode, message: string, details?: KeygateErrorDetails);
   readonly name: "KeygateError";
-  /** Stable machine-readable code. */
-  readonly code: string;
+  /** Stable machine-readable code: one of {@link KeygateErrorCode}. */
+  readonly code: KeygateErrorCode;
   /** For `config_invalid` / `invalid_input`: the dotted path of the field or argument (`password.timeCost`, `user.id`, `options.now`). */
   readonly field?: string;
   /** For token errors: the claim concerned (`exp`, `nbf`, `iat`, `iss`, `aud`, `type`, …). */
@@ -388,7 +429,7 @@ export class Keygate {
   createAccessToken(userId: string, roles?: string[], options?: NowOptions & { amr?: string[] }): string;
 
   /** The claims of a valid access token, or `null` (bad signature, expired, wrong `type`, malformed…). */
-  verifyAccessToken(token: string, options?: NowOptions): Claims | null;
+  verifyAccessToken(token: string | null | undefined, options?: NowOptions): Claims | null;
 
   /**
    * Verifies a token of any keygate type and throws the reason when it is refused.

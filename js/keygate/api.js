@@ -1,5 +1,5 @@
 // keygate's public JavaScript API over the wasm-bindgen module. The entry files (node.js,
-// workerd.js, browser.js) instantiate the WebAssembly module and re-export this file.
+// workerd.js, inline.js, node.cjs) instantiate the WebAssembly module and re-export this file.
 //
 // This layer only checks argument types, turns Dates into Unix seconds, parses the JSON the
 // core returns and turns core errors into KeygateError. Every decision is the Rust core's.
@@ -326,6 +326,7 @@ export class Keygate {
   }
 
   verifyAccessToken(token, options) {
+    if (token === undefined || token === null) return null; // no Authorization header: the common case
     str(token, "token");
     const now = nowOf(opts(options));
     const claims = orNull(() => this.#core.verify(token, "access", now));
