@@ -15,13 +15,14 @@ export PATH := $(CARGO_BIN):$(PATH)
 
 .PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
-	test-demo setup-demo setup-runtimes oci test-oci
+	test-demo setup-demo setup-runtimes oci
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
 setup: setup-apt setup-rust setup-python setup-node setup-demo setup-runtimes
 
-# Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests).
-APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg chromium:chromium
+# Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests), chromium
+# (browser tests), skopeo (reads the OCI image of `make oci` in tests).
+APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg chromium:chromium skopeo:skopeo
 setup-apt:
 	@missing=""; for pc in $(APT_PKGS); do command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
@@ -89,10 +90,18 @@ build-envoy: setup-rust setup-apt
 	@mkdir -p dist
 	wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers target/wasm32-wasip1/filter/keygate_envoy.wasm -o dist/keygate_envoy.wasm
 	@stat -c '%s' dist/keygate_envoy.wasm | awk '{printf "dist/keygate_envoy.wasm: %d bytes (%.0f KiB; target 400 KiB)\n", $$1, $$1/1024}'
+	cd dist && sha256sum keygate_envoy.wasm > keygate_envoy.wasm.sha256
 	cargo build --example mint
 
-## test-envoy: end-to-end filter tests against a real Envoy (fails, never skips, if a piece is missing)
-test-envoy: setup-python build-envoy
+## oci: dist/oci, an OCI image layout of the filter (Wasm image "compat" variant: Istio WasmPlugin,
+## Envoy Gateway EnvoyExtensionPolicy); tag = the filter crate's version. Push: README "OCI image".
+FILTER_VER := $(shell sed -n 's/^version = "\(.*\)"/\1/p' filters/Cargo.toml | head -1)
+oci: build-envoy
+	python3 envoy/oci/build.py dist/keygate_envoy.wasm dist/oci $(FILTER_VER)
+
+## test-envoy: end-to-end filter tests against a real Envoy (fails, never skips, if a piece is missing),
+## the OCI layout read back by skopeo, and Envoy's own remote code source (sha256-checked)
+test-envoy: setup-python setup-apt build-envoy oci
 	$(PY) -m pytest -q tests/envoy
 
 ## test-vectors: regenerate the independent-implementation vectors and check they match the committed ones
