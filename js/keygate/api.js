@@ -29,8 +29,17 @@ function isCoreError(e) {
   return e instanceof Error && e.name === "KeygateError" && typeof e.code === "string";
 }
 
+// workerd (Cloudflare Workers) refuses random values outside a request ("Disallowed operation
+// called within global scope"): say where to move the call.
+const ENTROPY_HINT =
+  ". In workerd / Cloudflare Workers random values exist only while a request is handled: " +
+  "call it inside the fetch handler, not at module scope";
+
 function toKeygateError(e) {
   if (e instanceof KeygateError) return e;
+  if (isCoreError(e) && e.code === "entropy_unavailable") {
+    return new KeygateError(e.code, e.message + ENTROPY_HINT, { field: e.field, claim: e.claim });
+  }
   if (isCoreError(e)) return new KeygateError(e.code, e.message, { field: e.field, claim: e.claim });
   if (e instanceof WebAssembly.RuntimeError) {
     return new KeygateError("internal_error", `keygate's WebAssembly module failed: ${e.message}`, { cause: e });
