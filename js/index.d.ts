@@ -122,6 +122,18 @@ export function verifyPassword(hash: string, password: string): boolean;
  */
 export function needsRehash(hash: string, options?: PasswordOptions): boolean;
 
+/**
+ * {@link hashPassword} without blocking the caller's thread: in Node on a small worker_threads
+ * pool (≤ min(4, cores − 1) threads, started on first use, never keeping the process alive);
+ * inline in workerd, Deno, browsers and edge runtimes (no threads there). Same result, same errors.
+ * @example
+ * const hash = await hashPasswordAsync(password); // the event loop keeps serving meanwhile
+ */
+export function hashPasswordAsync(password: string, options?: PasswordOptions): Promise<string>;
+
+/** {@link verifyPassword} off the main thread in Node (see {@link hashPasswordAsync}). */
+export function verifyPasswordAsync(hash: string, password: string): Promise<boolean>;
+
 // ----------------------------------------------------------------------------------------------
 // TOTP
 
@@ -270,6 +282,8 @@ export interface KeygateConfig {
   resetTokenTtl?: Duration;
   /** Seconds the previous refresh token stays usable after a rotation (concurrent tabs), 0–120. Defaults to 10. */
   refreshGrace?: Duration;
+  /** Clock skew allowed on `exp`, `nbf` and `iat` when verifying tokens, 0–300 s. Defaults to 30. */
+  leeway?: Duration;
   /** Wrong MFA codes allowed per MFA-pending token, 1–20. Defaults to 5. */
   mfaMaxAttempts?: number;
   /** Wrong MFA codes in a row (across pending tokens) before MFA locks (`mfa_locked`), 1–100. Defaults to 100. */
@@ -426,7 +440,20 @@ export class Keygate {
    * A signed access token `{sub, type: "access", roles, iat, exp, jti}` (+ iss/aud/amr).
    * @throws KeygateError `token_claim_too_large` / `token_missing_claim` for ids or roles out of bounds.
    */
-  createAccessToken(userId: string, roles?: string[], options?: NowOptions & { amr?: string[] }): string;
+  createAccessToken(
+    userId: string,
+    roles?: string[],
+    options?: NowOptions & {
+      amr?: string[];
+      /**
+       * Application claims to add (`{tenant: "acme"}`): JSON values, at most 32 names and 4 KiB.
+       * Names keygate sets (`sub`, `type`, `roles`, `iat`, `exp`, `nbf`, `iss`, `aud`, `jti`,
+       * `sid`, `amr`, `permissions`, `fam`, `gen`) are refused: `invalid_input`, `field` =
+       * `options.claims.<name>`. Verified tokens return them among their claims.
+       */
+      claims?: Record<string, unknown>;
+    },
+  ): string;
 
   /** The claims of a valid access token, or `null` (bad signature, expired, wrong `type`, malformed…). */
   verifyAccessToken(token: string | null | undefined, options?: NowOptions): Claims | null;
@@ -465,6 +492,9 @@ export class Keygate {
    * if (r.status === "invalid") return json({ error: "Invalid credentials" }, 401);
    */
   login(user: UserRecord | null, password: string, options?: NowOptions): LoginResult;
+
+  /** {@link Keygate.login} with its Argon2id work off the main thread in Node (see {@link hashPasswordAsync}); inline elsewhere. */
+  loginAsync(user: UserRecord | null, password: string, options?: NowOptions): Promise<LoginResult>;
 
   /**
    * Step two: the MFA-pending token and a TOTP code or a recovery code. Refuses replays, caps

@@ -4,6 +4,7 @@
 // This layer only checks argument types, turns Dates into Unix seconds, parses the JSON the
 // core returns and turns core errors into KeygateError. Every decision is the Rust core's.
 import * as raw from "./keygate_js.js";
+import { offload } from "./offload.js";
 
 /** Longest string argument accepted, in UTF-16 code units (1 MiB). */
 export const MAX_INPUT_LENGTH = 1 << 20;
@@ -229,6 +230,22 @@ export function verifyPassword(hash, password) {
   return call(() => raw.verifyPassword(hash, password));
 }
 
+// Argon2id off the main thread where there are threads (Node: worker_threads pool); inline
+// elsewhere. Arguments are checked here first, so bad input rejects the same way everywhere.
+export async function hashPasswordAsync(password, options) {
+  str(password, "password");
+  coreOptions(opts(options));
+  const pool = offload();
+  return pool ? pool.run("hashPassword", [password, options ?? undefined]) : hashPassword(password, options);
+}
+
+export async function verifyPasswordAsync(hash, password) {
+  str(hash, "hash");
+  str(password, "password");
+  const pool = offload();
+  return pool ? pool.run("verifyPassword", [hash, password]) : verifyPassword(hash, password);
+}
+
 export function needsRehash(hash, options) {
   str(hash, "hash");
   const o = coreOptions(opts(options));
@@ -304,6 +321,7 @@ const TOKEN_TYPES = ["access", "refresh", "mfa", "reset"];
 
 export class Keygate {
   #core;
+  #json; // the config, for loginAsync's worker thread
 
   constructor(config) {
     if (!isObject(config)) {
@@ -316,6 +334,20 @@ export class Keygate {
       throw new KeygateError("config_invalid", "invalid config: must be JSON-serialisable", { field: "" });
     }
     this.#core = call(() => new raw.Keygate(json));
+    this.#json = json;
+  }
+
+  /** `login` with its Argon2id verification off the main thread in Node; inline elsewhere. */
+  async loginAsync(user, password, options) {
+    if (user !== undefined && user !== null) userJson(user, { needHash: true });
+    str(password, "password");
+    const o = opts(options);
+    nowOf(o);
+    const pool = offload();
+    if (!pool) return this.login(user, password, options);
+    const { r, family } = await pool.run("login", [this.#json, user ?? null, password, { now: o.now ?? new Date() }]);
+    if (r.tokens && family) withFamily(r.tokens, family);
+    return r;
   }
 
   createAccessToken(userId, roles, options) {
@@ -324,6 +356,11 @@ export class Keygate {
     const o = opts(options);
     const amr = optStrList(o.amr, "options.amr", []);
     const now = nowOf(o);
+    if (o.claims !== undefined && o.claims !== null) {
+      if (!isObject(o.claims)) throw invalid("options.claims", "must be an object of claim names to JSON values");
+      const claims = coreOptions(o.claims) ?? "{}"; // JSON text; the core refuses names keygate owns
+      return call(() => this.#core.createAccessTokenWithClaims(userId, r, amr, claims, now));
+    }
     return call(() => this.#core.createAccessToken(userId, r, amr, now));
   }
 
