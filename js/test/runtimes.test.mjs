@@ -2,7 +2,7 @@
 // from the tarball installed into a scratch project, with the real tool from npm (installed by
 // `make setup` into js/test/runtimes/node_modules): Node require() with require(esm) off (as on
 // Node 20.0–20.18), TypeScript CommonJS, Deno 2 with no permissions, Bun, esbuild and
-// `bun build` for the browser, Vite 6 build and dev server with no config (pages in headless
+// `bun build` for the browser, Vite 6 and 7 builds and dev servers with no config (pages in headless
 // Debian Chromium via playwright-core), and the edge-light condition inside edge-runtime.
 // Every environment runs the same small program (test/runtimes/app/program.js); its answer is
 // checked here with jose (the token) and otpauth (the TOTP code).
@@ -227,32 +227,39 @@ test("bun build for the browser, no flags", async () => {
   await servedBundle(out, "bun build");
 });
 
-test("Vite 6 build with no config (default target, no top-level await)", async () => {
-  run(process.execPath, [join(TOOLS, "node_modules/vite/bin/vite.js"), "build", "--logLevel", "warn", "--outDir", "dist-vite"], { cwd: app });
-  await servedBundle(join(app, "dist-vite"), "vite build");
-});
+for (const [pkg, name] of [["vite", "Vite 6"], ["vite7", "Vite 7"]]) {
+  const viteBin = join(TOOLS, `node_modules/${pkg}/bin/vite.js`);
 
-test("Vite 6 dev server with no config (dependency pre-bundling)", async () => {
-  const port = await new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  test(`${name} build with no config (default target, no top-level await)`, async () => {
+    run(process.execPath, [viteBin, "build", "--logLevel", "warn", "--outDir", `dist-${pkg}`], { cwd: app });
+    await servedBundle(join(app, `dist-${pkg}`), `${name} build`);
   });
-  const proc = spawn(process.execPath, [join(TOOLS, "node_modules/vite/bin/vite.js"), "--host", "127.0.0.1", "--port", String(port), "--strictPort"], {
-    cwd: app, stdio: ["ignore", "pipe", "pipe"],
-  });
-  let logs = "";
-  proc.stdout.on("data", (d) => (logs += d));
-  proc.stderr.on("data", (d) => (logs += d));
-  try {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      assert.equal(proc.exitCode, null, `vite exited:\n${logs}`);
-      if (await fetch(`http://127.0.0.1:${port}/`).then((r) => r.ok, () => false)) break;
-      assert.ok(Date.now() < deadline, `vite dev did not start:\n${logs}`);
-      await new Promise((r) => setTimeout(r, 200));
+
+  test(`${name} dev server with no config (dependency pre-bundling)`, async () => {
+    const port = await new Promise((resolve) => {
+      const s = createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+    });
+    // A fresh pre-bundle cache per version.
+    rmSync(join(app, "node_modules/.vite"), { recursive: true, force: true });
+    const proc = spawn(process.execPath, [viteBin, "--host", "127.0.0.1", "--port", String(port), "--strictPort"], {
+      cwd: app, stdio: ["ignore", "pipe", "pipe"],
+    });
+    let logs = "";
+    proc.stdout.on("data", (d) => (logs += d));
+    proc.stderr.on("data", (d) => (logs += d));
+    try {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        assert.equal(proc.exitCode, null, `vite exited:\n${logs}`);
+        if (await fetch(`http://127.0.0.1:${port}/`).then((r) => r.ok, () => false)) break;
+        assert.ok(Date.now() < deadline, `vite dev did not start:\n${logs}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await inChromium(`http://127.0.0.1:${port}/index.html`, `${name} dev`);
+      assert.ok(existsSync(join(app, "node_modules/.vite/deps/keygate.js")), "keygate went through dependency pre-bundling");
+    } finally {
+      proc.kill("SIGTERM");
+      await new Promise((r) => (proc.exitCode !== null ? r() : proc.once("exit", r)));
     }
-    await inChromium(`http://127.0.0.1:${port}/index.html`, "vite dev");
-  } finally {
-    proc.kill("SIGTERM");
-    await new Promise((r) => (proc.exitCode !== null ? r() : proc.once("exit", r)));
-  }
-});
+  });
+}
