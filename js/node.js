@@ -2,12 +2,11 @@
 // `import { … } from "keygate"` is ready with no init() call.
 import { readFileSync } from "node:fs";
 import { initSync } from "./keygate/keygate_js.js";
-import { setOffload } from "./keygate/offload.js";
 import { createPool } from "./keygate/pool.js";
 
 initSync({ module: readFileSync(new URL("./keygate/keygate_js_bg.wasm", import.meta.url)) });
 
 // hashPasswordAsync / verifyPasswordAsync / loginAsync run on a worker_threads pool.
-setOffload(createPool(new URL("./keygate/pool-worker.js", import.meta.url)));
+globalThis[Symbol.for("keygate.offload")] ??= createPool(new URL("./keygate/pool-worker.js", import.meta.url));
 
 export * from "./keygate/api.js";

@@ -4,7 +4,6 @@
 // This layer only checks argument types, turns Dates into Unix seconds, parses the JSON the
 // core returns and turns core errors into KeygateError. Every decision is the Rust core's.
 import * as raw from "./keygate_js.js";
-import { offload } from "./offload.js";
 
 /** Longest string argument accepted, in UTF-16 code units (1 MiB). */
 export const MAX_INPUT_LENGTH = 1 << 20;
@@ -46,6 +45,19 @@ function toKeygateError(e) {
     return new KeygateError("internal_error", `keygate's WebAssembly module failed: ${e.message}`, { cause: e });
   }
   return e;
+}
+
+// Where the *Async functions run: Node's entries (node.js, node.cjs) install a worker_threads
+// pool (pool.js) under this global symbol; elsewhere (workerd, Deno, browsers, edge) there is
+// none and they run inline. A global, not a module, so raw workerd configs list no new module.
+const OFFLOAD = Symbol.for("keygate.offload");
+
+function offloaded(fn, args, inline) {
+  const pool = globalThis[OFFLOAD];
+  if (!pool) return inline();
+  return pool.run(fn, args).catch((e) => {
+    throw toKeygateError(e);
+  });
 }
 
 function call(fn) {
@@ -234,16 +246,14 @@ export function verifyPassword(hash, password) {
 // elsewhere. Arguments are checked here first, so bad input rejects the same way everywhere.
 export async function hashPasswordAsync(password, options) {
   str(password, "password");
-  coreOptions(opts(options));
-  const pool = offload();
-  return pool ? pool.run("hashPassword", [password, options ?? undefined]) : hashPassword(password, options);
+  const o = coreOptions(opts(options));
+  return offloaded("hashPassword", [password, o === undefined ? undefined : JSON.parse(o)], () => hashPassword(password, options));
 }
 
 export async function verifyPasswordAsync(hash, password) {
   str(hash, "hash");
   str(password, "password");
-  const pool = offload();
-  return pool ? pool.run("verifyPassword", [hash, password]) : verifyPassword(hash, password);
+  return offloaded("verifyPassword", [hash, password], () => verifyPassword(hash, password));
 }
 
 export function needsRehash(hash, options) {
@@ -339,13 +349,11 @@ export class Keygate {
 
   /** `login` with its Argon2id verification off the main thread in Node; inline elsewhere. */
   async loginAsync(user, password, options) {
-    if (user !== undefined && user !== null) userJson(user, { needHash: true });
+    const u = user === undefined || user === null ? null : JSON.parse(userJson(user, { needHash: true }));
     str(password, "password");
-    const o = opts(options);
-    nowOf(o);
-    const pool = offload();
-    if (!pool) return this.login(user, password, options);
-    const { r, family } = await pool.run("login", [this.#json, user ?? null, password, { now: o.now ?? new Date() }]);
+    const now = new Date(nowOf(opts(options)) * 1000);
+    const inline = () => ({ r: this.login(user, password, options) });
+    const { r, family } = await offloaded("login", [this.#json, u, password, { now }], inline);
     if (r.tokens && family) withFamily(r.tokens, family);
     return r;
   }

@@ -4,7 +4,12 @@
 // min(4, cores - 1) (at least 1), and never keep the process alive while idle.
 import { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
-import { KeygateError } from "./api.js";
+
+// Errors in the shape of the core's (name "KeygateError" + code): api.js turns them into its
+// own KeygateError class, so ESM and CJS callers each get theirs.
+function keygateError(code, message, { field, claim } = {}) {
+  return Object.assign(new Error(message), { name: "KeygateError", code, field, claim });
+}
 
 export function createPool(workerFile) {
   const size = Math.max(1, Math.min(4, availableParallelism() - 1));
@@ -22,8 +27,8 @@ export function createPool(workerFile) {
       w.pending.delete(id);
       if (w.pending.size === 0) w.unref();
       if (ok) task.resolve(value);
-      else if (error.isKeygate) task.reject(new KeygateError(error.code, error.message, { field: error.field, claim: error.claim }));
-      else task.reject(new KeygateError("internal_error", `keygate's worker thread failed: ${error.message}`));
+      else if (error.isKeygate) task.reject(keygateError(error.code, error.message, error));
+      else task.reject(keygateError("internal_error", `keygate's worker thread failed: ${error.message}`));
     });
     w.on("error", (e) => fail(w, e));
     w.on("exit", (code) => fail(w, new Error(`exited with code ${code}`)));
@@ -36,7 +41,7 @@ export function createPool(workerFile) {
     const i = workers.indexOf(w);
     if (i >= 0) workers.splice(i, 1);
     for (const task of w.pending.values()) {
-      task.reject(new KeygateError("internal_error", `keygate's worker thread failed: ${e.message}`, { cause: e }));
+      task.reject(keygateError("internal_error", `keygate's worker thread failed: ${e.message}`));
     }
     w.pending.clear();
   }
