@@ -15,13 +15,14 @@ export PATH := $(CARGO_BIN):$(PATH)
 
 .PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
-	test-demo setup-demo
+	test-demo setup-demo setup-runtimes oci
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
-setup: setup-apt setup-rust setup-python setup-node setup-demo
+setup: setup-apt setup-rust setup-python setup-node setup-demo setup-runtimes
 
-# Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests).
-APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg chromium:chromium
+# Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests), chromium
+# (browser tests), skopeo (reads the OCI image of `make oci` in tests).
+APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg chromium:chromium skopeo:skopeo
 setup-apt:
 	@missing=""; for pc in $(APT_PKGS); do command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
@@ -51,16 +52,18 @@ build: build-core build-envoy build-js
 build-core: setup-rust
 	cargo build --workspace --all-targets
 
-## build-js: the npm package's wasm (cargo → wasm-opt → wasm-bindgen --target web) in js/keygate/
+## build-js: the npm package's wasm (cargo → wasm-opt → wasm-bindgen --target web) in js/keygate/, then
+## js/build.mjs: the inline (base64) wasm module, the CommonJS entry node.cjs and index.d.cts
 JS_RAW  := target/wasm32-unknown-unknown/release/keygate_js.wasm
 JS_OPT  := target/keygate_js.opt.wasm
 JS_PKG  := js/keygate/keygate_js_bg.wasm
 # Debian's binaryen 108 rejects Rust 1.95 output without these feature flags.
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int
-build-js: setup-rust
+build-js: setup-rust setup-node
 	cargo build --release --target wasm32-unknown-unknown -p keygate-js
 	@$(MAKE) --no-print-directory $(JS_PKG)
+	cd js && node build.mjs
 
 # wasm-opt runs before wasm-bindgen: after it, the externref table exports break.
 $(JS_PKG): $(JS_RAW)
@@ -68,8 +71,9 @@ $(JS_PKG): $(JS_RAW)
 	wasm-bindgen --target web --no-typescript --out-dir js/keygate --out-name keygate_js $(JS_OPT)
 	@printf 'js/keygate/keygate_js_bg.wasm: %s bytes, %s gzipped\n' "$$(wc -c <$@)" "$$(gzip -9c $@ | wc -c)"
 
-## test-js: node --test over js/test (Node API, vectors, jose/otpauth interop, packed module in workerd)
-test-js: build-js setup-node
+## test-js: node --test over js/test (Node API, vectors, jose/otpauth interop, packed module in workerd,
+## and in every runtime and bundler of js/test/runtimes.test.mjs)
+test-js: build-js setup-node setup-runtimes
 	cd js && node --test --test-concurrency=1 test/*.test.mjs
 
 ## test: everything CI runs
@@ -86,10 +90,18 @@ build-envoy: setup-rust setup-apt
 	@mkdir -p dist
 	wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers target/wasm32-wasip1/filter/keygate_envoy.wasm -o dist/keygate_envoy.wasm
 	@stat -c '%s' dist/keygate_envoy.wasm | awk '{printf "dist/keygate_envoy.wasm: %d bytes (%.0f KiB; target 400 KiB)\n", $$1, $$1/1024}'
+	cd dist && sha256sum keygate_envoy.wasm > keygate_envoy.wasm.sha256
 	cargo build --example mint
 
-## test-envoy: end-to-end filter tests against a real Envoy (fails, never skips, if a piece is missing)
-test-envoy: setup-python build-envoy
+## oci: dist/oci, an OCI image layout of the filter (Wasm image "compat" variant: Istio WasmPlugin,
+## Envoy Gateway EnvoyExtensionPolicy); tag = the filter crate's version. Push: README "OCI image".
+FILTER_VER := $(shell sed -n 's/^version = "\(.*\)"/\1/p' filters/Cargo.toml | head -1)
+oci: build-envoy
+	python3 envoy/oci/build.py dist/keygate_envoy.wasm dist/oci $(FILTER_VER)
+
+## test-envoy: end-to-end filter tests against a real Envoy (fails, never skips, if a piece is missing),
+## the OCI layout read back by skopeo, and Envoy's own remote code source (sha256-checked)
+test-envoy: setup-python setup-apt build-envoy oci
 	$(PY) -m pytest -q tests/envoy
 
 ## test-vectors: regenerate the independent-implementation vectors and check they match the committed ones
@@ -125,6 +137,12 @@ setup-demo: setup-apt
 	  cd tests/demo && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; fi
 	@test -L js/examples/auth-worker/node_modules/keygate || \
 	  (cd js/examples/auth-worker && npm install --no-audit --no-fund --loglevel=error)
+
+# The runtimes and bundlers the packed module is tested in (deno, bun, edge-runtime, esbuild, vite,
+# typescript, playwright-core: each ships its binary inside its npm package), from a lockfile.
+setup-runtimes: setup-apt
+	@if [ ! js/test/runtimes/node_modules/.package-lock.json -nt js/test/runtimes/package-lock.json ]; then \
+	  cd js/test/runtimes && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; fi
 
 clean:
 	cargo clean

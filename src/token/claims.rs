@@ -37,7 +37,7 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_EXTRA_CLAIMS: usize = 32;
 
 /// Claim names with a typed field; never taken from [`Claims::extra`] when serializing.
-const KNOWN: [&str; 14] = [
+pub(super) const KNOWN: [&str; 14] = [
     "sub",
     "type",
     "roles",
