@@ -16,7 +16,9 @@ import pytest
 import rls_wire
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BINARY = ROOT / "target" / "release" / "keygate-ratelimit"
+# KEYGATE_RATELIMIT_BIN: another build (e.g. target/debug) while developing.
+BINARY = pathlib.Path(os.environ.get("KEYGATE_RATELIMIT_BIN",
+                                     ROOT / "target" / "release" / "keygate-ratelimit"))
 
 
 def free_port():
