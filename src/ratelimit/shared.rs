@@ -92,14 +92,15 @@ impl Quota {
     /// [`ConfigError`] on field `limit` when it does not parse or has another period
     /// (`"100/15m"`, `"1/week"`).
     pub fn parse_per_unit(s: &str) -> Result<Self, ConfigError> {
-        let q: Self = s.parse()?;
-        match q.per_unit() {
-            Some(_) => Ok(q),
-            None => Err(ConfigError::new(
+        match s.parse::<Self>() {
+            Ok(q) if q.per_unit().is_some() => Ok(q),
+            _ => Err(ConfigError::new(
                 "limit",
                 format!(
-                    "{s:?}: a rate-limit service quota is a count per second, minute, hour or \
-                     day, like \"5/minute\""
+                    "{s:?}: a rate-limit service quota is a count ({}..={}) per second, \
+                     minute, hour or day, like \"5/minute\" or \"100/h\"",
+                    super::MIN_COUNT,
+                    super::MAX_COUNT
                 ),
             )),
         }
