@@ -15,14 +15,16 @@ export PATH := $(CARGO_BIN):$(PATH)
 
 .PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
-	test-demo setup-demo setup-runtimes oci
+	test-demo setup-demo setup-runtimes oci build-ratelimit test-ratelimit bench-ratelimit
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
 setup: setup-apt setup-rust setup-python setup-node setup-demo setup-runtimes
 
 # Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests), chromium
-# (browser tests), skopeo (reads the OCI image of `make oci` in tests).
-APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg chromium:chromium skopeo:skopeo
+# (browser tests), skopeo (reads the OCI image of `make oci` in tests), redis-server (+ redis-benchmark)
+# for keygate-ratelimit's tests and benchmark.
+APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg chromium:chromium skopeo:skopeo \
+	redis-server:redis-server redis-tools:redis-benchmark
 setup-apt:
 	@missing=""; for pc in $(APT_PKGS); do command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
@@ -46,8 +48,12 @@ setup-node:
 	@if [ -f js/package-lock.json ] && [ ! js/node_modules/.package-lock.json -nt js/package-lock.json ]; then \
 	  cd js && npm ci --no-audit --no-fund --loglevel=error; fi
 
-## build: the core natively and inside both shells for their wasm targets
-build: build-core build-envoy build-js
+## build: the core natively and inside both shells for their wasm targets, and the RLS service
+build: build-core build-envoy build-js build-ratelimit
+
+## build-ratelimit: the rate-limit service as target/release/keygate-ratelimit
+build-ratelimit: setup-rust
+	cargo build --release -p keygate-ratelimit
 
 build-core: setup-rust
 	cargo build --workspace --all-targets
@@ -77,7 +83,7 @@ test-js: build-js setup-node setup-runtimes
 	cd js && node --test --test-concurrency=1 test/*.test.mjs
 
 ## test: everything CI runs
-test: setup build test-rust test-vectors test-envoy test-js test-demo
+test: setup build test-rust test-vectors test-envoy test-ratelimit test-js test-demo
 
 test-rust:
 	cargo fmt --all -- --check
@@ -104,11 +110,20 @@ oci: build-envoy
 test-envoy: setup-python setup-apt build-envoy oci
 	$(PY) -m pytest -q tests/envoy
 
+## test-ratelimit: keygate-ratelimit end to end (real redis-server, two replicas, native Envoy)
+test-ratelimit: setup-python setup-apt build-ratelimit
+	$(PY) -m pytest -q tests/ratelimit
+
 ## test-vectors: regenerate the independent-implementation vectors and check they match the committed ones
 test-vectors: setup-python
 	$(PY) tests/vectors/generate.py --check
 
-bench: bench-envoy bench-js
+bench: bench-envoy bench-js bench-ratelimit
+
+## bench-ratelimit: keygate-ratelimit decisions/s per core on Redis vs redis-benchmark's raw rate
+bench-ratelimit: setup-apt build-ratelimit
+	cargo build --release -p keygate-ratelimit --example load
+	python3 envoy/ratelimit/bench.py
 
 ## bench-envoy: Envoy without auth vs the native jwt_authn+rbac+local_ratelimit chain vs keygate
 bench-envoy: setup-python build-envoy

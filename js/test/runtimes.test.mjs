@@ -80,7 +80,7 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test("the tarball: LICENSE files, repository metadata, every exported entry present", () => {
+test("the tarball: LICENSE files, every exported entry present", () => {
   const pkg = JSON.parse(readFileSync(join(app, "node_modules/keygate/package.json"), "utf8"));
   for (const f of ["LICENSE-MIT", "LICENSE-APACHE", "inline.js", "node.cjs", "index.d.cts", "keygate/keygate_js_bg.wasm.js"]) {
     assert.ok(existsSync(join(app, "node_modules/keygate", f)), f);
@@ -88,7 +88,8 @@ test("the tarball: LICENSE files, repository metadata, every exported entry pres
   assert.equal(pkg.license, "MIT OR Apache-2.0");
   assert.match(readFileSync(join(app, "node_modules/keygate/LICENSE-APACHE"), "utf8"), /Apache License\s+Version 2\.0/);
   assert.match(readFileSync(join(app, "node_modules/keygate/LICENSE-MIT"), "utf8"), /^MIT License/);
-  assert.ok(pkg.repository?.url && pkg.homepage && pkg.bugs?.url, "repository, homepage, bugs");
+  // No repository/homepage/bugs yet: the project has no public address, and a guessed one would mislead.
+  assert.equal(pkg.repository, undefined);
   // The engines field and the require entry agree: node.cjs is CommonJS (no require(esm)).
   assert.equal(pkg.engines.node, ">=20");
   assert.ok(!readFileSync(join(app, "node_modules/keygate/node.cjs"), "utf8").match(/^\s*(import|export)\s/m));

@@ -44,15 +44,27 @@
 //! an attacker; refusing instead would leave that slot refusing every key hashed to it until it
 //! was rewritten, which never happens on a refusal. The cost is at most one fresh burst per
 //! slot, once.
+//!
+//! # Fleet-wide limits
+//! [`decide`] is the decision of the rate-limit service (`keygate-ratelimit`, Envoy's RLS v3):
+//! one quota per descriptor, one stored key per descriptor ([`SharedKey`]), state in a store
+//! the whole fleet shares, committed by compare-and-set; [`DescriptorLimits`] is its limits
+//! file for descriptors that carry no quota of their own.
 
+mod descriptors;
 mod gcra;
 mod key;
 mod quota;
+mod shared;
 mod state;
 
+pub use descriptors::{DescriptorLimits, MAX_DESCRIPTOR_NODES, MAX_DOMAINS};
 pub use gcra::{Limiter, RateDecision};
 pub use key::{ip_key, is_header_name, KeySource, MAX_KEY_HEADER_LEN};
 pub use quota::{Quota, MAX_COUNT, MAX_PERIOD_SECS, MAX_QUOTA_LEN, MIN_COUNT, MIN_PERIOD_SECS};
+pub use shared::{
+    decide, SharedDecision, SharedKey, Unit, EXPIRY_SLACK_MS, MAX_DESCRIPTOR_ENTRIES, MAX_ENTRY_LEN,
+};
 pub use state::State;
 
 use crate::policy::{RequestPath, RouteMatch};
