@@ -51,11 +51,13 @@ mod token_source;
 pub use claim_headers::{
     ClaimHeaders, MAX_CLAIM_HEADERS, MAX_CLAIM_HEADER_VALUE_LEN, MAX_CLAIM_NAME_LEN,
 };
-pub use config::{GatewayConfig, TokenSourceConfig, MAX_CONFIG_LEN};
-pub use outcome::{Forward, LocalReply, Metric, Outcome};
-pub use request::HttpRequest;
+pub use config::{GatewayConfig, Mode, TokenSourceConfig, MAX_CONFIG_LEN};
+pub use outcome::{Forward, LocalReply, Metric, Outcome, ShadowRefusal, StripToken};
+pub use request::{encode_proxy_wasm_map, HttpRequest, RequestHeaders, MAX_HEADERS};
 pub use store::{MemoryStore, SharedStore, StoreError, SENTINEL};
-pub use token_source::{TokenSource, MAX_COOKIE_NAME_LEN, MAX_PREFIX_LEN, MAX_TOKEN_SOURCES};
+pub use token_source::{
+    presented, Presented, TokenSource, MAX_COOKIE_NAME_LEN, MAX_PREFIX_LEN, MAX_TOKEN_SOURCES,
+};
 
 use crate::policy::{Policy, PolicyConfig};
 use crate::ratelimit::RateLimits;
@@ -74,6 +76,8 @@ pub struct Gateway {
     limits: RateLimits,
     claim_headers: ClaimHeaders,
     seed: [u8; 32],
+    mode: Mode,
+    forward_token: bool,
 }
 
 impl Gateway {
@@ -132,6 +136,8 @@ impl Gateway {
             limits,
             claim_headers,
             seed,
+            mode: config.mode,
+            forward_token: config.forward_token,
         })
     }
 
@@ -166,6 +172,12 @@ impl Gateway {
             .iter()
             .map(|r| u64::from(r.slots()))
             .sum()
+    }
+
+    /// `"enforce"` or `"shadow"`.
+    #[must_use]
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// The request headers removed from every request (`claims_to_headers` names).
