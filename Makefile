@@ -15,7 +15,7 @@ export PATH := $(CARGO_BIN):$(PATH)
 
 .PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
-	test-demo setup-demo setup-envoy136 setup-fuzz fuzz test-fuzz
+	test-demo setup-demo setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
 setup: setup-apt setup-rust setup-python setup-envoy136 setup-node setup-demo setup-fuzz
@@ -139,6 +139,10 @@ bench: bench-envoy bench-js
 ## bench-envoy: Envoy without auth vs the native jwt_authn+rbac+local_ratelimit chain vs keygate
 bench-envoy: setup-python build-envoy
 	$(PY) envoy/bench.py
+
+## bench-slots: Envoy startup time and memory per 100k rate-limit slots
+bench-slots: setup-python build-envoy
+	$(PY) envoy/slots_bench.py
 
 bench-js: build-js setup-node
 	cd js && node bench/bench.mjs

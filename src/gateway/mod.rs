@@ -10,14 +10,21 @@
 //! # Order of checks
 //! 1. `ip`/`header:` rate limits matching the request (every one applies) — before any token
 //!    work, so floods are cut cheaply;
-//! 2. the first access rule by path and method (`rules`); no match → 403;
-//! 3. the token from the first present `token_sources` entry: longer than
-//!    `max_token_bytes` → `token_too_large` before any decoding; then signature, `type`
-//!    (only `access`), `exp`/`nbf`/`iat`, `iss`, `aud`. On a `public` route a valid token
-//!    still yields claim headers and an invalid one is ignored;
-//! 4. the rule's requirement → 401 (no or invalid token) or 403 (`insufficient_scope`);
-//! 5. `sub` rate limits (anonymous requests fall back to the address);
-//! 6. continue, with `claims_to_headers` removed from the request and set from the claims.
+//! 2. the first access rule by path and method (`rules`); no match, or a path that is not
+//!    normalized → 403 (with no RFC 6750 `error` attribute when no credentials were sent);
+//! 3. every `token_sources` entry, every line and element of its header: a token found more
+//!    than once → 400 `invalid_request` (never verify one copy while the upstream reads
+//!    another); longer than `max_token_bytes` → `token_too_large` before any decoding; then
+//!    signature, `type` (only `access`), `exp`/`nbf`/`iat`, `iss`, `aud`. On a `public` route
+//!    a valid token still yields claim headers and an invalid one is ignored;
+//! 4. `sub` rate limits, for every request that matched a rule: by the verified `sub`, else
+//!    by address (anonymous, invalid and duplicated tokens alike: bad signatures are metered);
+//! 5. the rule's requirement → 401 (no or invalid token) or 403 (`insufficient_scope`);
+//! 6. continue, with `claims_to_headers` removed from the request and set from the claims,
+//!    and with `forward_token: false` the token removed.
+//!
+//! In `"shadow"` mode the same decision is made and counted, but a refusal is returned as a
+//! continue carrying [`ShadowRefusal`] (to log once) with only the claim headers changed.
 //!
 //! A request refused by a later rate limit has still spent its share of the earlier ones
 //! (there is no multi-key transaction in shared data); this can only make limits stricter.

@@ -34,9 +34,9 @@ def _envoys():
     for version, venv in ENVOY_VENVS.items():
         paths = glob.glob(str(ROOT / venv / "lib/python3*/site-packages/envoy/_bin/envoy"))
         found[version] = paths[0] if paths else None
-    override = [p for p in os.environ.get("KEYGATE_ENVOYS", "").split(":") if p]
+    override = [os.path.realpath(p) for p in os.environ.get("KEYGATE_ENVOYS", "").split(":") if p]
     if override:
-        found = {v: p for v, p in found.items() if p in override} or {
+        found = {v: p for v, p in found.items() if p and os.path.realpath(p) in override} or {
             f"env{i}": p for i, p in enumerate(override)}
     return found
 
