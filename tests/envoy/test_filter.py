@@ -559,8 +559,8 @@ RAW_BAD_CONFIGS = {
     "slots_1e400": (lambda: _bad(lambda c: c["rate_limits"][0].update(slots=7)).replace(
         '"slots": 7', '"slots": 1e400'), "rate_limits[0].slots"),
     "too_many_slots": (lambda: _bad(lambda c: c.update(rate_limits=[
-        {"prefix": "/", "key": "ip", "limit": "5/minute", "slots": 262144}] * 5)),
-        "rate_limits[4].slots"),
+        {"prefix": "/", "key": "ip", "limit": "5/minute", "slots": 262144}] * 3)),
+        "rate_limits[2].slots"),
     "mode": (lambda: _bad(lambda c: c.update(mode="audit")), "mode"),
 }
 

@@ -9,8 +9,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     match Gateway::from_json(data) {
         Ok(g) => {
-            // Bounded: at most 2^20 slots in all.
-            assert!(g.rate_limit_slots() <= 1 << 20);
+            // Bounded over all rules.
+            assert!(g.rate_limit_slots() <= keygate::ratelimit::MAX_TOTAL_SLOTS);
             let store = MemoryStore::new();
             let r = RequestHeaders::new(
                 vec![
