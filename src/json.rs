@@ -4,14 +4,14 @@
 //!   *array* (fields by position), so `[null, "/", null, "public"]` would read as a rule.
 //!   [`object_only!`] gives a struct an impl that accepts a JSON object only;
 //! - every member name once: maps (and a struct's ignored members) keep the last of two
-//!   equal names without a word. [`Unique`] checks a whole document, [`StrictValue`] builds
-//!   a [`Value`] refusing repeats, [`unique_map`] deserializes a map refusing repeats.
+//!   equal names without a word. [`StrictValue`] reads (and so checks) a whole document,
+//!   refusing repeats at every depth; [`unique_map`] deserializes a map refusing repeats.
 //! - strings where a name is meant: a unit enum derived with serde also accepts
 //!   `{"variant": null}`; [`from_str_only`] reads a string only.
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::str::FromStr;
@@ -55,58 +55,6 @@ macro_rules! object_only {
     };
 }
 pub(crate) use object_only;
-
-/// Any JSON value, checked and dropped: every object's member names are unique, at every
-/// depth. `serde_json::from_slice::<Unique>(doc)` checks a whole document.
-pub(crate) struct Unique;
-
-impl<'de> Deserialize<'de> for Unique {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Unique;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
-                Ok(Unique)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
-                Ok(Unique)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
-                Ok(Unique)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
-                Ok(Unique)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
-                Ok(Unique)
-            }
-            fn visit_unit<E>(self) -> Result<Unique, E> {
-                Ok(Unique)
-            }
-            fn visit_none<E>(self) -> Result<Unique, E> {
-                Ok(Unique)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Unique, A::Error> {
-                while a.next_element::<Unique>()?.is_some() {}
-                Ok(Unique)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Unique, A::Error> {
-                let mut seen = BTreeSet::new();
-                while let Some(k) = a.next_key::<String>()? {
-                    if !seen.insert(k) {
-                        return Err(de::Error::custom(DUPLICATE));
-                    }
-                    a.next_value::<Unique>()?;
-                }
-                Ok(Unique)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 /// A [`Value`] whose objects, at every depth, had unique member names.
 pub(crate) struct StrictValue(pub Value);
@@ -236,7 +184,6 @@ mod tests {
             "1.5",
             r#"{"a\u0062": 1, "ab2": 2}"#,
         ] {
-            assert!(serde_json::from_str::<Unique>(ok).is_ok(), "{ok}");
             assert!(serde_json::from_str::<StrictValue>(ok).is_ok(), "{ok}");
         }
     }
@@ -250,9 +197,8 @@ mod tests {
             // An escaped name is the same name.
             r#"{"sub": 1, "s\u0075b": 2}"#,
         ] {
-            let e = serde_json::from_str::<Unique>(bad).err().unwrap();
+            let e = serde_json::from_str::<StrictValue>(bad).err().unwrap();
             assert!(e.to_string().contains(DUPLICATE), "{bad}: {e}");
-            assert!(serde_json::from_str::<StrictValue>(bad).is_err(), "{bad}");
         }
     }
 

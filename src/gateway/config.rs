@@ -148,7 +148,7 @@ impl GatewayConfig {
 pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, ConfigError> {
-    serde_json::from_slice::<crate::json::Unique>(bytes)
+    serde_json::from_slice::<crate::json::StrictValue>(bytes)
         .and_then(|_| serde_json::from_slice::<T>(bytes))
         .map_err(|e| {
             let text = e.to_string();

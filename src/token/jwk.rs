@@ -165,7 +165,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
         ));
     }
     // Every member name once, at every depth (ignored members included), then typed.
-    serde_json::from_str::<crate::json::Unique>(s)
+    serde_json::from_str::<crate::json::StrictValue>(s)
         .and_then(|_| serde_json::from_str(s))
         .map_err(|e| {
             let what = match e.classify() {
