@@ -2,7 +2,9 @@
 // `import { … } from "keygate"` is ready with no init() call.
 import { readFileSync } from "node:fs";
 import { initSync } from "./keygate/keygate_js.js";
+import { requireSimd128 } from "./keygate/simd.js";
 
+requireSimd128(); // a clear KeygateError (wasm_simd_unsupported) instead of a compile error
 initSync({ module: readFileSync(new URL("./keygate/keygate_js_bg.wasm", import.meta.url)) });
 
 export * from "./keygate/api.js";
