@@ -245,7 +245,7 @@ impl Block {
     #[inline(always)]
     pub(crate) fn word(&self, i: usize) -> u64 {
         let l = self.0[(i / 2) % LANES_PER_BLOCK];
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             l.lo()
         } else {
             l.hi()
@@ -266,7 +266,7 @@ impl Block {
     }
 
     /// The block's 1024 little-endian bytes (RFC 9106 §3.2 step 7: C as H' input).
-    pub(crate) fn to_le_bytes(&self) -> [u8; 1024] {
+    pub(crate) fn to_le_bytes(self) -> [u8; 1024] {
         let mut out = [0u8; 1024];
         for (lane, chunk) in self.0.iter().zip(out.chunks_exact_mut(16)) {
             chunk[..8].copy_from_slice(&lane.lo().to_le_bytes());

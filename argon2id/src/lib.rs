@@ -301,7 +301,7 @@ impl Geometry {
                 current - 1
             };
             let pseudo_rand = if independent {
-                if index % ADDRESSES_PER_BLOCK == 0 {
+                if index.is_multiple_of(ADDRESSES_PER_BLOCK) {
                     addresses = next_addresses(&mut input);
                 }
                 addresses.word((index % ADDRESSES_PER_BLOCK) as usize)
