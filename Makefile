@@ -108,6 +108,7 @@ bench-envoy: setup-python build-envoy
 
 bench-js: build-js setup-node
 	cd js && node bench/bench.mjs
+	cd js && node bench/totp.mjs
 	cd js && node bench/workerd.mjs
 
 ## demo: Envoy + keygate filter on :8080 (PORT=…) in front of the auth worker on workerd; Ctrl-C stops all
