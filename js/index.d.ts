@@ -24,7 +24,7 @@ export type KeygateErrorCode =
   // from this package
   | "invalid_input" | "input_too_large" | "internal_error"
   // configuration and platform
-  | "config_invalid" | "entropy_unavailable"
+  | "config_invalid" | "entropy_unavailable" | "wasm_simd_unsupported"
   // tokens
   | "token_missing" | "token_too_large" | "token_malformed" | "token_algorithm_not_allowed"
   | "token_unknown_key" | "token_invalid" | "token_missing_claim" | "token_claim_too_large"
