@@ -6,10 +6,12 @@
 #![forbid(unsafe_code)]
 
 pub mod duration;
+pub mod email;
 pub mod entropy;
 pub mod error;
 pub mod flow;
 pub mod gateway;
+pub mod origin;
 pub mod password;
 pub mod policy;
 pub mod qr;
@@ -21,4 +23,4 @@ pub mod totp;
 
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use error::{ConfigError, ErrorCode};
-pub use session::{SameSite, Session, SessionConfig, SessionError, Sessions};
+pub use session::{SameSite, Session, SessionConfig, SessionError, SessionState, Sessions};

@@ -176,10 +176,27 @@ impl Authenticator {
         now: u64,
         rng: &mut impl Entropy,
     ) -> Result<String, FlowError> {
+        self.access_token(user_id, roles, amr, None, now, rng)
+    }
+
+    /// An access token; `auth_time` (when the password was entered, OIDC's claim) is set for
+    /// tokens of a sign-in, so a later step can ask "how recent" ([`super::Proof::AuthTime`]).
+    pub(super) fn access_token(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        amr: &[&str],
+        auth_time: Option<u64>,
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<String, FlowError> {
         let mut c = self.claims(TokenType::Access, user_id, now, self.limits.access_ttl);
         c.roles = roles.to_vec();
         c.amr = amr.iter().map(|s| (*s).to_owned()).collect();
         c.jti = Some(random_id(rng)?);
+        if let Some(t) = auth_time {
+            c.extra.insert("auth_time".to_owned(), t.into());
+        }
         Ok(encode(&c, &self.key)?)
     }
 }

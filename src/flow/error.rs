@@ -23,8 +23,13 @@ pub enum FlowError {
     MfaAttemptsExceeded,
     /// The MFA-pending token was already used to sign in, or a newer one exists.
     MfaTokenUsed,
-    /// Too many wrong codes in a row for this user: MFA is locked until an operator (or an
-    /// account-recovery process) clears [`MfaState::consecutive_failures`].
+    /// The MFA-pending token was made before the password changed (reset or change).
+    MfaTokenStale,
+    /// Changing or removing the second factor needs fresh proof: the current TOTP or a
+    /// recovery code, the password, or a sign-in within [`super::FRESH_AUTH_WINDOW`] seconds.
+    ReauthenticationRequired,
+    /// Too many wrong codes in a row for this user: MFA is locked; a recovery code still
+    /// signs in, and a password reset ([`super::MfaState::unlocked`]) clears the lock.
     MfaLocked,
     /// The user record says MFA is on but holds no secret and no recovery code.
     MfaNotConfigured,
@@ -54,8 +59,16 @@ impl fmt::Display for FlowError {
             Self::MfaTokenUsed => {
                 f.write_str("this MFA step was already completed or superseded: sign in again")
             }
+            Self::MfaTokenStale => {
+                f.write_str("the password changed since this sign-in started: sign in again")
+            }
+            Self::ReauthenticationRequired => f.write_str(
+                "changing the second factor needs fresh proof: the current code, a recovery \
+                 code or the password",
+            ),
             Self::MfaLocked => f.write_str(
-                "too many wrong MFA codes in a row: MFA is locked for this account; recover it",
+                "too many wrong MFA codes in a row: MFA is locked for this account; use a \
+                 recovery code or reset the password",
             ),
             Self::MfaNotConfigured => {
                 f.write_str("the user has MFA enabled but no TOTP secret or recovery code")
@@ -84,6 +97,8 @@ impl ErrorCode for FlowError {
             Self::MfaInvalid => "mfa_invalid",
             Self::MfaAttemptsExceeded => "mfa_attempts_exceeded",
             Self::MfaTokenUsed => "mfa_token_used",
+            Self::MfaTokenStale => "mfa_token_stale",
+            Self::ReauthenticationRequired => "reauthentication_required",
             Self::MfaLocked => "mfa_locked",
             Self::MfaNotConfigured => "mfa_not_configured",
             Self::TokenMismatch => "token_mismatch",

@@ -1,6 +1,6 @@
 //! Step one of sign-in: the password.
 
-use super::{random_id, Authenticator, FlowError, Issued, User};
+use super::{password_fingerprint, random_id, Authenticator, FlowError, Issued, User};
 use crate::entropy::Entropy;
 use crate::password::PasswordError;
 use crate::token::{encode, TokenType};
@@ -67,6 +67,26 @@ impl Authenticator {
         Ok(encode(&c, &self.key)?)
     }
 
+    /// A `type: "mfa"` token bound to `password_hash` (claim `pwh`, a digest): it no longer
+    /// completes sign-in once the password has changed. [`Authenticator::login`] makes these.
+    ///
+    /// # Errors
+    /// Signing or entropy failure.
+    pub fn create_bound_mfa_token(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<String, FlowError> {
+        let mut c = self.claims(TokenType::Mfa, user_id, now, self.limits.mfa_ttl);
+        c.jti = Some(random_id(rng)?);
+        c.amr = vec!["pwd".to_owned()];
+        c.extra
+            .insert("pwh".to_owned(), password_fingerprint(password_hash).into());
+        Ok(encode(&c, &self.key)?)
+    }
+
     /// Step one of sign-in. `user` is `None` for an unknown account: a dummy Argon2id
     /// verification then costs the same as a real one and the answer is the same `Invalid`.
     ///
@@ -98,13 +118,18 @@ impl Authenticator {
         } else {
             None
         };
+        // Bind the MFA token and the refresh family to the hash the caller is about to store.
+        let current = User {
+            password_hash: new_password_hash.as_deref().unwrap_or(user.password_hash),
+            ..*user
+        };
         if user.mfa_enabled {
             return Ok(LoginOutcome::MfaRequired {
-                mfa_token: self.create_mfa_token(user.id, now, rng)?,
+                mfa_token: self.create_bound_mfa_token(user.id, current.password_hash, now, rng)?,
                 new_password_hash,
             });
         }
-        let issued = self.issue_tokens(user, &["pwd"], now, rng)?;
+        let issued = self.issue_tokens(&current, &["pwd"], now, rng)?;
         Ok(LoginOutcome::Ok {
             issued,
             new_password_hash,

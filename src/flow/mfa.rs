@@ -1,6 +1,6 @@
 //! Step two of sign-in: the second factor (TOTP or a recovery code), and the MFA state.
 
-use super::{ct_eq, Authenticator, FlowError, Issued, User};
+use super::{ct_eq, password_fingerprint, Authenticator, FlowError, Issued, User};
 use crate::entropy::Entropy;
 use crate::recovery::verify_recovery_code;
 use crate::token::TokenType;
@@ -29,6 +29,20 @@ pub struct MfaState {
     pub consecutive_failures: u32,
     /// Whether `pending_jti` already completed sign-in.
     pub completed: bool,
+}
+
+impl MfaState {
+    /// The state after a password reset: the MFA lock and the attempt count are cleared
+    /// (the reset proved control of the mailbox; the second factor is still needed at the
+    /// next sign-in). Replay protection and the pending-token history are kept.
+    #[must_use]
+    pub fn unlocked(&self) -> Self {
+        Self {
+            consecutive_failures: 0,
+            failed_attempts: 0,
+            ..self.clone()
+        }
+    }
 }
 
 /// How the second factor was proven.
@@ -84,6 +98,14 @@ impl Authenticator {
         if !ct_eq(&claims.sub, user.id) {
             return Err(FlowError::TokenMismatch);
         }
+        // A token made by `login` is bound to the password hash of that moment: after a reset
+        // or a password change it no longer completes sign-in.
+        if let Some(bound) = claims.extra.get("pwh") {
+            let bound = bound.as_str().unwrap_or_default();
+            if !ct_eq(bound, &password_fingerprint(user.password_hash)) {
+                return Err(FlowError::MfaTokenStale);
+            }
+        }
         let jti = claims.jti.unwrap_or_default();
         if state.pending_jti.as_deref() != Some(jti.as_str()) {
             // Only a strictly newer pending token starts a new count: switching back and
@@ -96,9 +118,9 @@ impl Authenticator {
             state.failed_attempts = 0;
             state.completed = false;
         }
-        if state.consecutive_failures >= self.limits.mfa_max_failures {
-            return Err(FlowError::MfaLocked);
-        }
+        // Locked: only a recovery code (high entropy, single use) still opens it; TOTP codes
+        // are not even looked at. A password reset clears the lock ([`MfaState::unlocked`]).
+        let locked = state.consecutive_failures >= self.limits.mfa_max_failures;
         if state.completed {
             return Err(FlowError::MfaTokenUsed);
         }
@@ -108,12 +130,17 @@ impl Authenticator {
         if user.mfa_secret.is_none() && state.recovery_hashes.is_empty() {
             return Err(FlowError::MfaNotConfigured);
         }
-        let method = match self.check_second_factor(code, user, state, now) {
+        let checked = if locked {
+            self.check_recovery_code(code, state)
+        } else {
+            self.check_second_factor(code, user, state, now)
+        };
+        let method = match checked {
             Ok(method) => method,
             Err(e) => {
                 state.failed_attempts = state.failed_attempts.saturating_add(1);
                 state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-                return Err(e);
+                return Err(if locked { FlowError::MfaLocked } else { e });
             }
         };
         state.completed = true;
@@ -138,6 +165,14 @@ impl Authenticator {
             state.last_totp_step = Some(step);
             return Ok(MfaMethod::Totp);
         }
+        self.check_recovery_code(code, state)
+    }
+
+    pub(super) fn check_recovery_code(
+        &self,
+        code: &str,
+        state: &mut MfaState,
+    ) -> Result<MfaMethod, FlowError> {
         match verify_recovery_code(&state.recovery_hashes, code) {
             Some(remaining) => {
                 state.recovery_hashes = remaining;

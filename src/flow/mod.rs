@@ -1,11 +1,12 @@
 //! The seed's login story as pure functions over caller-supplied records: login → MFA →
-//! tokens → refresh rotation, and password-reset tokens.
+//! tokens → refresh rotation, password-reset tokens, and the fresh proof a change of factor needs.
 //!
 //! Every piece of state that must persist (the user record, the MFA state, the refresh-token
 //! family) comes in as an argument and the new value comes out in the result, so any store
 //! works (KV, Durable Objects, SQL, a map). Nothing here reads a clock or a random source.
 
 mod authenticator;
+mod enrolment;
 mod error;
 mod limits;
 mod login;
@@ -16,11 +17,13 @@ mod reset;
 mod tests;
 
 pub use authenticator::{Authenticator, TokenPair, User};
+pub use enrolment::{MfaChange, Proof, FRESH_AUTH_WINDOW};
 pub use error::FlowError;
 pub use limits::*;
 pub use login::LoginOutcome;
 pub use mfa::{MfaMethod, MfaResult, MfaState};
 pub use refresh::{Issued, RefreshFamily, RefreshOutcome};
+pub use reset::PasswordChanged;
 
 use crate::entropy::{Entropy, EntropyError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

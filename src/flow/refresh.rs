@@ -141,7 +141,14 @@ impl Authenticator {
         now: u64,
         rng: &mut impl Entropy,
     ) -> Result<Issued, FlowError> {
-        let access_token = self.create_access_token(&family.user_id, roles, amr, now, rng)?;
+        let access_token = self.access_token(
+            &family.user_id,
+            roles,
+            amr,
+            Some(family.created_at),
+            now,
+            rng,
+        )?;
         let refresh_token = self.refresh_token_for(&family, roles, amr, now, rng)?;
         Ok(Issued {
             tokens: TokenPair {

@@ -770,3 +770,324 @@ fn limits_bounds_fail() {
         "refreshGrace"
     );
 }
+
+const NEW_SECRET: &str = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
+
+#[test]
+fn mfa_token_from_before_password_change_fails() {
+    let a = auth();
+    let rec = Rec::new(&a, "correct horse", true);
+    let token = mfa_token(&a, &rec);
+    let code = totp::generate(a.totp(), SECRET, NOW).unwrap();
+    // The password was reset after this sign-in started.
+    let reset = Rec::new(&a, "a new passphrase", true);
+    let r = a.verify_mfa(
+        &token,
+        &code,
+        &reset.user(),
+        &MfaState::default(),
+        NOW,
+        &mut rng(),
+    );
+    assert_eq!(r.outcome.unwrap_err().code(), "mfa_token_stale");
+    // With the hash it was made for it still works.
+    let ok = a.verify_mfa(
+        &token,
+        &code,
+        &rec.user(),
+        &MfaState::default(),
+        NOW,
+        &mut rng(),
+    );
+    assert!(ok.outcome.is_ok());
+}
+
+#[test]
+fn login_with_rehash_binds_tokens_to_the_new_hash_ok() {
+    let old = PasswordHasher::new(Params::new(2, 64, 1).unwrap(), PasswordPolicy::default());
+    let hash = old
+        .hash("correct horse", &mut SeededEntropy::new(3))
+        .unwrap();
+    let a = auth();
+    let roles = vec![];
+    for mfa in [false, true] {
+        let user = User {
+            id: "user-1",
+            password_hash: &hash,
+            roles: &roles,
+            mfa_enabled: mfa,
+            mfa_secret: mfa.then_some(SECRET),
+        };
+        fn stored<'a>(user: &User<'a>, h: &'a str) -> User<'a> {
+            User {
+                password_hash: h,
+                ..*user
+            }
+        }
+        match a
+            .login(Some(&user), "correct horse", NOW, &mut rng())
+            .unwrap()
+        {
+            LoginOutcome::Ok {
+                issued,
+                new_password_hash: Some(h),
+            } => {
+                let r = a.refresh(
+                    &issued.tokens.refresh_token,
+                    &issued.family,
+                    Some(&stored(&user, &h)),
+                    NOW + 1,
+                    &mut rng(),
+                );
+                assert!(matches!(r, Ok(RefreshOutcome::Rotated(_))), "{r:?}");
+            }
+            LoginOutcome::MfaRequired {
+                mfa_token,
+                new_password_hash: Some(h),
+            } => {
+                let code = totp::generate(a.totp(), SECRET, NOW).unwrap();
+                let r = a.verify_mfa(
+                    &mfa_token,
+                    &code,
+                    &stored(&user, &h),
+                    &MfaState::default(),
+                    NOW,
+                    &mut rng(),
+                );
+                assert!(r.outcome.is_ok(), "{:?}", r.outcome);
+            }
+            other => panic!("expected a rehash, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn reenrolment_keeps_each_pending_token_single_use_fails() {
+    let a = auth();
+    let rec = Rec::new(&a, "correct horse", true);
+    let token = mfa_token(&a, &rec);
+    let code = totp::generate(a.totp(), SECRET, NOW).unwrap();
+    let signed_in = a.verify_mfa(
+        &token,
+        &code,
+        &rec.user(),
+        &MfaState::default(),
+        NOW,
+        &mut rng(),
+    );
+    assert!(signed_in.outcome.is_ok());
+    // Re-enrolment with a new secret, 2 minutes later.
+    let t = NOW + 120;
+    let new_code = totp::generate(a.totp(), NEW_SECRET, t).unwrap();
+    let codes = generate_recovery_codes(2, &mut SeededEntropy::new(8)).unwrap();
+    let state = a
+        .enrol_mfa(
+            &signed_in.state,
+            NEW_SECRET,
+            &new_code,
+            codes.hashes.clone(),
+            t,
+        )
+        .unwrap();
+    assert_eq!(state.recovery_hashes, codes.hashes);
+    assert_eq!(state.last_totp_step, Some(t / 30));
+    let user = User {
+        mfa_secret: Some(NEW_SECRET),
+        ..rec.user()
+    };
+    let later = totp::generate(a.totp(), NEW_SECRET, t + 30).unwrap();
+    let again = a.verify_mfa(&token, &later, &user, &state, t + 30, &mut rng());
+    assert_eq!(again.outcome.unwrap_err().code(), "mfa_token_used");
+    // A wrong enrolment code changes nothing.
+    let bad = if new_code == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert_eq!(
+        a.enrol_mfa(&state, NEW_SECRET, bad, vec![], t)
+            .unwrap_err()
+            .code(),
+        "totp_invalid"
+    );
+}
+
+#[test]
+fn mfa_change_needs_fresh_proof_fails() {
+    let a = auth();
+    let rec = Rec::new(&a, "correct horse", true);
+    let st = MfaState::default();
+    let code = |e: &MfaChange| e.outcome.as_ref().err().map(ErrorCode::code);
+    let check = |p: Proof<'_>| a.authorize_mfa_change(&rec.user(), &st, p, NOW);
+    // A session or token alone: only a recent sign-in counts.
+    assert_eq!(code(&check(Proof::AuthTime(NOW - FRESH_AUTH_WINDOW))), None);
+    assert_eq!(
+        code(&check(Proof::AuthTime(NOW - FRESH_AUTH_WINDOW - 1))),
+        Some("reauthentication_required")
+    );
+    assert_eq!(
+        code(&check(Proof::AuthTime(NOW + 3600))),
+        Some("reauthentication_required")
+    );
+    assert_eq!(
+        code(&check(Proof::Password("wrong"))),
+        Some("reauthentication_required")
+    );
+    assert_eq!(code(&check(Proof::Password("correct horse"))), None);
+    let totp_now = totp::generate(a.totp(), SECRET, NOW).unwrap();
+    let ok = check(Proof::Code(&totp_now));
+    assert_eq!(code(&ok), None);
+    assert_eq!(ok.state.last_totp_step, Some(NOW / 30), "the code is spent");
+    let replay = a.authorize_mfa_change(&rec.user(), &ok.state, Proof::Code(&totp_now), NOW);
+    assert_eq!(code(&replay), Some("totp_replayed"));
+    assert_eq!(
+        replay.state.consecutive_failures, 1,
+        "wrong codes count toward the lock"
+    );
+    // Without MFA there is no code to show: the password is the proof.
+    let plain = Rec::new(&a, "correct horse", false);
+    let r = a.authorize_mfa_change(&plain.user(), &st, Proof::Code(&totp_now), NOW);
+    assert_eq!(code(&r), Some("reauthentication_required"));
+    assert!(format!("{:?}", Proof::Password("correct horse")).contains(".."));
+}
+
+#[test]
+fn mfa_lock_opens_with_recovery_code_or_password_reset_ok() {
+    let a = auth();
+    let rec = Rec::new(&a, "correct horse", true);
+    let codes = generate_recovery_codes(2, &mut SeededEntropy::new(5)).unwrap();
+    let locked = MfaState {
+        recovery_hashes: codes.hashes.clone(),
+        consecutive_failures: DEFAULT_MFA_MAX_FAILURES,
+        ..MfaState::default()
+    };
+    let good = totp::generate(a.totp(), SECRET, NOW).unwrap();
+    let token = mfa_token(&a, &rec);
+    let r = a.verify_mfa(&token, &good, &rec.user(), &locked, NOW, &mut rng());
+    assert_eq!(
+        r.outcome.unwrap_err().code(),
+        "mfa_locked",
+        "TOTP stays locked"
+    );
+    let r = a.verify_mfa(
+        &token,
+        &codes.codes[0],
+        &rec.user(),
+        &r.state,
+        NOW,
+        &mut rng(),
+    );
+    assert_eq!(r.outcome.unwrap().1, MfaMethod::Recovery);
+    assert_eq!(r.state.consecutive_failures, 0, "a recovery code unlocks");
+    // A password reset clears the lock as well, and ends every session.
+    let reset = a
+        .create_password_reset_token(&rec.user(), NOW, &mut rng())
+        .unwrap();
+    let sessions = crate::session::SessionState::default();
+    let done = a
+        .reset_password(
+            &reset,
+            &rec.user(),
+            "a new passphrase",
+            Some(&locked),
+            &sessions,
+            NOW,
+            &mut rng(),
+        )
+        .unwrap();
+    let unlocked = done.mfa_state.clone().unwrap();
+    assert_eq!(unlocked.consecutive_failures, 0);
+    assert_eq!(unlocked.recovery_hashes, codes.hashes);
+    assert_eq!(done.sessions.epoch, 1);
+    assert!(a
+        .hasher()
+        .verify(&done.password_hash, "a new passphrase")
+        .unwrap());
+    assert!(!format!("{done:?}").contains("argon2"));
+    // The used link is dead.
+    let user = User {
+        password_hash: &done.password_hash,
+        ..rec.user()
+    };
+    let again = a.reset_password(&reset, &user, "third", None, &sessions, NOW, &mut rng());
+    assert_eq!(again.unwrap_err().code(), "reset_token_stale");
+}
+
+#[test]
+fn password_reset_request_and_change_ok() {
+    let a = auth();
+    let rec = Rec::new(&a, "correct horse", false);
+    let known = a
+        .request_password_reset(Some(&rec.user()), NOW, &mut rng())
+        .unwrap();
+    let token = known.unwrap();
+    assert_eq!(
+        a.verify_password_reset_token(&token, &rec.user(), NOW)
+            .unwrap(),
+        "user-1"
+    );
+    assert_eq!(
+        a.request_password_reset(None, NOW, &mut rng()).unwrap(),
+        None
+    );
+    let sessions = crate::session::SessionState {
+        epoch: 4,
+        revoked: vec![],
+    };
+    let wrong = a.change_password(
+        &rec.user(),
+        "nope",
+        "new one here",
+        None,
+        &sessions,
+        &mut rng(),
+    );
+    assert_eq!(wrong.unwrap_err().code(), "reauthentication_required");
+    let done = a
+        .change_password(
+            &rec.user(),
+            "correct horse",
+            "new one here",
+            None,
+            &sessions,
+            &mut rng(),
+        )
+        .unwrap();
+    assert_eq!(done.sessions.epoch, 5);
+    assert!(done.mfa_state.is_none());
+    // Reset links made before the change are dead.
+    let user = User {
+        password_hash: &done.password_hash,
+        ..rec.user()
+    };
+    assert_eq!(
+        a.verify_password_reset_token(&token, &user, NOW)
+            .unwrap_err()
+            .code(),
+        "reset_token_stale"
+    );
+}
+
+#[test]
+fn access_tokens_carry_auth_time_of_the_sign_in_ok() {
+    let a = auth();
+    let rec = Rec::new(&a, "correct horse", false);
+    let issued = login_ok(&a, &rec);
+    let auth_time =
+        |t: &str, now| a.verify(t, TokenType::Access, now).unwrap().extra["auth_time"].as_u64();
+    assert_eq!(auth_time(&issued.tokens.access_token, NOW), Some(NOW));
+    let Ok(RefreshOutcome::Rotated(next)) = a.refresh(
+        &issued.tokens.refresh_token,
+        &issued.family,
+        Some(&rec.user()),
+        NOW + 600,
+        &mut rng(),
+    ) else {
+        panic!("rotation")
+    };
+    assert_eq!(
+        auth_time(&next.tokens.access_token, NOW + 600),
+        Some(NOW),
+        "kept across refresh"
+    );
+}
