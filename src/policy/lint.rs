@@ -59,33 +59,32 @@ pub fn warnings(config: &PolicyConfig) -> Vec<String> {
             let Some(other) = config.rules.get(k) else {
                 continue;
             };
-            out.push(format!(
-                "rules[{i}] ({}) is limited to methods {} and is followed by the broader rules[{k}] \
-                 ({}) with a weaker requirement: {} requests to the same paths fall into rules[{k}]; \
-                 add a rule for those methods before rules[{k}], or drop `methods`",
-                describe(rule),
-                rule.methods.as_deref().unwrap_or_default().join(","),
-                describe(other),
-                ms.join(", "),
+            let mut w = format!("rules[{i}] (");
+            describe(rule, &mut w);
+            w.push_str(") is limited to methods ");
+            w.push_str(&rule.methods.as_deref().unwrap_or_default().join(","));
+            w.push_str(&format!(" and is followed by the broader rules[{k}] ("));
+            describe(other, &mut w);
+            w.push_str(") with a weaker requirement: ");
+            w.push_str(&ms.join(", "));
+            w.push_str(&format!(
+                " requests to the same paths fall into rules[{k}]; add a rule for those methods \
+                 before rules[{k}], or drop `methods`"
             ));
+            out.push(w);
         }
     }
     out
 }
 
-/// [`warnings`] for a whole filter configuration (JSON with `rules` among other members).
-/// Unparsable input gives no warnings: the configuration parser reports it.
+/// [`warnings`] for a whole filter configuration (the gateway JSON). Input the gateway refuses
+/// gives no warnings: its parser reports it.
 #[must_use]
 pub fn config_warnings(json: &[u8]) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Rules {
-        #[serde(default)]
-        rules: Vec<RuleConfig>,
-    }
-    match serde_json::from_slice::<Rules>(json) {
-        Ok(r) => warnings(&PolicyConfig {
-            roles: Default::default(),
-            rules: r.rules,
+    match crate::gateway::GatewayConfig::from_json(json) {
+        Ok(c) => warnings(&PolicyConfig {
+            roles: c.roles,
+            rules: c.rules,
         }),
         Err(_) => Vec::new(),
     }
@@ -127,20 +126,32 @@ fn weaker(later: &RuleConfig, limited: &RuleConfig) -> bool {
     }
 }
 
-fn describe(rule: &RuleConfig) -> String {
-    let target = match (&rule.path, &rule.prefix) {
-        (Some(p), _) => format!("path {p:?}"),
-        (_, Some(p)) => format!("prefix {p:?}"),
-        _ => "no path".to_owned(),
+fn describe(rule: &RuleConfig, out: &mut String) {
+    let quoted = |out: &mut String, what: &str, v: &str| {
+        out.push_str(what);
+        out.push_str(" \"");
+        out.push_str(v);
+        out.push('"');
     };
-    let need = match (&rule.allow, &rule.roles, &rule.permissions) {
-        (Some(Access::Public), _, _) => "allow public".to_owned(),
-        (Some(Access::Authenticated), _, _) => "allow authenticated".to_owned(),
-        (_, Some(r), _) => format!("roles {}", r.join(",")),
-        (_, _, Some(p)) => format!("permissions {}", p.join(",")),
-        _ => "no requirement".to_owned(),
-    };
-    format!("{target}, {need}")
+    match (&rule.path, &rule.prefix) {
+        (Some(p), _) => quoted(out, "path", p),
+        (_, Some(p)) => quoted(out, "prefix", p),
+        _ => out.push_str("no path"),
+    }
+    out.push_str(", ");
+    match (&rule.allow, &rule.roles, &rule.permissions) {
+        (Some(Access::Public), _, _) => out.push_str("allow public"),
+        (Some(Access::Authenticated), _, _) => out.push_str("allow authenticated"),
+        (_, Some(r), _) => {
+            out.push_str("roles ");
+            out.push_str(&r.join(","));
+        }
+        (_, _, Some(p)) => {
+            out.push_str("permissions ");
+            out.push_str(&p.join(","));
+        }
+        _ => out.push_str("no requirement"),
+    }
 }
 
 #[cfg(test)]
@@ -215,10 +226,17 @@ mod tests {
 
     #[test]
     fn config_warnings_reads_filter_json_ok() {
-        let json = br#"{"issuer": "x", "rules": [
+        let json = br#"{"jwks": {"keys": [{"kty": "oct", "kid": "k", "alg": "HS256",
+            "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"}]},
+            "rules": [
             {"path": "/a/*", "methods": ["GET"], "roles": ["r"]},
-            {"prefix": "/", "allow": "authenticated"}], "other": 1}"#;
-        assert_eq!(config_warnings(json).len(), 1);
+            {"prefix": "/", "allow": "authenticated"}]}"#;
+        assert_eq!(
+            config_warnings(json).len(),
+            1,
+            "{:?}",
+            crate::gateway::GatewayConfig::from_json(json).err()
+        );
         assert!(config_warnings(b"not json").is_empty());
         assert!(config_warnings(br#"{"rules": 5}"#).is_empty());
     }
