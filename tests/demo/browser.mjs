@@ -67,7 +67,7 @@ try {
     await page.locator("#auth-msg.ok", { hasText: "confirmation link" }).waitFor();
     // The confirmation link from the demo's outbox, opened in the page.
     const mail = await stack.outbox(email);
-    await page.goto(`${stack.url}/${mail.link}`);
+    await page.goto(`${stack.url}${mail.link}`);
     await page.locator("#auth-msg.ok", { hasText: "Account created" }).waitFor();
     await page.fill("#signin-password", password);
     await page.click("#signin-submit");

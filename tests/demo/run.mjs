@@ -34,7 +34,7 @@ const outboxPort = await freePort();
 outbox = http.createServer(async (req, res) => {
   const email = new URL(req.url, "http://x").searchParams.get("email") ?? "";
   const mail = email ? await stack.outbox(email) : null;
-  const link = mail?.link ? `${stack.url}/${mail.link}` : null;
+  const link = mail?.link ? `${stack.url}${mail.link}` : null;
   const body = `<!doctype html><meta charset="utf-8"><title>demo outbox</title>
 <form><input name="email" value="${esc(email)}" size="40" placeholder="email address"> <button>Show mail</button></form>
 ${mail ? `<pre>${esc(JSON.stringify(mail, null, 2))}</pre>${link ? `<p><a href="${esc(link)}">Open the confirmation link</a></p>` : ""}` : email ? "<p>No mail for this address.</p>" : ""}`;
