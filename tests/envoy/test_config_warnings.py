@@ -52,3 +52,14 @@ def test_methods_per_permission_logs_no_warning(upstream):
         assert "config warning" not in e.logs(), e.logs()[-3000:]
     finally:
         e.stop()
+
+
+def test_shipped_example_logs_no_warning(upstream):
+    # envoy/keygate.yaml is what operators copy: it must not carry the trap itself.
+    e = Envoy(copy.deepcopy(example_plugin_config()), upstream)
+    try:
+        assert e.request("GET", "/api/auth/ping").status == 200
+        time.sleep(0.3)
+        assert "config warning" not in e.logs(), e.logs()[-3000:]
+    finally:
+        e.stop()
