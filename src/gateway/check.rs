@@ -1,18 +1,19 @@
 //! The per-request decision ([`Gateway::check`]).
 
-use super::outcome::{www_authenticate, Forward, LocalReply, Metric, Outcome};
+use super::decision::{Decision, Held, Pending, Stage};
+use super::outcome::{www_authenticate, Forward, LocalReply, Metric};
 use super::request::HttpRequest;
 use super::slots::{check_slot, SlotCheck};
 use super::store::SharedStore;
 use super::Gateway;
-use crate::policy::{Decision, DenyReason, Principal, RouteDecision};
+use crate::policy::{Decision as Access, DenyReason, Principal, RouteDecision};
 use crate::ratelimit::{KeySource, RateDecision, RateLimitError, RateLimitRule};
-use crate::token::{decode, Claims, TokenError};
+use crate::token::{Claims, TokenError};
 use crate::ErrorCode;
 
 /// `RateLimit-Policy` / `RateLimit` values of the limits a request passed.
-#[derive(Default)]
-struct Passed {
+#[derive(Debug, Default)]
+pub(super) struct Passed {
     policies: Vec<String>,
     states: Vec<String>,
 }
@@ -29,15 +30,31 @@ impl Passed {
     }
 }
 
+/// The request as the decision after the token step needs it.
+pub(super) struct Seen<'r> {
+    pub method: &'r str,
+    pub path: &'r str,
+    pub client: Option<&'r str>,
+}
+
+/// A token checked against the keys, or why the decision must wait or cannot be made.
+pub(super) enum Verified {
+    Done(Result<Claims, TokenError>),
+    Wait(super::decision::Callout),
+    Unavailable,
+}
+
 impl Gateway {
     /// Decides one request at `now_ms` (Unix milliseconds), reading and updating rate-limit
-    /// state in `store`. Never panics; see the module docs for the order of checks.
+    /// state in `store`. Never panics; see the module docs for the order of checks. With
+    /// `remote_jwks`, a token whose key is not loaded yet may make the answer
+    /// [`Decision::Wait`] (see [`super::decision`]).
     pub fn check<'g>(
         &'g self,
         request: &impl HttpRequest,
         store: &impl SharedStore,
         now_ms: u64,
-    ) -> Outcome<'g> {
+    ) -> Decision<'g> {
         let (method, path) = (request.method(), request.path());
         let client = request.remote_address();
         let mut passed = Passed::default();
@@ -50,16 +67,61 @@ impl Gateway {
                     .and_then(|h| request.header(h));
                 let key = rule.key_source().key(client, None, header.as_deref());
                 if let Err(reply) = self.limit(i, rule, &key, store, now_ms, &mut passed) {
-                    return Outcome::Reply(reply);
+                    return Decision::Reply(reply);
                 }
             }
         }
 
         let route = self.policy.requirement(method, path);
         // No token work for requests refused whoever sends them.
-        let verified = match route {
-            RouteDecision::Rule { .. } => self.verify(request, now_ms / 1000),
+        let token = match route {
+            RouteDecision::Rule { .. } => {
+                let max = self.validation.max_token_len;
+                self.sources.iter().find_map(|s| s.extract(request, max))
+            }
             RouteDecision::NoMatch | RouteDecision::PathNotNormalized => None,
+        };
+        let seen = Seen {
+            method,
+            path,
+            client,
+        };
+        self.decide(&seen, &route, token, passed, store, now_ms, true)
+    }
+
+    /// Everything after the pre-token limits: token → requirement → `sub` limits → continue.
+    /// `may_wait` is false when resuming after a refetch: the keys are what they are now.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn decide<'g>(
+        &'g self,
+        seen: &Seen<'_>,
+        route: &RouteDecision<'g>,
+        token: Option<Result<String, TokenError>>,
+        mut passed: Passed,
+        store: &impl SharedStore,
+        now_ms: u64,
+        may_wait: bool,
+    ) -> Decision<'g> {
+        let verified = match token {
+            None => None,
+            Some(Err(e)) => Some(Err(e)),
+            Some(Ok(t)) => match self.verify(&t, route.is_public(), now_ms, may_wait) {
+                Verified::Done(r) => Some(r),
+                Verified::Unavailable => return Decision::Reply(jwks_unavailable()),
+                Verified::Wait(callout) => {
+                    let pending = Pending {
+                        callout: callout.id,
+                        stage: Stage::Keys(Held {
+                            method: seen.method.to_owned(),
+                            path: seen.path.to_owned(),
+                            client: seen.client.map(str::to_owned),
+                            token: t,
+                            passed,
+                        }),
+                    };
+                    return Decision::Wait(callout, pending);
+                }
+            },
         };
         let claims = verified.as_ref().and_then(|v| v.as_ref().ok());
         let principal = claims.map(|c| Principal {
@@ -67,41 +129,34 @@ impl Gateway {
             roles: c.roles.clone(),
             permissions: c.permissions.clone(),
         });
-        match self.policy.authorize(&route, principal.as_ref()) {
-            Decision::Allow => {}
-            Decision::Unauthenticated(reason) => {
-                return Outcome::Reply(match verified {
+        match self.policy.authorize(route, principal.as_ref()) {
+            Access::Allow => {}
+            Access::Unauthenticated(reason) => {
+                return Decision::Reply(match verified {
                     Some(Err(e)) => token_refused(&e),
                     _ => token_missing(&reason),
                 })
             }
-            Decision::Forbidden(reason) => return Outcome::Reply(forbidden(&reason)),
+            Access::Forbidden(reason) => return Decision::Reply(forbidden(&reason)),
         }
 
         let sub = principal.as_ref().map(|p| p.sub.as_str());
-        for (i, rule) in self.limits.matching(method, path) {
+        for (i, rule) in self.limits.matching(seen.method, seen.path) {
             if !rule.key_source().is_pre_token() {
-                let key = KeySource::Sub.key(client, sub, None);
+                let key = KeySource::Sub.key(seen.client, sub, None);
                 if let Err(reply) = self.limit(i, rule, &key, store, now_ms, &mut passed) {
-                    return Outcome::Reply(reply);
+                    return Decision::Reply(reply);
                 }
             }
         }
 
-        Outcome::Continue(Forward {
+        Decision::Continue(Forward {
             remove_request_headers: self.claim_headers.names(),
             set_request_headers: claims
                 .map(|c| self.claim_headers.values(c))
                 .unwrap_or_default(),
             response_headers: passed.headers(),
         })
-    }
-
-    /// The token of the first present source, verified; `None` when no source is present.
-    fn verify(&self, request: &impl HttpRequest, now: u64) -> Option<Result<Claims, TokenError>> {
-        let max = self.validation.max_token_len;
-        let token = self.sources.iter().find_map(|s| s.extract(request, max))?;
-        Some(token.and_then(|t| decode(&t, &self.keys, &self.validation, now)))
     }
 
     /// One rate-limit rule; `Err` is the 429 to send.
@@ -124,6 +179,18 @@ impl Gateway {
             SlotCheck::Unavailable => Err(rate_limited(rule, None)),
         }
     }
+}
+
+/// 503 while no key set could be loaded: never a pass-through, never a 401 that blames the
+/// client for the issuer's outage.
+fn jwks_unavailable() -> LocalReply {
+    LocalReply::new(
+        503,
+        "jwks_unavailable",
+        "the keys that verify tokens could not be loaded yet; retry shortly",
+        Metric::JwksUnavailable,
+        vec![("retry-after", "1".to_owned())],
+    )
 }
 
 fn token_missing(reason: &DenyReason) -> LocalReply {

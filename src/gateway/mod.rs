@@ -3,9 +3,10 @@
 //! [`Gateway::from_json`] parses and validates the plugin configuration once (each error a
 //! [`ConfigError`] naming the field). Per request, [`Gateway::check`] takes a view of the
 //! request ([`HttpRequest`]), the shared rate-limit store ([`SharedStore`]) and the time, and
-//! returns an [`Outcome`] the shell acts on: continue upstream (headers to remove, set, and
-//! add to the response) or a local reply (401/403/429 with RFC 6750 / RateLimit headers and a
-//! JSON body). The shell decides nothing.
+//! returns a [`Decision`] the shell acts on: continue upstream (headers to remove, set, and
+//! add to the response), a local reply (401/403/429/503 with RFC 6750 / RateLimit headers and
+//! a JSON body), or wait for a callout first (a JWKS fetch with `remote_jwks`, see
+//! [`decision`] and [`jwks`]). The shell decides nothing.
 //!
 //! # Order of checks
 //! 1. `ip`/`header:` rate limits matching the request (every one applies) — before any token
@@ -42,8 +43,11 @@
 mod check;
 mod claim_headers;
 mod config;
+pub mod decision;
+pub mod jwks;
 mod outcome;
 mod request;
+mod resume;
 pub mod slots;
 pub mod store;
 mod token_source;
@@ -52,10 +56,19 @@ pub use claim_headers::{
     ClaimHeaders, MAX_CLAIM_HEADERS, MAX_CLAIM_HEADER_VALUE_LEN, MAX_CLAIM_NAME_LEN,
 };
 pub use config::{GatewayConfig, TokenSourceConfig, MAX_CONFIG_LEN};
+pub use decision::{
+    Callout, CalloutFailure, CalloutId, CalloutRequest, CalloutResponse, CalloutResult, Decision,
+    HttpCallout, Pending,
+};
+pub use jwks::{FetchReport, JwksCache, RemoteJwks, RemoteJwksConfig, JWKS_KEYS_GAUGE};
 pub use outcome::{Forward, LocalReply, Metric, Outcome};
 pub use request::HttpRequest;
 pub use store::{MemoryStore, SharedStore, StoreError, SENTINEL};
 pub use token_source::{TokenSource, MAX_COOKIE_NAME_LEN, MAX_PREFIX_LEN, MAX_TOKEN_SOURCES};
+
+use check::Passed;
+use resume::Keys;
+use std::cell::{Cell, RefCell};
 
 use crate::policy::{Policy, PolicyConfig};
 use crate::ratelimit::RateLimits;
@@ -67,13 +80,15 @@ use sha2::{Digest, Sha256};
 /// (`Rc`/`Arc`), call [`Gateway::check`] per request.
 #[derive(Debug, Clone)]
 pub struct Gateway {
-    keys: KeySet,
+    keys: Keys,
     validation: Validation,
     sources: Vec<TokenSource>,
     policy: Policy,
     limits: RateLimits,
     claim_headers: ClaimHeaders,
     seed: [u8; 32],
+    /// The last [`CalloutId`] handed out.
+    callouts: Cell<u64>,
 }
 
 impl Gateway {
@@ -98,7 +113,27 @@ impl Gateway {
     /// # Errors
     /// [`ConfigError`] naming the field.
     pub fn new(config: &GatewayConfig, seed: [u8; 32]) -> Result<Self, ConfigError> {
-        let keys = KeySet::from_jwks(&config.jwks).map_err(|e| e.within("jwks"))?;
+        let inline = config
+            .jwks
+            .as_ref()
+            .map(|j| KeySet::from_jwks(j).map_err(|e| e.within("jwks")))
+            .transpose()?;
+        let keys = match (&config.remote_jwks, inline) {
+            (None, Some(keys)) => Keys::Inline(keys),
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "jwks",
+                    "required: an inline JWK Set, or `remote_jwks` to fetch one",
+                ))
+            }
+            (Some(remote), inline) => {
+                let remote = RemoteJwks::new(remote).map_err(|e| e.within("remote_jwks"))?;
+                Keys::Remote(Box::new(RefCell::new(JwksCache::new(
+                    remote,
+                    inline.as_ref(),
+                ))))
+            }
+        };
         let mut validation = Validation::new(TokenType::Access);
         validation.issuer.clone_from(&config.issuer);
         validation.audiences.clone_from(&config.audiences);
@@ -132,6 +167,7 @@ impl Gateway {
             limits,
             claim_headers,
             seed,
+            callouts: Cell::new(0),
         })
     }
 

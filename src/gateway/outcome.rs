@@ -13,15 +13,24 @@ pub enum Metric {
     Denied403,
     /// Refused with 429.
     RateLimited,
+    /// Refused with 503: no key set loaded (`remote_jwks`).
+    JwksUnavailable,
+    /// A JWKS fetch loaded a key set.
+    JwksFetched,
+    /// A JWKS fetch failed; the last good set was kept.
+    JwksFetchFailed,
 }
 
 impl Metric {
     /// Every metric, for defining them up front.
-    pub const ALL: [Metric; 4] = [
+    pub const ALL: [Metric; 7] = [
         Self::Allowed,
         Self::Denied401,
         Self::Denied403,
         Self::RateLimited,
+        Self::JwksUnavailable,
+        Self::JwksFetched,
+        Self::JwksFetchFailed,
     ];
 
     /// The metric name (`keygate.allowed`, …).
@@ -32,6 +41,9 @@ impl Metric {
             Self::Denied401 => "keygate.denied_401",
             Self::Denied403 => "keygate.denied_403",
             Self::RateLimited => "keygate.rate_limited",
+            Self::JwksUnavailable => "keygate.jwks_unavailable",
+            Self::JwksFetched => "keygate.jwks_fetched",
+            Self::JwksFetchFailed => "keygate.jwks_fetch_failed",
         }
     }
 }
@@ -81,7 +93,7 @@ pub struct Forward<'g> {
 /// A response the proxy sends itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalReply {
-    /// 401, 403 or 429.
+    /// 401, 403, 429 or 503.
     pub status: u16,
     /// Response headers (`content-type`, `www-authenticate`, `retry-after`, …).
     pub headers: Vec<(&'static str, String)>,

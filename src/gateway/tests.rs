@@ -63,21 +63,21 @@ fn token(c: &Claims) -> String {
     encode(c, &key).unwrap()
 }
 
-fn run<'g>(g: &'g Gateway, s: &MemoryStore, r: &MockRequest) -> Outcome<'g> {
+fn run<'g>(g: &'g Gateway, s: &MemoryStore, r: &MockRequest) -> Decision<'g> {
     g.check(r, s, NOW_MS)
 }
 
-fn reply(o: Outcome<'_>) -> LocalReply {
+fn reply(o: Decision<'_>) -> LocalReply {
     match o {
-        Outcome::Reply(r) => r,
-        Outcome::Continue(f) => panic!("expected a local reply, got {f:?}"),
+        Decision::Reply(r) => r,
+        other => panic!("expected a local reply, got {other:?}"),
     }
 }
 
-fn forward(o: Outcome<'_>) -> Forward<'_> {
+fn forward(o: Decision<'_>) -> Forward<'_> {
     match o {
-        Outcome::Continue(f) => f,
-        Outcome::Reply(r) => panic!("expected continue, got {r:?}"),
+        Decision::Continue(f) => f,
+        other => panic!("expected continue, got {other:?}"),
     }
 }
 
@@ -208,7 +208,7 @@ fn valid_token_sets_claim_headers_ok() {
     let (g, s) = (gateway(), MemoryStore::new());
     let r = MockRequest::get("/api/records").bearer(&token(&claims("u1", &["doctor", "nurse"])));
     let o = run(&g, &s, &r);
-    assert_eq!(o.metric(), Metric::Allowed);
+    assert_eq!(o.metric(), Some(Metric::Allowed));
     let f = forward(o);
     assert_eq!(header(&f, "x-user-id"), Some("u1"));
     assert_eq!(header(&f, "x-user-roles"), Some("doctor,nurse"));
