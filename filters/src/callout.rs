@@ -29,7 +29,6 @@ use keygate::gateway::{
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType, MetricType};
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// The root's timer while callouts are due: every JWKS refresh and retry is scheduled in
@@ -47,6 +46,8 @@ struct Sent {
 }
 
 /// The VM's callout bookkeeping, shared by the root and every request context (one thread).
+/// Plain vectors: a handful of callouts and at most a few thousand held requests (the gateway
+/// bounds those), and no hash map code in the module V8 compiles.
 #[derive(Default)]
 pub struct Callouts {
     /// Callouts to send at the root's next tick.
@@ -54,23 +55,17 @@ pub struct Callouts {
     /// Whether the root's timer was set to [`SOON`].
     soon: bool,
     /// Envoy's call token → the callout it carries.
-    sent: HashMap<u32, Sent>,
-    /// Requests held, by the callout they wait for: (context id, what to resume).
-    waiting: HashMap<CalloutId, Vec<(u32, Pending)>>,
-    /// Contexts currently held (their body and trailers must wait too).
-    held: HashSet<u32>,
+    sent: Vec<(u32, Sent)>,
+    /// Requests held: (the callout they wait for, context id, what to resume).
+    waiting: Vec<(CalloutId, u32, Pending)>,
     /// Response headers (`RateLimit`) for resumed requests, by context id.
-    response_headers: HashMap<u32, Vec<(&'static str, String)>>,
+    response_headers: Vec<(u32, Vec<(&'static str, String)>)>,
 }
 
 impl Callouts {
     /// Holds request `context_id` until `callout` is answered; queues the callout if it is new.
     pub fn hold(&mut self, context_id: u32, callout: Callout, pending: Pending) {
-        self.waiting
-            .entry(callout.id)
-            .or_default()
-            .push((context_id, pending));
-        self.held.insert(context_id);
+        self.waiting.push((callout.id, context_id, pending));
         if callout.request.is_some() {
             self.outbox.push(callout);
             if !self.soon {
@@ -80,27 +75,37 @@ impl Callouts {
         }
     }
 
-    /// Whether request `context_id` is held.
+    /// Whether request `context_id` is held (its body and trailers must wait too).
     #[must_use]
     pub fn is_held(&self, context_id: u32) -> bool {
-        self.held.contains(&context_id)
+        self.waiting.iter().any(|(_, c, _)| *c == context_id)
     }
 
     /// The response headers a resumed request must add.
     pub fn take_response_headers(&mut self, context_id: u32) -> Vec<(&'static str, String)> {
-        self.response_headers
-            .remove(&context_id)
-            .unwrap_or_default()
+        match self
+            .response_headers
+            .iter()
+            .position(|(c, _)| *c == context_id)
+        {
+            Some(i) => self.response_headers.swap_remove(i).1,
+            None => Vec::new(),
+        }
     }
 
     /// Forgets request `context_id` (its stream ended).
     pub fn forget(&mut self, context_id: u32) {
-        if self.held.remove(&context_id) {
-            for list in self.waiting.values_mut() {
-                list.retain(|(c, _)| *c != context_id);
-            }
-        }
-        self.response_headers.remove(&context_id);
+        self.waiting.retain(|(_, c, _)| *c != context_id);
+        self.response_headers.retain(|(c, _)| *c != context_id);
+    }
+
+    /// Removes and returns the requests waiting for `id`.
+    fn release(&mut self, id: CalloutId) -> Vec<(CalloutId, u32, Pending)> {
+        let (mine, rest) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(w, _, _)| *w == id);
+        self.waiting = rest;
+        mine
     }
 }
 
@@ -140,13 +145,13 @@ pub fn on_tick(
         match sent {
             Ok(token) => {
                 if let Ok(mut c) = callouts.try_borrow_mut() {
-                    c.sent.insert(
+                    c.sent.push((
                         token,
                         Sent {
                             id,
                             max_response_bytes: http.max_response_bytes,
                         },
-                    );
+                    ));
                 }
             }
             Err(_) => {
@@ -170,11 +175,10 @@ pub fn on_response(
     num_headers: usize,
     body_size: usize,
 ) {
-    let Some(sent) = callouts
-        .try_borrow_mut()
-        .ok()
-        .and_then(|mut c| c.sent.remove(&token))
-    else {
+    let Some(sent) = callouts.try_borrow_mut().ok().and_then(|mut c| {
+        let i = c.sent.iter().position(|(t, _)| *t == token)?;
+        Some(c.sent.swap_remove(i).1)
+    }) else {
         return;
     };
     // Envoy reports a failure (connect error, reset, timeout) as an answer without headers.
@@ -232,13 +236,9 @@ fn finish(
     }
     let waiting = callouts
         .try_borrow_mut()
-        .ok()
-        .and_then(|mut c| c.waiting.remove(&result.id))
+        .map(|mut c| c.release(result.id))
         .unwrap_or_default();
-    for (context_id, pending) in waiting {
-        if let Ok(mut c) = callouts.try_borrow_mut() {
-            c.held.remove(&context_id);
-        }
+    for (_, context_id, pending) in waiting {
         // Fails for a context that is gone (the client left): nothing to resume.
         if hostcalls::set_effective_context(context_id).is_err() {
             continue;
@@ -257,7 +257,7 @@ fn finish(
             Applied::Continue(headers) => {
                 if !headers.is_empty() {
                     if let Ok(mut c) = callouts.try_borrow_mut() {
-                        c.response_headers.insert(context_id, headers);
+                        c.response_headers.push((context_id, headers));
                     }
                 }
                 let _ = hostcalls::resume_http_request();

@@ -499,8 +499,9 @@ impl JwksCache {
 /// `{"keys": [...]}`: other members ignored; each key read on its own so one odd key cannot
 /// spoil the set.
 #[derive(Deserialize)]
-struct Document {
-    keys: Vec<serde_json::Value>,
+struct Document<'a> {
+    #[serde(borrow)]
+    keys: Vec<&'a serde_json::value::RawValue>,
 }
 
 /// The usable keys of a JWKS body and why the others were skipped (`keys[2].use: …`).
@@ -523,8 +524,9 @@ fn usable_keys(
     let room = MAX_KEYS.saturating_sub(inline.len());
     let mut usable: Vec<VerifyingKey> = Vec::new();
     let mut skipped = Vec::new();
-    for (i, value) in doc.keys.into_iter().enumerate() {
-        let key = serde_json::from_value::<Jwk>(value)
+    for (i, raw) in doc.keys.into_iter().enumerate() {
+        // The same parser as the configuration's inline keys.
+        let key = serde_json::from_slice::<Jwk>(raw.get().as_bytes())
             .map_err(|_| ConfigError::new("", "not a JWK with string members"))
             .and_then(|jwk| VerifyingKey::from_jwk(&jwk));
         let why = match key {
