@@ -111,7 +111,9 @@ impl RootContext for KeygateRoot {
             }
             // The first fetch goes out on the first tick, as soon as this VM can dispatch
             // calls (not from here: configuration may run before the cluster is usable).
-            let _ = hostcalls::set_tick_period(callout::SOON);
+            if let Ok(mut c) = self.callouts.try_borrow_mut() {
+                c.tick_soon();
+            }
         }
         self.gateway = Some(Rc::new(gateway));
         true

@@ -17,6 +17,7 @@
 
 use super::outcome::{Forward, LocalReply, Metric, Outcome};
 use super::Passed;
+use std::fmt;
 
 /// The gateway's answer for one request.
 #[must_use]
@@ -155,12 +156,24 @@ pub(super) enum Stage {
     Keys(Held),
 }
 
-/// A request's state after its pre-token rate limits, kept while waiting for keys.
-#[derive(Debug)]
+/// A request's state after its pre-token rate limits, kept while waiting for keys. `Debug`
+/// never shows the token.
 pub(super) struct Held {
     pub method: String,
     pub path: String,
     pub client: Option<String>,
     pub token: String,
     pub passed: Passed,
+}
+
+impl fmt::Debug for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Held")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("client", &self.client)
+            .field("token", &"[redacted]")
+            .field("passed", &self.passed)
+            .finish()
+    }
 }

@@ -544,6 +544,10 @@ fn not_loaded_waits_then_503_fails() {
         }
     );
     assert_eq!(pending.callout(), tick[0].id);
+    assert!(
+        !format!("{pending:?}").contains(&t),
+        "Debug never shows the token"
+    );
     let result = failed(tick[0].id, CalloutFailure::NoResponse);
     let report = g.complete(&result, NOW_MS + 3).unwrap();
     assert!(!report.ok);
