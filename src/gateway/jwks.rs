@@ -499,9 +499,106 @@ impl JwksCache {
 /// `{"keys": [...]}`: other members ignored; each key read on its own so one odd key cannot
 /// spoil the set.
 #[derive(Deserialize)]
-struct Document<'a> {
-    #[serde(borrow)]
-    keys: Vec<&'a serde_json::value::RawValue>,
+struct Document {
+    keys: Vec<Entry>,
+}
+
+/// One `keys` entry: a JWK, or `None` when it is not an object whose members keygate reads
+/// are strings (each once). Written out instead of `serde_json::Value` or `RawValue`, which
+/// cost the filter ~10 KiB or every wasm module serde_json's raw-value hooks.
+struct Entry(Option<Jwk>);
+
+impl<'de> Deserialize<'de> for Entry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Lenient).map(|m| match m {
+            Member::Key(jwk) => Entry(jwk.map(|j| *j)),
+            Member::Str(_) | Member::Other => Entry(None),
+        })
+    }
+}
+
+/// What a JSON value is, as far as a JWK is concerned.
+enum Member {
+    Str(String),
+    Key(Option<Box<Jwk>>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Member {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Lenient)
+    }
+}
+
+struct Lenient;
+
+impl<'de> serde::de::Visitor<'de> for Lenient {
+    type Value = Member;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Member, E> {
+        Ok(Member::Str(v.to_owned()))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Member::Other)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
+        let mut jwk = Jwk::default();
+        let (mut ok, mut kty) = (true, false);
+        while let Some(name) = map.next_key::<String>()? {
+            let slot = match name.as_str() {
+                "kty" => None,
+                "kid" => Some(&mut jwk.kid),
+                "alg" => Some(&mut jwk.alg),
+                "use" => Some(&mut jwk.key_use),
+                "k" => Some(&mut jwk.k),
+                "crv" => Some(&mut jwk.crv),
+                "x" => Some(&mut jwk.x),
+                "y" => Some(&mut jwk.y),
+                "d" => Some(&mut jwk.d),
+                "n" => Some(&mut jwk.n),
+                "e" => Some(&mut jwk.e),
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            let value = match map.next_value::<Member>()? {
+                Member::Str(v) => v,
+                Member::Key(_) | Member::Other => {
+                    ok = false;
+                    continue;
+                }
+            };
+            match slot {
+                None if !kty => {
+                    kty = true;
+                    jwk.kty = value;
+                }
+                Some(slot) if slot.is_none() => *slot = Some(value),
+                _ => ok = false, // a member given twice
+            }
+        }
+        Ok(Member::Key((ok && kty).then(|| Box::new(jwk))))
+    }
 }
 
 /// The usable keys of a JWKS body and why the others were skipped (`keys[2].use: …`).
@@ -524,10 +621,10 @@ fn usable_keys(
     let room = MAX_KEYS.saturating_sub(inline.len());
     let mut usable: Vec<VerifyingKey> = Vec::new();
     let mut skipped = Vec::new();
-    for (i, raw) in doc.keys.into_iter().enumerate() {
-        // The same parser as the configuration's inline keys.
-        let key = serde_json::from_slice::<Jwk>(raw.get().as_bytes())
-            .map_err(|_| ConfigError::new("", "not a JWK with string members"))
+    for (i, entry) in doc.keys.into_iter().enumerate() {
+        let key = entry
+            .0
+            .ok_or_else(|| ConfigError::new("", "not a JWK with string members"))
             .and_then(|jwk| VerifyingKey::from_jwk(&jwk));
         let why = match key {
             Err(e) => e.within(&format!("keys[{i}]")).to_string(),

@@ -698,3 +698,26 @@ fn gateway_config_names_remote_fields_fails() {
         assert_eq!(e.code(), "config_invalid");
     }
 }
+
+#[test]
+fn odd_entries_are_skipped_one_by_one_ok() {
+    let good = ed("g", 8).public_jwk().unwrap().to_string();
+    let doc = format!(
+        r#"{{"keys": [{{"kty": "OKP", "kty": "EC"}}, {{"kid": "no-kty"}}, [1, {{"a": 2}}], null,
+            {{"kty": "OKP", "x5c": ["MIIB"], "key_ops": ["verify"], "crv": {{"n": 1}}}}, "s", 1.5, true,
+            {good}], "keys2": 5}}"#
+    );
+    let (keys, skipped) = usable_keys(doc.as_bytes(), &[]).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(skipped.len(), 8, "{skipped:?}");
+    assert!(skipped
+        .iter()
+        .all(|s| s.contains("not a JWK with string members")));
+}
+
+proptest::proptest! {
+    #[test]
+    fn fetched_bodies_never_panic(s in r#"\{"keys":\[(\{("(kty|kid|alg|use|k|crv|x|y|n|e|z)":("(oct|OKP|EC|RSA|sig|enc|HS256|Ed25519)"|"[A-Za-z0-9_-]{0,50}"|[0-9]{1,3}|null|\[\]|\{\}),?){0,8}\},?|[0-9],?){0,4}\]\}"#) {
+        let _ = usable_keys(s.as_bytes(), &[]);
+    }
+}
