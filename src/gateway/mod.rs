@@ -15,7 +15,10 @@
 //! 3. the token from the first present `token_sources` entry: longer than
 //!    `max_token_bytes` → `token_too_large` before any decoding; then signature, `type`
 //!    (only `access`), `exp`/`nbf`/`iat`, `iss`, `aud`. On a `public` route a valid token
-//!    still yields claim headers and an invalid one is ignored;
+//!    still yields claim headers and an invalid one is ignored.
+//!    With `remote_jwks`, a token whose key is not loaded waits for one refetch
+//!    ([`Decision::Wait`], then [`Gateway::resume`]); without any key set yet: 503
+//!    `jwks_unavailable`;
 //! 4. the rule's requirement → 401 (no or invalid token) or 403 (`insufficient_scope`);
 //! 5. `sub` rate limits (anonymous requests fall back to the address);
 //! 6. continue, with `claims_to_headers` removed from the request and set from the claims.
