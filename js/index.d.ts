@@ -17,6 +17,42 @@
 export const MAX_INPUT_LENGTH: number;
 
 /**
+ * Every `code` a {@link KeygateError} can carry (the table in README "Error codes"). Stable:
+ * codes are added, never renamed or removed.
+ */
+export type KeygateErrorCode =
+  // from this package
+  | "invalid_input" | "input_too_large" | "internal_error"
+  // configuration and platform
+  | "config_invalid" | "entropy_unavailable"
+  // tokens
+  | "token_missing" | "token_too_large" | "token_malformed" | "token_algorithm_not_allowed"
+  | "token_unknown_key" | "token_invalid" | "token_missing_claim" | "token_claim_too_large"
+  | "token_wrong_type" | "token_expired" | "token_not_yet_valid" | "token_issuer_invalid"
+  | "token_audience_invalid" | "token_signing_failed" | "token_mismatch"
+  // policy and rate limits
+  | "forbidden" | "rate_limited" | "rate_limit_state_invalid"
+  // passwords
+  | "password_too_short" | "password_too_long" | "hash_invalid" | "password_hash_failed"
+  // TOTP and QR codes
+  | "totp_invalid" | "totp_replayed" | "totp_secret_invalid" | "totp_label_invalid" | "qr_too_long" | "qr_failed"
+  // the login flow
+  | "mfa_invalid" | "mfa_attempts_exceeded" | "mfa_locked" | "mfa_token_used" | "mfa_not_configured"
+  | "refresh_reused" | "refresh_revoked" | "reset_token_stale"
+  // sessions
+  | "session_missing" | "session_invalid" | "session_expired" | "session_idle_timeout" | "session_user_id_invalid";
+
+/** The optional details of a {@link KeygateError}. */
+export interface KeygateErrorDetails {
+  /** See {@link KeygateError.field}. */
+  field?: string;
+  /** See {@link KeygateError.claim}. */
+  claim?: string;
+  /** The underlying error, as `Error.cause`. */
+  cause?: unknown;
+}
+
+/**
  * The one error type keygate throws.
  *
  * `code` is stable: the core's codes (`token_expired`, `hash_invalid`, `password_too_short`,
@@ -24,11 +60,16 @@ export const MAX_INPUT_LENGTH: number;
  * `invalid_input` (an argument of the wrong type or shape; `field` names it),
  * `input_too_large` (a string over {@link MAX_INPUT_LENGTH} or a list over 1000 entries) and
  * `internal_error` (the WebAssembly module failed, e.g. out of memory).
+ * @example
+ * try { kg.verifyToken(token, "access"); }
+ * catch (e) { if (e instanceof KeygateError && e.code === "token_expired") return refresh(); throw e; }
  */
 export class KeygateError extends Error {
+  /** Makes one (for tests and mocks; keygate's own are thrown by the functions). */
+  constructor(code: KeygateErrorCode, message: string, details?: KeygateErrorDetails);
   readonly name: "KeygateError";
-  /** Stable machine-readable code. */
-  readonly code: string;
+  /** Stable machine-readable code: one of {@link KeygateErrorCode}. */
+  readonly code: KeygateErrorCode;
   /** For `config_invalid` / `invalid_input`: the dotted path of the field or argument (`password.timeCost`, `user.id`, `options.now`). */
   readonly field?: string;
   /** For token errors: the claim concerned (`exp`, `nbf`, `iat`, `iss`, `aud`, `type`, …). */
@@ -80,6 +121,18 @@ export function verifyPassword(hash: string, password: string): boolean;
  * @throws KeygateError `hash_invalid`, `config_invalid`.
  */
 export function needsRehash(hash: string, options?: PasswordOptions): boolean;
+
+/**
+ * {@link hashPassword} without blocking the caller's thread: in Node on a small worker_threads
+ * pool (≤ min(4, cores − 1) threads, started on first use, never keeping the process alive);
+ * inline in workerd, Deno, browsers and edge runtimes (no threads there). Same result, same errors.
+ * @example
+ * const hash = await hashPasswordAsync(password); // the event loop keeps serving meanwhile
+ */
+export function hashPasswordAsync(password: string, options?: PasswordOptions): Promise<string>;
+
+/** {@link verifyPassword} off the main thread in Node (see {@link hashPasswordAsync}). */
+export function verifyPasswordAsync(hash: string, password: string): Promise<boolean>;
 
 // ----------------------------------------------------------------------------------------------
 // TOTP
@@ -229,6 +282,8 @@ export interface KeygateConfig {
   resetTokenTtl?: Duration;
   /** Seconds the previous refresh token stays usable after a rotation (concurrent tabs), 0–120. Defaults to 10. */
   refreshGrace?: Duration;
+  /** Clock skew allowed on `exp`, `nbf` and `iat` when verifying tokens, 0–300 s. Defaults to 30. */
+  leeway?: Duration;
   /** Wrong MFA codes allowed per MFA-pending token, 1–20. Defaults to 5. */
   mfaMaxAttempts?: number;
   /** Wrong MFA codes in a row (across pending tokens) before MFA locks (`mfa_locked`), 1–100. Defaults to 100. */
@@ -385,10 +440,23 @@ export class Keygate {
    * A signed access token `{sub, type: "access", roles, iat, exp, jti}` (+ iss/aud/amr).
    * @throws KeygateError `token_claim_too_large` / `token_missing_claim` for ids or roles out of bounds.
    */
-  createAccessToken(userId: string, roles?: string[], options?: NowOptions & { amr?: string[] }): string;
+  createAccessToken(
+    userId: string,
+    roles?: string[],
+    options?: NowOptions & {
+      amr?: string[];
+      /**
+       * Application claims to add (`{tenant: "acme"}`): JSON values, at most 32 names and 4 KiB.
+       * Names keygate sets (`sub`, `type`, `roles`, `iat`, `exp`, `nbf`, `iss`, `aud`, `jti`,
+       * `sid`, `amr`, `permissions`, `fam`, `gen`) are refused: `invalid_input`, `field` =
+       * `options.claims.<name>`. Verified tokens return them among their claims.
+       */
+      claims?: Record<string, unknown>;
+    },
+  ): string;
 
   /** The claims of a valid access token, or `null` (bad signature, expired, wrong `type`, malformed…). */
-  verifyAccessToken(token: string, options?: NowOptions): Claims | null;
+  verifyAccessToken(token: string | null | undefined, options?: NowOptions): Claims | null;
 
   /**
    * Verifies a token of any keygate type and throws the reason when it is refused.
@@ -424,6 +492,9 @@ export class Keygate {
    * if (r.status === "invalid") return json({ error: "Invalid credentials" }, 401);
    */
   login(user: UserRecord | null, password: string, options?: NowOptions): LoginResult;
+
+  /** {@link Keygate.login} with its Argon2id work off the main thread in Node (see {@link hashPasswordAsync}); inline elsewhere. */
+  loginAsync(user: UserRecord | null, password: string, options?: NowOptions): Promise<LoginResult>;
 
   /**
    * Step two: the MFA-pending token and a TOTP code or a recovery code. Refuses replays, caps

@@ -9,7 +9,10 @@ use crate::entropy::{Entropy, EntropyError};
 use crate::error::{ConfigError, ErrorCode};
 use crate::password::{PasswordError, PasswordHasher};
 use crate::recovery::verify_recovery_code;
-use crate::token::{decode, encode, Claims, KeySet, SigningKey, TokenError, TokenType, Validation};
+use crate::token::{
+    decode, encode, Claims, CustomClaims, KeySet, SigningKey, TokenError, TokenType, Validation,
+    DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS,
+};
 use crate::totp::{self, TotpConfig, TotpError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -505,6 +508,7 @@ pub struct Authenticator {
     limits: FlowLimits,
     hasher: PasswordHasher,
     totp: TotpConfig,
+    leeway: u64,
 }
 
 impl Authenticator {
@@ -525,7 +529,24 @@ impl Authenticator {
             limits,
             hasher,
             totp,
+            leeway: DEFAULT_LEEWAY_SECS,
         }
+    }
+
+    /// Sets the clock skew allowed on `exp`, `nbf` and `iat` when verifying, 0–300 s.
+    /// Defaults to 30 s ([`DEFAULT_LEEWAY_SECS`]).
+    ///
+    /// # Errors
+    /// `leeway` over [`MAX_LEEWAY_SECS`].
+    pub fn with_leeway(mut self, secs: u64) -> Result<Self, ConfigError> {
+        if secs > MAX_LEEWAY_SECS {
+            return Err(ConfigError::new(
+                "leeway",
+                format!("must be 0-{MAX_LEEWAY_SECS} seconds"),
+            ));
+        }
+        self.leeway = secs;
+        Ok(self)
     }
 
     /// Sets the `iss` claim put in and required of every token.
@@ -583,6 +604,7 @@ impl Authenticator {
 
     fn validation(&self, token_type: TokenType) -> Validation {
         let mut v = Validation::new(token_type);
+        v.leeway = self.leeway;
         v.algorithms = vec![self.key.alg()];
         v.issuer.clone_from(&self.issuer);
         v.audiences = self.audience.iter().cloned().collect();
@@ -614,10 +636,35 @@ impl Authenticator {
         now: u64,
         rng: &mut impl Entropy,
     ) -> Result<String, FlowError> {
+        self.create_access_token_with_claims(
+            user_id,
+            roles,
+            amr,
+            &CustomClaims::default(),
+            now,
+            rng,
+        )
+    }
+
+    /// [`Self::create_access_token`] with application claims added (checked by
+    /// [`CustomClaims::new`]: they can never replace a claim keygate sets).
+    ///
+    /// # Errors
+    /// Signing or entropy failure.
+    pub fn create_access_token_with_claims(
+        &self,
+        user_id: &str,
+        roles: &[String],
+        amr: &[&str],
+        claims: &CustomClaims,
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<String, FlowError> {
         let mut c = self.claims(TokenType::Access, user_id, now, self.limits.access_ttl);
         c.roles = roles.to_vec();
         c.amr = amr.iter().map(|s| (*s).to_owned()).collect();
         c.jti = Some(random_id(rng)?);
+        c.extra.clone_from(claims.as_map());
         Ok(encode(&c, &self.key)?)
     }
 
@@ -1083,6 +1130,45 @@ mod tests {
             LoginOutcome::Ok { issued, .. } => issued,
             other => panic!("expected Ok, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn leeway_is_configurable_ok() {
+        let issued_at = NOW;
+        let a0 = auth().with_leeway(0).unwrap();
+        let t = a0
+            .create_access_token("u", &[], &[], issued_at, &mut rng())
+            .unwrap();
+        let exp = issued_at + a0.limits().access_ttl;
+        // 0 s: one second past exp is expired; 300 s: still valid 299 s past it.
+        assert!(a0.verify(&t, TokenType::Access, exp + 1).is_err());
+        let a300 = auth().with_leeway(300).unwrap();
+        assert!(a300.verify(&t, TokenType::Access, exp + 299).is_ok());
+        assert!(a300.verify(&t, TokenType::Access, exp + 301).is_err());
+        // The default is 30 s.
+        assert!(auth().verify(&t, TokenType::Access, exp + 30).is_ok());
+        assert!(auth().verify(&t, TokenType::Access, exp + 31).is_err());
+    }
+
+    #[test]
+    fn leeway_over_300_fails() {
+        assert_eq!(auth().with_leeway(301).err().unwrap().field, "leeway");
+    }
+
+    #[test]
+    fn custom_claims_in_access_token_ok() {
+        let a = auth();
+        let mut m = serde_json::Map::new();
+        m.insert("tenant".into(), serde_json::Value::from("acme"));
+        let claims = CustomClaims::new(m).unwrap();
+        let t = a
+            .create_access_token_with_claims("u", &["r".into()], &[], &claims, NOW, &mut rng())
+            .unwrap();
+        let c = a.verify(&t, TokenType::Access, NOW).unwrap();
+        assert_eq!(
+            (c.sub.as_str(), c.extra.get("tenant")),
+            ("u", Some(&serde_json::Value::from("acme")))
+        );
     }
 
     #[test]

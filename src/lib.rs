@@ -10,6 +10,7 @@ pub mod entropy;
 pub mod error;
 pub mod flow;
 pub mod gateway;
+mod json;
 pub mod password;
 pub mod policy;
 pub mod qr;

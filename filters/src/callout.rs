@@ -26,7 +26,7 @@ use crate::host::{log, now_ms, HostStore};
 use crate::root::Metrics;
 use keygate::gateway::{
     Callout, CalloutFailure, CalloutId, CalloutRequest, CalloutResponse, CalloutResult, Decision,
-    Gateway, Pending, JWKS_KEYS_GAUGE,
+    Gateway, Pending, StripToken, JWKS_KEYS_GAUGE,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType, MetricType};
@@ -284,10 +284,34 @@ pub enum Applied {
     Waiting,
 }
 
-/// Carries out a final decision on the current (effective) request context.
+/// Carries out a final decision on the current (effective) request context: a local reply,
+/// or the header changes of a continue (the token stripped with `forward_token: false`, the
+/// claim headers; in shadow mode the would-be refusal logged once).
 pub fn apply(decision: Decision<'_>) -> Applied {
     match decision {
         Decision::Continue(forward) => {
+            if let Some(refusal) = &forward.shadow_refusal {
+                // Code, rule and redacted path only: never a token.
+                log(LogLevel::Info, &refusal.to_string());
+            }
+            let stripped = match &forward.strip_token {
+                None => Ok(()),
+                Some(StripToken::Header(name)) => {
+                    hostcalls::remove_map_value(MapType::HttpRequestHeaders, name)
+                }
+                Some(StripToken::Cookie(None)) => {
+                    hostcalls::remove_map_value(MapType::HttpRequestHeaders, "cookie")
+                }
+                Some(StripToken::Cookie(Some(rest))) => hostcalls::set_map_value_bytes(
+                    MapType::HttpRequestHeaders,
+                    "cookie",
+                    Some(rest),
+                ),
+            };
+            if stripped.is_err() {
+                unavailable("keygate: could not remove the token");
+                return Applied::Replied;
+            }
             // Setting replaces every incoming value of a name (Envoy's `setCopy`), so only
             // the names that get no value need a removal: one host call per header saved.
             let set = &forward.set_request_headers;

@@ -1,6 +1,6 @@
 //! proxy-wasm host calls behind the core's traits: shared data, the request, time, logging.
 
-use keygate::gateway::{HttpRequest, SharedStore, StoreError};
+use keygate::gateway::{RequestHeaders, SharedStore, StoreError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MapType, Status};
 use std::time::UNIX_EPOCH;
@@ -27,60 +27,46 @@ impl SharedStore for HostStore {
     }
 }
 
+#[link(wasm_import_module = "env")]
+extern "C" {
+    /// The proxy-wasm ABI call behind the SDK's `get_map_bytes`, declared here because the
+    /// SDK (0.2.5) decodes its answer with `String::from_utf8(name).unwrap()`: a header name
+    /// that is not UTF-8 would panic the VM. Envoy refuses such names today; the filter does
+    /// not rely on it and decodes the bytes itself ([`RequestHeaders::from_proxy_wasm_map`]).
+    fn proxy_get_header_map_pairs(
+        map_type: MapType,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> Status;
+}
+
+/// The raw serialized request header map, or `None` if the host refused.
+fn request_header_bytes() -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer to `size` bytes it allocated through this module's
+    // `proxy_on_memory_allocate` (the SDK's: `Vec::with_capacity(size)`, forgotten), which
+    // the module now owns; the SDK's `get_map_bytes` takes ownership the same way.
+    unsafe {
+        match proxy_get_header_map_pairs(MapType::HttpRequestHeaders, &mut data, &mut size) {
+            Status::Ok if data.is_null() => Some(Vec::new()),
+            Status::Ok => Some(Vec::from_raw_parts(data, size, size)),
+            _ => None,
+        }
+    }
+}
+
 /// The request being filtered, read from the host once: every request header in one host
-/// call (`proxy_get_header_map_pairs`) instead of one call, plus one allocation call back
-/// into the module, per header looked up.
-pub struct HostRequest {
-    method: String,
-    path: String,
-    remote: Option<String>,
-    headers: Vec<(String, Vec<u8>)>,
-}
-
-impl HostRequest {
-    /// Reads the request headers and the downstream `source.address`.
-    #[must_use]
-    pub fn read() -> Self {
-        let remote = hostcalls::get_property(vec!["source", "address"])
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
-        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
-        let mut request = Self {
-            method: String::new(),
-            path: String::new(),
-            remote,
-            headers,
-        };
-        request.method = request.header(":method").unwrap_or_default();
-        request.path = request.header(":path").unwrap_or_default();
-        request
-    }
-}
-
-impl HttpRequest for HostRequest {
-    fn method(&self) -> &str {
-        &self.method
-    }
-    fn path(&self) -> &str {
-        &self.path
-    }
-    /// The first value, as Envoy's own single-header lookup returns.
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-    }
-    fn header_count(&self, name: &str) -> usize {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .count()
-    }
-    fn remote_address(&self) -> Option<&str> {
-        self.remote.as_deref()
-    }
+/// call (`proxy_get_header_map_pairs`), as bytes, plus the downstream `source.address`.
+/// Unreadable headers read as a request without headers (refused by the policy: no path).
+#[must_use]
+pub fn read_request() -> RequestHeaders {
+    let remote = hostcalls::get_property(vec!["source", "address"])
+        .ok()
+        .flatten();
+    request_header_bytes()
+        .and_then(|bytes| RequestHeaders::from_proxy_wasm_map(&bytes, remote.as_deref()))
+        .unwrap_or_default()
 }
 
 /// Milliseconds since the Unix epoch from the host clock; 0 if unavailable (every token then

@@ -1,7 +1,7 @@
 //! The HTTP context: maps the gateway's decision onto Envoy.
 
 use crate::callout::{apply, unavailable, Applied, Callouts};
-use crate::host::{now_ms, HostRequest, HostStore};
+use crate::host::{now_ms, read_request, HostStore};
 use crate::root::Metrics;
 use keygate::gateway::{Decision, Gateway};
 use proxy_wasm::hostcalls;
@@ -57,7 +57,7 @@ impl HttpContext for KeygateHttp {
         let Some(gateway) = self.gateway.clone() else {
             return unavailable("keygate: no configuration loaded");
         };
-        let decision = gateway.check(&HostRequest::read(), &HostStore, now_ms());
+        let decision = gateway.check(&read_request(), &HostStore, now_ms());
         if let Decision::Wait(callout, pending) = decision {
             let Ok(mut callouts) = self.callouts.try_borrow_mut() else {
                 return unavailable("keygate: callout state busy");

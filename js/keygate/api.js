@@ -1,5 +1,5 @@
 // keygate's public JavaScript API over the wasm-bindgen module. The entry files (node.js,
-// workerd.js, browser.js) instantiate the WebAssembly module and re-export this file.
+// workerd.js, inline.js, node.cjs) instantiate the WebAssembly module and re-export this file.
 //
 // This layer only checks argument types, turns Dates into Unix seconds, parses the JSON the
 // core returns and turns core errors into KeygateError. Every decision is the Rust core's.
@@ -29,13 +29,35 @@ function isCoreError(e) {
   return e instanceof Error && e.name === "KeygateError" && typeof e.code === "string";
 }
 
+// workerd (Cloudflare Workers) refuses random values outside a request ("Disallowed operation
+// called within global scope"): say where to move the call.
+const ENTROPY_HINT =
+  ". In workerd / Cloudflare Workers random values exist only while a request is handled: " +
+  "call it inside the fetch handler, not at module scope";
+
 function toKeygateError(e) {
   if (e instanceof KeygateError) return e;
+  if (isCoreError(e) && e.code === "entropy_unavailable") {
+    return new KeygateError(e.code, e.message + ENTROPY_HINT, { field: e.field, claim: e.claim });
+  }
   if (isCoreError(e)) return new KeygateError(e.code, e.message, { field: e.field, claim: e.claim });
   if (e instanceof WebAssembly.RuntimeError) {
     return new KeygateError("internal_error", `keygate's WebAssembly module failed: ${e.message}`, { cause: e });
   }
   return e;
+}
+
+// Where the *Async functions run: Node's entries (node.js, node.cjs) install a worker_threads
+// pool (pool.js) under this global symbol; elsewhere (workerd, Deno, browsers, edge) there is
+// none and they run inline. A global, not a module, so raw workerd configs list no new module.
+const OFFLOAD = Symbol.for("keygate.offload");
+
+function offloaded(fn, args, inline) {
+  const pool = globalThis[OFFLOAD];
+  if (!pool) return inline();
+  return pool.run(fn, args).catch((e) => {
+    throw toKeygateError(e);
+  });
 }
 
 function call(fn) {
@@ -220,6 +242,20 @@ export function verifyPassword(hash, password) {
   return call(() => raw.verifyPassword(hash, password));
 }
 
+// Argon2id off the main thread where there are threads (Node: worker_threads pool); inline
+// elsewhere. Arguments are checked here first, so bad input rejects the same way everywhere.
+export async function hashPasswordAsync(password, options) {
+  str(password, "password");
+  const o = coreOptions(opts(options));
+  return offloaded("hashPassword", [password, o === undefined ? undefined : JSON.parse(o)], () => hashPassword(password, options));
+}
+
+export async function verifyPasswordAsync(hash, password) {
+  str(hash, "hash");
+  str(password, "password");
+  return offloaded("verifyPassword", [hash, password], () => verifyPassword(hash, password));
+}
+
 export function needsRehash(hash, options) {
   str(hash, "hash");
   const o = coreOptions(opts(options));
@@ -295,6 +331,7 @@ const TOKEN_TYPES = ["access", "refresh", "mfa", "reset"];
 
 export class Keygate {
   #core;
+  #json; // the config, for loginAsync's worker thread
 
   constructor(config) {
     if (!isObject(config)) {
@@ -307,6 +344,18 @@ export class Keygate {
       throw new KeygateError("config_invalid", "invalid config: must be JSON-serialisable", { field: "" });
     }
     this.#core = call(() => new raw.Keygate(json));
+    this.#json = json;
+  }
+
+  /** `login` with its Argon2id verification off the main thread in Node; inline elsewhere. */
+  async loginAsync(user, password, options) {
+    const u = user === undefined || user === null ? null : JSON.parse(userJson(user, { needHash: true }));
+    str(password, "password");
+    const now = new Date(nowOf(opts(options)) * 1000);
+    const inline = () => ({ r: this.login(user, password, options) });
+    const { r, family } = await offloaded("login", [this.#json, u, password, { now }], inline);
+    if (r.tokens && family) withFamily(r.tokens, family);
+    return r;
   }
 
   createAccessToken(userId, roles, options) {
@@ -315,6 +364,11 @@ export class Keygate {
     const o = opts(options);
     const amr = optStrList(o.amr, "options.amr", []);
     const now = nowOf(o);
+    if (o.claims !== undefined && o.claims !== null) {
+      if (!isObject(o.claims)) throw invalid("options.claims", "must be an object of claim names to JSON values");
+      const claims = coreOptions(o.claims) ?? "{}"; // JSON text; the core refuses names keygate owns
+      return call(() => this.#core.createAccessTokenWithClaims(userId, r, amr, claims, now));
+    }
     return call(() => this.#core.createAccessToken(userId, r, amr, now));
   }
 
@@ -326,6 +380,7 @@ export class Keygate {
   }
 
   verifyAccessToken(token, options) {
+    if (token === undefined || token === null) return null; // no Authorization header: the common case
     str(token, "token");
     const now = nowOf(opts(options));
     const claims = orNull(() => this.#core.verify(token, "access", now));

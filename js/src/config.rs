@@ -220,6 +220,7 @@ pub fn build(json: &str) -> Result<Built, KgError> {
         None => TotpConfig::default(),
         Some(v) => totp_config(v, "totp")?,
     };
+    let leeway = top.seconds("leeway")?;
     let sessions = match top.get("session") {
         None => secret
             .as_deref()
@@ -233,6 +234,10 @@ pub fn build(json: &str) -> Result<Built, KgError> {
     let auth = Authenticator::new(key, limits, hasher, totp)
         .with_issuer(issuer)
         .with_audience(audience);
+    let auth = match leeway {
+        Some(secs) => auth.with_leeway(secs)?,
+        None => auth,
+    };
     Ok(Built { auth, sessions })
 }
 

@@ -9,7 +9,7 @@ use crate::unix_secs;
 use keygate::flow::{
     Authenticator, Issued, LoginOutcome, MfaMethod, MfaState, RefreshFamily, RefreshOutcome, User,
 };
-use keygate::token::TokenType;
+use keygate::token::{CustomClaims, TokenType};
 use keygate::{ErrorCode, OsEntropy, Session, Sessions};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -138,6 +138,41 @@ impl Keygate {
             user_id,
             &roles,
             &amr,
+            unix_secs(now, "options.now")?,
+            &mut OsEntropy,
+        )?)
+    }
+
+    /// [`Self::create_access_token`] with application claims (`claims_json`: a JSON object),
+    /// refused by the core when a name is one keygate sets (`invalid_input`, field
+    /// `options.claims.<name>`).
+    ///
+    /// # Errors
+    /// `invalid_input` for refused claims; signing or entropy failure.
+    #[wasm_bindgen(js_name = createAccessTokenWithClaims)]
+    pub fn create_access_token_with_claims(
+        &self,
+        user_id: &str,
+        roles: Vec<String>,
+        amr: Vec<String>,
+        claims_json: &str,
+        now: f64,
+    ) -> Result<String, KgError> {
+        let map: serde_json::Map<String, Value> = parse_record(claims_json, "options.claims")?;
+        let claims = CustomClaims::new(map).map_err(|e| {
+            let field = if e.field.is_empty() {
+                "options.claims".to_owned()
+            } else {
+                format!("options.claims.{}", e.field)
+            };
+            KgError::input(&field, format!("{field} {}", e.message))
+        })?;
+        let amr: Vec<&str> = amr.iter().map(String::as_str).collect();
+        Ok(self.auth.create_access_token_with_claims(
+            user_id,
+            &roles,
+            &amr,
+            &claims,
             unix_secs(now, "options.now")?,
             &mut OsEntropy,
         )?)

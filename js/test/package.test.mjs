@@ -235,6 +235,13 @@ const w :Workerd.Worker = (
     assert.deepEqual([revoked.status, revoked.body.error], [401, "refresh_revoked"]);
   });
 
+  test("randomness at module scope: entropy_unavailable saying to call it inside the handler", async () => {
+    const r = await call("GET", "/module-scope");
+    assert.equal(r.body.moduleScope.code, "entropy_unavailable");
+    assert.match(r.body.moduleScope.message, /inside the fetch handler, not at module scope/);
+    assert.equal(r.body.inHandler, 32);
+  });
+
   test("session cookies", async () => {
     const set = await call("POST", "/session", { userId: "u-1" });
     const cookie = set.headers.get("set-cookie");

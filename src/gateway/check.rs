@@ -1,14 +1,20 @@
-//! The per-request decision ([`Gateway::check`]).
+//! The per-request decision ([`Gateway::check`]) and its second half after a wait for keys
+//! ([`Gateway::resume`] goes on through [`Gateway::resume_keys`]).
 
-use super::decision::{Decision, Held, Pending, Stage};
-use super::outcome::{www_authenticate, Forward, LocalReply, Metric};
+use super::config::Mode;
+use super::decision::{Callout, Decision, Held, Pending, Stage};
+use super::outcome::{
+    loggable_request, www_authenticate, Forward, LocalReply, Metric, ShadowRefusal, StripToken,
+};
 use super::request::HttpRequest;
 use super::slots::{check_slot, SlotCheck};
 use super::store::SharedStore;
+use super::token_source::{cookie_header_without, presented, Presented, TokenSource};
 use super::Gateway;
 use crate::policy::{Decision as Access, DenyReason, Principal, RouteDecision};
 use crate::ratelimit::{KeySource, RateDecision, RateLimitError, RateLimitRule};
 use crate::token::{Claims, TokenError};
+
 use crate::ErrorCode;
 
 /// `RateLimit-Policy` / `RateLimit` values of the limits a request passed.
@@ -30,18 +36,36 @@ impl Passed {
     }
 }
 
-/// The request as the decision after the token step needs it.
-pub(super) struct Seen<'r> {
-    pub method: &'r str,
-    pub path: &'r str,
-    pub client: Option<&'r str>,
+/// A refusal and what refused it (`rules[2]`, `rate_limits[0]`, …) for the shadow log.
+struct Refusal {
+    reply: LocalReply,
+    rule: String,
+}
+
+/// The request as the decision after the pre-token limits needs it (what a wait keeps).
+struct Seen<'r> {
+    method: &'r str,
+    path: &'r str,
+    client: Option<&'r str>,
 }
 
 /// A token checked against the keys, or why the decision must wait or cannot be made.
 pub(super) enum Verified {
     Done(Result<Claims, TokenError>),
-    Wait(super::decision::Callout),
+    Wait(Callout),
     Unavailable,
+}
+
+/// How the decision after the pre-token limits ended.
+enum Step {
+    /// Decided: continue (`Ok`) or the refusal.
+    Done(Result<(), Refusal>),
+    /// The one token presented (by source `source`) waits for a refetch of the key set.
+    Wait {
+        callout: Callout,
+        source: usize,
+        token: String,
+    },
 }
 
 impl Gateway {
@@ -49,113 +73,304 @@ impl Gateway {
     /// state in `store`. Never panics; see the module docs for the order of checks. With
     /// `remote_jwks`, a token whose key is not loaded yet may make the answer
     /// [`Decision::Wait`] (see [`super::decision`]).
+    ///
+    /// In `"shadow"` mode the same decision is made (rate-limit state is updated exactly as
+    /// in `"enforce"` mode), but a refusal comes back as [`Decision::Continue`] carrying it in
+    /// [`Forward::shadow_refusal`], with only the claim headers changed.
     pub fn check<'g>(
         &'g self,
         request: &impl HttpRequest,
         store: &impl SharedStore,
         now_ms: u64,
     ) -> Decision<'g> {
-        let (method, path) = (request.method(), request.path());
-        let client = request.remote_address();
+        let seen = Seen {
+            method: request.method(),
+            path: request.path(),
+            client: request.remote_address(),
+        };
         let mut passed = Passed::default();
+        let mut claims = None;
+        let mut found = Presented::Absent;
+        let step = match self.pre_token_limits(request, &seen, store, now_ms, &mut passed) {
+            Err(refusal) => Step::Done(Err(refusal)),
+            Ok(()) => {
+                // Which sources hold a token is cheap to know (no decoding) and decides
+                // whether a refusal names an RFC 6750 `error` at all.
+                found = presented(&self.sources, request, self.validation.max_token_len);
+                self.decide(&seen, &found, store, now_ms, &mut passed, &mut claims, true)
+            }
+        };
+        match step {
+            Step::Done(decided) => {
+                self.finish(decided, &seen, passed, claims.as_ref(), || match &found {
+                    Presented::One { source, .. } => {
+                        self.strip_token(*source, |name| cookie_header_without(request, name))
+                    }
+                    Presented::Absent | Presented::Several => None,
+                })
+            }
+            Step::Wait {
+                callout,
+                source,
+                token,
+            } => {
+                // The request is not at hand after the wait: what `forward_token: false` will
+                // need from its `Cookie` lines is taken now.
+                let cookie_rest = match self.sources.get(source) {
+                    Some(TokenSource::Cookie { name }) if !self.forward_token => {
+                        cookie_header_without(request, name)
+                    }
+                    _ => None,
+                };
+                self.hold(callout, &seen, source, token, cookie_rest, passed)
+            }
+        }
+    }
 
-        for (i, rule) in self.limits.matching(method, path) {
+    /// Goes on with a request that waited for the key set (see [`Gateway::resume`]): verify
+    /// its token on the keys loaded now (it waits no second time), then the rest of the same
+    /// decision — `sub` limits, requirement, `forward_token`, shadow mode — as
+    /// [`Gateway::check`] would have made it.
+    pub(super) fn resume_keys<'g>(
+        &'g self,
+        held: Held,
+        store: &impl SharedStore,
+        now_ms: u64,
+    ) -> Decision<'g> {
+        let Held {
+            method,
+            path,
+            client,
+            token,
+            source,
+            cookie_rest,
+            mut passed,
+        } = held;
+        let seen = Seen {
+            method: &method,
+            path: &path,
+            client: client.as_deref(),
+        };
+        let found = Presented::One {
+            source,
+            token: Ok(token),
+        };
+        let mut claims = None;
+        match self.decide(
+            &seen,
+            &found,
+            store,
+            now_ms,
+            &mut passed,
+            &mut claims,
+            false,
+        ) {
+            Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_ref(), || {
+                self.strip_token(source, |_| cookie_rest)
+            }),
+            Step::Wait {
+                callout,
+                source,
+                token,
+            } => self.hold(callout, &seen, source, token, cookie_rest, passed),
+        }
+    }
+
+    /// [`Decision::Wait`]: everything the rest of the decision needs, kept with the callout.
+    fn hold<'g>(
+        &'g self,
+        callout: Callout,
+        seen: &Seen<'_>,
+        source: usize,
+        token: String,
+        cookie_rest: Option<Vec<u8>>,
+        passed: Passed,
+    ) -> Decision<'g> {
+        let pending = Pending {
+            callout: callout.id,
+            stage: Stage::Keys(Held {
+                method: seen.method.to_owned(),
+                path: seen.path.to_owned(),
+                client: seen.client.map(str::to_owned),
+                token,
+                source,
+                cookie_rest,
+                passed,
+            }),
+        };
+        Decision::Wait(callout, pending)
+    }
+
+    /// The answer for a decision made: in `"enforce"` mode the refusal, or continue with the
+    /// claim headers, the RateLimit headers and the token stripped (`forward_token: false`);
+    /// in `"shadow"` mode always continue, with only the claim headers changed, carrying the
+    /// refusal to log.
+    fn finish<'g>(
+        &'g self,
+        decided: Result<(), Refusal>,
+        seen: &Seen<'_>,
+        passed: Passed,
+        claims: Option<&Claims>,
+        strip_token: impl FnOnce() -> Option<StripToken<'g>>,
+    ) -> Decision<'g> {
+        let set_request_headers = claims
+            .map(|c| self.claim_headers.values(c))
+            .unwrap_or_default();
+        let forward = |shadow_refusal, metric| Forward {
+            remove_request_headers: self.claim_headers.names(),
+            set_request_headers,
+            response_headers: Vec::new(),
+            strip_token: None,
+            shadow_refusal,
+            metric,
+        };
+        match (decided, self.mode) {
+            (Err(r), Mode::Enforce) => Decision::Reply(r.reply),
+            (Err(r), Mode::Shadow) => {
+                let refusal = ShadowRefusal {
+                    status: r.reply.status,
+                    code: r.reply.code,
+                    rule: r.rule,
+                    request: loggable_request(seen.method, seen.path),
+                };
+                Decision::Continue(forward(Some(refusal), r.reply.metric.shadow()))
+            }
+            (Ok(()), Mode::Shadow) => Decision::Continue(forward(None, Metric::ShadowAllowed)),
+            (Ok(()), Mode::Enforce) => {
+                let mut f = forward(None, Metric::Allowed);
+                f.response_headers = passed.headers();
+                f.strip_token = strip_token();
+                Decision::Continue(f)
+            }
+        }
+    }
+
+    /// Step 1: the `ip`/`header:` limits, before any token work.
+    fn pre_token_limits(
+        &self,
+        request: &impl HttpRequest,
+        seen: &Seen<'_>,
+        store: &impl SharedStore,
+        now_ms: u64,
+        passed: &mut Passed,
+    ) -> Result<(), Refusal> {
+        for (i, rule) in self.limits.matching(seen.method, seen.path) {
             if rule.key_source().is_pre_token() {
                 let header = rule
                     .key_source()
                     .header_name()
                     .and_then(|h| request.header(h));
-                let key = rule.key_source().key(client, None, header.as_deref());
-                if let Err(reply) = self.limit(i, rule, &key, store, now_ms, &mut passed) {
-                    return Decision::Reply(reply);
+                let key = rule.key_source().key(seen.client, None, header);
+                self.limit(i, rule, &key, store, now_ms, passed)
+                    .map_err(|reply| Refusal {
+                        reply,
+                        rule: format!("rate_limits[{i}]"),
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps 2–5: the rule, the token (which may wait for keys when `may_wait`; not when
+    /// resuming: the keys are what they are now), the `sub` limits, the requirement. Fills
+    /// in the limits passed and the verified claims as far as it got.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        seen: &Seen<'_>,
+        found: &Presented,
+        store: &impl SharedStore,
+        now_ms: u64,
+        passed: &mut Passed,
+        claims: &mut Option<Claims>,
+        may_wait: bool,
+    ) -> Step {
+        let route = self.policy.requirement(seen.method, seen.path);
+        let rule = match route {
+            RouteDecision::Rule { index, .. } => format!("rules[{index}]"),
+            RouteDecision::NoMatch => "no rule".to_owned(),
+            RouteDecision::PathNotNormalized => "path not normalized".to_owned(),
+        };
+        let refuse = |reply| {
+            Step::Done(Err(Refusal {
+                reply,
+                rule: rule.clone(),
+            }))
+        };
+        let RouteDecision::Rule { .. } = route else {
+            // No token work for requests refused whoever sends them.
+            return match self.policy.authorize(&route, None) {
+                Access::Forbidden(reason) => refuse(forbidden(&reason, !found.is_absent())),
+                _ => refuse(forbidden(&DenyReason::NoRuleMatches, !found.is_absent())),
+            };
+        };
+        let mut token_error = None;
+        if let Presented::One { source, token } = found {
+            match token {
+                Err(e) => token_error = Some(e.clone()),
+                Ok(t) => match self.verify(t, route.is_public(), now_ms, may_wait) {
+                    Verified::Done(Ok(c)) => *claims = Some(c),
+                    Verified::Done(Err(e)) => token_error = Some(e),
+                    // The issuer's outage is not the client's: refused before any metering.
+                    Verified::Unavailable => return refuse(jwks_unavailable()),
+                    Verified::Wait(callout) => {
+                        return Step::Wait {
+                            callout,
+                            source: *source,
+                            token: t.clone(),
+                        }
+                    }
+                },
+            }
+        }
+
+        // Every request that reached the token step counts against the `sub` limits: by its
+        // verified `sub`, otherwise by address — anonymous requests, and also invalid or
+        // duplicated tokens, so a flood of bad signatures is metered too.
+        let sub = claims.as_ref().map(|c| c.sub.as_str());
+        for (i, limit) in self.limits.matching(seen.method, seen.path) {
+            if !limit.key_source().is_pre_token() {
+                let key = KeySource::Sub.key(seen.client, sub, None);
+                if let Err(reply) = self.limit(i, limit, &key, store, now_ms, passed) {
+                    return Step::Done(Err(Refusal {
+                        reply,
+                        rule: format!("rate_limits[{i}]"),
+                    }));
                 }
             }
         }
 
-        let route = self.policy.requirement(method, path);
-        // No token work for requests refused whoever sends them.
-        let token = match route {
-            RouteDecision::Rule { .. } => {
-                let max = self.validation.max_token_len;
-                self.sources.iter().find_map(|s| s.extract(request, max))
-            }
-            RouteDecision::NoMatch | RouteDecision::PathNotNormalized => None,
-        };
-        let seen = Seen {
-            method,
-            path,
-            client,
-        };
-        self.decide(&seen, &route, token, passed, store, now_ms, true)
-    }
-
-    /// Everything after the pre-token limits: token → requirement → `sub` limits → continue.
-    /// `may_wait` is false when resuming after a refetch: the keys are what they are now.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn decide<'g>(
-        &'g self,
-        seen: &Seen<'_>,
-        route: &RouteDecision<'g>,
-        token: Option<Result<String, TokenError>>,
-        mut passed: Passed,
-        store: &impl SharedStore,
-        now_ms: u64,
-        may_wait: bool,
-    ) -> Decision<'g> {
-        let verified = match token {
-            None => None,
-            Some(Err(e)) => Some(Err(e)),
-            Some(Ok(t)) => match self.verify(&t, route.is_public(), now_ms, may_wait) {
-                Verified::Done(r) => Some(r),
-                Verified::Unavailable => return Decision::Reply(jwks_unavailable()),
-                Verified::Wait(callout) => {
-                    let pending = Pending {
-                        callout: callout.id,
-                        stage: Stage::Keys(Held {
-                            method: seen.method.to_owned(),
-                            path: seen.path.to_owned(),
-                            client: seen.client.map(str::to_owned),
-                            token: t,
-                            passed,
-                        }),
-                    };
-                    return Decision::Wait(callout, pending);
-                }
-            },
-        };
-        let claims = verified.as_ref().and_then(|v| v.as_ref().ok());
-        let principal = claims.map(|c| Principal {
+        if matches!(found, Presented::Several) {
+            return refuse(invalid_request());
+        }
+        let principal = claims.as_ref().map(|c| Principal {
             sub: c.sub.clone(),
             roles: c.roles.clone(),
             permissions: c.permissions.clone(),
         });
-        match self.policy.authorize(route, principal.as_ref()) {
-            Access::Allow => {}
-            Access::Unauthenticated(reason) => {
-                return Decision::Reply(match verified {
-                    Some(Err(e)) => token_refused(&e),
-                    _ => token_missing(&reason),
-                })
-            }
-            Access::Forbidden(reason) => return Decision::Reply(forbidden(&reason)),
+        match self.policy.authorize(&route, principal.as_ref()) {
+            Access::Allow => Step::Done(Ok(())),
+            Access::Unauthenticated(reason) => refuse(match &token_error {
+                Some(e) => token_refused(e),
+                None => token_missing(&reason),
+            }),
+            Access::Forbidden(reason) => refuse(forbidden(&reason, true)),
         }
+    }
 
-        let sub = principal.as_ref().map(|p| p.sub.as_str());
-        for (i, rule) in self.limits.matching(seen.method, seen.path) {
-            if !rule.key_source().is_pre_token() {
-                let key = KeySource::Sub.key(seen.client, sub, None);
-                if let Err(reply) = self.limit(i, rule, &key, store, now_ms, &mut passed) {
-                    return Decision::Reply(reply);
-                }
-            }
+    /// `forward_token: false`: how to take the one token found (by source `source`) out of
+    /// the request; `cookie` gives the `Cookie` header without the token cookie `name`.
+    fn strip_token<'g>(
+        &'g self,
+        source: usize,
+        cookie: impl FnOnce(&str) -> Option<Vec<u8>>,
+    ) -> Option<StripToken<'g>> {
+        if self.forward_token {
+            return None;
         }
-
-        Decision::Continue(Forward {
-            remove_request_headers: self.claim_headers.names(),
-            set_request_headers: claims
-                .map(|c| self.claim_headers.values(c))
-                .unwrap_or_default(),
-            response_headers: passed.headers(),
+        Some(match self.sources.get(source)? {
+            TokenSource::Header { name, .. } => StripToken::Header(name),
+            TokenSource::Cookie { name } => StripToken::Cookie(cookie(name)),
         })
     }
 
@@ -217,16 +432,32 @@ fn token_refused(e: &TokenError) -> LocalReply {
     )
 }
 
-fn forbidden(reason: &DenyReason) -> LocalReply {
+/// 403; RFC 6750 §3.1: a request without credentials gets no `error` attribute.
+fn forbidden(reason: &DenyReason, credentials: bool) -> LocalReply {
     let message = reason.to_string();
+    let error = credentials.then_some(("insufficient_scope", message.as_str()));
     LocalReply::new(
         403,
         "forbidden",
         &message,
         Metric::Denied403,
+        vec![("www-authenticate", www_authenticate(error))],
+    )
+}
+
+/// 400 `invalid_request` (RFC 6750 §3.1: "uses more than one method for including an
+/// access token"): a token in more than one place.
+fn invalid_request() -> LocalReply {
+    let message =
+        "the request carries a token more than once (a repeated header or cookie, or several sources)";
+    LocalReply::new(
+        400,
+        "invalid_request",
+        message,
+        Metric::Denied400,
         vec![(
             "www-authenticate",
-            www_authenticate(Some(("insufficient_scope", &message))),
+            www_authenticate(Some(("invalid_request", message))),
         )],
     )
 }

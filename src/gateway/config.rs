@@ -1,6 +1,7 @@
 //! The filter's configuration document: the Envoy plugin `configuration` JSON.
 
 use super::jwks::RemoteJwksConfig;
+use crate::json::object_only;
 use crate::policy::RuleConfig;
 use crate::ratelimit::RateLimitRuleConfig;
 use crate::token::Jwks;
@@ -22,7 +23,7 @@ pub const MAX_CONFIG_LEN: usize = 1024 * 1024;
 ///  "claims_to_headers": {"sub": "x-user-id", "roles": "x-user-roles"}}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Required `iss` of every token. Defaults to none (not checked).
     #[serde(default)]
@@ -48,7 +49,7 @@ pub struct GatewayConfig {
     #[serde(default)]
     pub leeway_secs: Option<u64>,
     /// Role → permission grants (`"*"`, `"patients:*"`, `"patients:read"`). Defaults to none.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::unique_map")]
     pub roles: BTreeMap<String, Vec<String>>,
     /// Ordered access rules; the first match decides, no match is 403. Defaults to none
     /// (every request refused).
@@ -59,18 +60,61 @@ pub struct GatewayConfig {
     pub rate_limits: Vec<RateLimitRuleConfig>,
     /// Claim name → request header set for the upstream (arrays joined by `,`). These headers
     /// are always removed from the incoming request first. Defaults to none.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::unique_map")]
     pub claims_to_headers: BTreeMap<String, String>,
     /// Longest token accepted, in bytes, checked before any decoding. Defaults to 8192;
     /// 256..=65536.
     #[serde(default)]
     pub max_token_bytes: Option<usize>,
+    /// `"enforce"`: refusals are sent. `"shadow"`: every decision is computed, counted
+    /// (`keygate.shadow.*`) and each would-be refusal logged once, but every request continues
+    /// upstream unchanged except for the claim headers. Defaults to `"enforce"`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Whether the token (header or cookie) goes on to the upstream. `false` removes it, like
+    /// `jwt_authn`'s `forward: false`. Defaults to `true`.
+    #[serde(default = "yes")]
+    pub forward_token: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+object_only!(GatewayConfig, "the keygate configuration object");
+
+/// How refusals are applied (`mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Refusals are answered (`"enforce"`).
+    #[default]
+    Enforce,
+    /// Refusals are only counted and logged (`"shadow"`).
+    Shadow,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "enforce" => Ok(Self::Enforce),
+            "shadow" => Ok(Self::Shadow),
+            _ => Err("expected \"enforce\" or \"shadow\""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::json::from_str_only(d, "\"enforce\" or \"shadow\"")
+    }
 }
 
 /// One `token_sources` entry: `{"header": "authorization", "prefix": "Bearer "}` or
 /// `{"cookie": "__Host-access"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct TokenSourceConfig {
     /// Request header holding the token (case-insensitive). Defaults to none; exactly one of
     /// `header`/`cookie`.
@@ -81,6 +125,8 @@ pub struct TokenSourceConfig {
     /// Cookie holding the token. Defaults to none.
     pub cookie: Option<String>,
 }
+
+object_only!(TokenSourceConfig, "a token source object");
 
 impl GatewayConfig {
     /// Parses the JSON document, naming the offending field on error.
@@ -95,14 +141,33 @@ impl GatewayConfig {
                 format!("at most {MAX_CONFIG_LEN} bytes"),
             ));
         }
-        serde_json::from_slice(bytes).map_err(|e| {
+        parse_document(bytes)
+    }
+}
+
+/// Parses a JSON configuration document into `T`: first every object of the document is
+/// checked for a repeated member name (maps and ignored members would silently keep the
+/// last), then it is typed. Errors name the JSON path of the offending value.
+///
+/// # Errors
+/// [`ConfigError`] with the path (`claims_to_headers.sub`, `leeway_secs`, `rules[0]`), or
+/// `configuration` for a syntax error.
+pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, ConfigError> {
+    serde_json::from_slice::<crate::json::StrictValue>(bytes)
+        .and_then(|_| serde_json::from_slice::<T>(bytes))
+        .map_err(|e| {
+            let text = e.to_string();
+            // A number too large for any float (`1e400`) is a syntax error to serde_json, but
+            // the operator needs to know which field it was in.
             let syntax = matches!(
                 e.classify(),
                 serde_json::error::Category::Syntax | serde_json::error::Category::Eof
-            );
+            ) && !text.starts_with("number out of range");
             // serde_json reports a missing field after the object's `}`, and so it does for a
             // custom error in the object's last member: only the message tells them apart.
-            let missing = e.to_string().starts_with("missing field");
+            let missing = text.starts_with("missing field");
             let path = match offset_of(bytes, e.line(), e.column()) {
                 Some(at) if !syntax => path_at(bytes, at, !missing),
                 _ => String::new(),
@@ -115,7 +180,6 @@ impl GatewayConfig {
             };
             ConfigError::new(field, strip_position(&e))
         })
-    }
 }
 
 /// The byte offset of serde_json's (1-based line, bytes-into-line column) error position.

@@ -37,7 +37,7 @@ impl Decision<'_> {
     #[must_use]
     pub fn metric(&self) -> Option<Metric> {
         match self {
-            Self::Continue(_) => Some(Metric::Allowed),
+            Self::Continue(f) => Some(f.metric),
             Self::Reply(r) => Some(r.metric),
             Self::Wait(..) => None,
         }
@@ -157,12 +157,17 @@ pub(super) enum Stage {
 }
 
 /// A request's state after its pre-token rate limits, kept while waiting for keys. `Debug`
-/// never shows the token.
+/// never shows the token or the other cookies.
 pub(super) struct Held {
     pub method: String,
     pub path: String,
     pub client: Option<String>,
+    /// The one token presented, and the index of the source that held it.
     pub token: String,
+    pub source: usize,
+    /// `forward_token: false` with a cookie source: the `Cookie` header without the token
+    /// cookie (`None` also when no other cookie was sent).
+    pub cookie_rest: Option<Vec<u8>>,
     pub passed: Passed,
 }
 
@@ -173,6 +178,11 @@ impl fmt::Debug for Held {
             .field("path", &self.path)
             .field("client", &self.client)
             .field("token", &"[redacted]")
+            .field("source", &self.source)
+            .field(
+                "cookie_rest",
+                &self.cookie_rest.as_ref().map(|_| "[redacted]"),
+            )
             .field("passed", &self.passed)
             .finish()
     }

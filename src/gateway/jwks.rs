@@ -61,7 +61,7 @@ pub const JWKS_KEYS_GAUGE: &str = "keygate.jwks_keys";
 ///  "cache_secs": 600, "timeout_ms": 2000, "min_refetch_secs": 30}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RemoteJwksConfig {
     /// The proxy cluster serving the JWKS. Required.
     #[serde(default)]
@@ -80,6 +80,8 @@ pub struct RemoteJwksConfig {
     #[serde(default)]
     pub min_refetch_secs: Option<u64>,
 }
+
+crate::json::object_only!(RemoteJwksConfig, "the remote_jwks object");
 
 /// A validated `remote_jwks` configuration. Fields are private: a value is always valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -496,12 +498,15 @@ impl JwksCache {
     }
 }
 
-/// `{"keys": [...]}`: other members ignored; each key read on its own so one odd key cannot
-/// spoil the set.
+/// `{"keys": [...]}` (an object, not an array read by position): other members ignored;
+/// each key read on its own so one odd key cannot spoil the set.
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct Document {
     keys: Vec<Entry>,
 }
+
+crate::json::object_only!(Document, "a JWK Set object");
 
 /// One `keys` entry: a JWK, or `None` when it is not an object whose members keygate reads
 /// are strings (each once). Written out instead of `serde_json::Value` or `RawValue`, which

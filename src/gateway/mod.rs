@@ -11,17 +11,29 @@
 //! # Order of checks
 //! 1. `ip`/`header:` rate limits matching the request (every one applies) — before any token
 //!    work, so floods are cut cheaply;
-//! 2. the first access rule by path and method (`rules`); no match → 403;
-//! 3. the token from the first present `token_sources` entry: longer than
+//! 2. the first access rule by path and method (`rules`); no match, or a path that is not
+//!    normalized → 403 (with no RFC 6750 `error` attribute when no credentials were sent);
+//! 3. every `token_sources` entry, every line and element of its header: a token found more
+//!    than once → 400 `invalid_request` (never verify one copy while the upstream reads
+//!    another; refused at step 5, after the `sub` limits have metered it); longer than
 //!    `max_token_bytes` → `token_too_large` before any decoding; then signature, `type`
 //!    (only `access`), `exp`/`nbf`/`iat`, `iss`, `aud`. On a `public` route a valid token
 //!    still yields claim headers and an invalid one is ignored.
 //!    With `remote_jwks`, a token whose key is not loaded waits for one refetch
-//!    ([`Decision::Wait`], then [`Gateway::resume`]); without any key set yet: 503
-//!    `jwks_unavailable`;
-//! 4. the rule's requirement → 401 (no or invalid token) or 403 (`insufficient_scope`);
-//! 5. `sub` rate limits (anonymous requests fall back to the address);
-//! 6. continue, with `claims_to_headers` removed from the request and set from the claims.
+//!    ([`Decision::Wait`], then [`Gateway::resume`], which goes on from here); without any
+//!    key set yet: 503 `jwks_unavailable`;
+//! 4. `sub` rate limits, for every request that matched a rule: by the verified `sub`, else
+//!    by address (anonymous, invalid and duplicated tokens alike: bad signatures are metered);
+//! 5. a duplicated token → 400; the rule's requirement → 401 (no or invalid token) or 403
+//!    (`insufficient_scope`);
+//! 6. continue, with `claims_to_headers` removed from the request and set from the claims,
+//!    and with `forward_token: false` the token removed.
+//!
+//! In `"shadow"` mode the same decision is made and counted, but a refusal is returned as a
+//! continue carrying [`ShadowRefusal`] (to log once) with only the claim headers changed.
+//! That holds for a decision finished by [`Gateway::resume`] too, and for a would-be 503
+//! `jwks_unavailable`: the request goes on upstream (without claim headers) and the refusal
+//! is logged and counted (`keygate.shadow.jwks_unavailable`).
 //!
 //! A request refused by a later rate limit has still spent its share of the earlier ones
 //! (there is no multi-key transaction in shared data); this can only make limits stricter.
@@ -58,16 +70,18 @@ mod token_source;
 pub use claim_headers::{
     ClaimHeaders, MAX_CLAIM_HEADERS, MAX_CLAIM_HEADER_VALUE_LEN, MAX_CLAIM_NAME_LEN,
 };
-pub use config::{GatewayConfig, TokenSourceConfig, MAX_CONFIG_LEN};
+pub use config::{GatewayConfig, Mode, TokenSourceConfig, MAX_CONFIG_LEN};
 pub use decision::{
     Callout, CalloutFailure, CalloutId, CalloutRequest, CalloutResponse, CalloutResult, Decision,
     HttpCallout, Pending,
 };
 pub use jwks::{FetchReport, JwksCache, RemoteJwks, RemoteJwksConfig, JWKS_KEYS_GAUGE};
-pub use outcome::{Forward, LocalReply, Metric, Outcome};
-pub use request::HttpRequest;
+pub use outcome::{Forward, LocalReply, Metric, Outcome, ShadowRefusal, StripToken};
+pub use request::{encode_proxy_wasm_map, HttpRequest, RequestHeaders, MAX_HEADERS};
 pub use store::{MemoryStore, SharedStore, StoreError, SENTINEL};
-pub use token_source::{TokenSource, MAX_COOKIE_NAME_LEN, MAX_PREFIX_LEN, MAX_TOKEN_SOURCES};
+pub use token_source::{
+    presented, Presented, TokenSource, MAX_COOKIE_NAME_LEN, MAX_PREFIX_LEN, MAX_TOKEN_SOURCES,
+};
 
 use check::Passed;
 use resume::Keys;
@@ -90,6 +104,8 @@ pub struct Gateway {
     limits: RateLimits,
     claim_headers: ClaimHeaders,
     seed: [u8; 32],
+    mode: Mode,
+    forward_token: bool,
     /// The last [`CalloutId`] handed out.
     callouts: Cell<u64>,
 }
@@ -170,6 +186,8 @@ impl Gateway {
             limits,
             claim_headers,
             seed,
+            mode: config.mode,
+            forward_token: config.forward_token,
             callouts: Cell::new(0),
         })
     }
@@ -205,6 +223,12 @@ impl Gateway {
             .iter()
             .map(|r| u64::from(r.slots()))
             .sum()
+    }
+
+    /// `"enforce"` or `"shadow"`.
+    #[must_use]
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// The request headers removed from every request (`claims_to_headers` names).

@@ -2,11 +2,14 @@
 
 use serde::Serialize;
 
-/// The counter a request bumps (Envoy: `keygate.<name>`).
+/// The counter a request bumps (Envoy: `keygate.<name>`). In `"shadow"` mode every request
+/// bumps a `keygate.shadow.<name>` counter instead, so the two never mix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Metric {
     /// Continued upstream.
     Allowed,
+    /// Refused with 400 (a token in more than one place).
+    Denied400,
     /// Refused with 401.
     Denied401,
     /// Refused with 403.
@@ -15,35 +18,76 @@ pub enum Metric {
     RateLimited,
     /// Refused with 503: no key set loaded (`remote_jwks`).
     JwksUnavailable,
-    /// A JWKS fetch loaded a key set.
+    /// A JWKS fetch loaded a key set (not a request: never shadowed).
     JwksFetched,
-    /// A JWKS fetch failed; the last good set was kept.
+    /// A JWKS fetch failed; the last good set was kept (not a request: never shadowed).
     JwksFetchFailed,
+    /// Shadow mode: would have continued.
+    ShadowAllowed,
+    /// Shadow mode: would have been refused with 400.
+    ShadowDenied400,
+    /// Shadow mode: would have been refused with 401.
+    ShadowDenied401,
+    /// Shadow mode: would have been refused with 403.
+    ShadowDenied403,
+    /// Shadow mode: would have been refused with 429.
+    ShadowRateLimited,
+    /// Shadow mode: would have been refused with 503 `jwks_unavailable`.
+    ShadowJwksUnavailable,
 }
 
 impl Metric {
     /// Every metric, for defining them up front.
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 14] = [
         Self::Allowed,
+        Self::Denied400,
         Self::Denied401,
         Self::Denied403,
         Self::RateLimited,
         Self::JwksUnavailable,
         Self::JwksFetched,
         Self::JwksFetchFailed,
+        Self::ShadowAllowed,
+        Self::ShadowDenied400,
+        Self::ShadowDenied401,
+        Self::ShadowDenied403,
+        Self::ShadowRateLimited,
+        Self::ShadowJwksUnavailable,
     ];
 
-    /// The metric name (`keygate.allowed`, …).
+    /// The metric name (`keygate.allowed`, `keygate.shadow.denied_401`, …).
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
             Self::Allowed => "keygate.allowed",
+            Self::Denied400 => "keygate.denied_400",
             Self::Denied401 => "keygate.denied_401",
             Self::Denied403 => "keygate.denied_403",
             Self::RateLimited => "keygate.rate_limited",
             Self::JwksUnavailable => "keygate.jwks_unavailable",
             Self::JwksFetched => "keygate.jwks_fetched",
             Self::JwksFetchFailed => "keygate.jwks_fetch_failed",
+            Self::ShadowAllowed => "keygate.shadow.allowed",
+            Self::ShadowDenied400 => "keygate.shadow.denied_400",
+            Self::ShadowDenied401 => "keygate.shadow.denied_401",
+            Self::ShadowDenied403 => "keygate.shadow.denied_403",
+            Self::ShadowRateLimited => "keygate.shadow.rate_limited",
+            Self::ShadowJwksUnavailable => "keygate.shadow.jwks_unavailable",
+        }
+    }
+
+    /// The shadow-mode counterpart (the fetch counters, which count no request, stay).
+    #[must_use]
+    pub const fn shadow(self) -> Self {
+        match self {
+            Self::Allowed | Self::ShadowAllowed => Self::ShadowAllowed,
+            Self::Denied400 | Self::ShadowDenied400 => Self::ShadowDenied400,
+            Self::Denied401 | Self::ShadowDenied401 => Self::ShadowDenied401,
+            Self::Denied403 | Self::ShadowDenied403 => Self::ShadowDenied403,
+            Self::RateLimited | Self::ShadowRateLimited => Self::ShadowRateLimited,
+            Self::JwksUnavailable | Self::ShadowJwksUnavailable => Self::ShadowJwksUnavailable,
+            Self::JwksFetched => Self::JwksFetched,
+            Self::JwksFetchFailed => Self::JwksFetchFailed,
         }
     }
 }
@@ -63,7 +107,7 @@ impl Outcome<'_> {
     #[must_use]
     pub fn metric(&self) -> Metric {
         match self {
-            Self::Continue(_) => Metric::Allowed,
+            Self::Continue(f) => f.metric,
             Self::Reply(r) => r.metric,
         }
     }
@@ -88,12 +132,77 @@ pub struct Forward<'g> {
     pub set_request_headers: Vec<(&'g str, String)>,
     /// Headers to add to the upstream's response (`RateLimit-Policy`, `RateLimit`).
     pub response_headers: Vec<(&'static str, String)>,
+    /// `forward_token: false`: how to take the token out before the upstream sees it.
+    pub strip_token: Option<StripToken<'g>>,
+    /// `"shadow"` mode: the refusal `"enforce"` mode would have sent (log it once).
+    pub shadow_refusal: Option<ShadowRefusal>,
+    /// The counter to bump.
+    pub metric: Metric,
+}
+
+/// Taking the token out of a forwarded request (`forward_token: false`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StripToken<'g> {
+    /// Remove every value of this request header.
+    Header(&'g str),
+    /// Replace every `Cookie` line with this one (the other cookies, `; `-joined), or remove
+    /// the `Cookie` header when `None` (no other cookie was sent).
+    Cookie(Option<Vec<u8>>),
+}
+
+/// A refusal shadow mode did not send: what to log (never a token: the path is logged
+/// without its query and with long or token-like segments replaced).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowRefusal {
+    /// The status that would have been sent.
+    pub status: u16,
+    /// Its error code.
+    pub code: &'static str,
+    /// What refused it: `rules[2]`, `rate_limits[0]`, `no rule`, `path not normalized`.
+    pub rule: String,
+    /// Method and redacted path.
+    pub request: String,
+}
+
+impl std::fmt::Display for ShadowRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "keygate shadow: would refuse {} {} ({}): {}",
+            self.status, self.code, self.rule, self.request
+        )
+    }
+}
+
+/// `METHOD /path` for a log line: no query, printable ASCII only, segments that are long or
+/// look like a JWT (two dots) replaced by `[redacted]`, at most 256 bytes.
+pub(crate) fn loggable_request(method: &str, path: &str) -> String {
+    let printable = |s: &str, max: usize| -> String {
+        s.chars()
+            .take(max)
+            .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+            .collect()
+    };
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    let segments: Vec<String> = path
+        .split('/')
+        .map(|seg| {
+            if seg.len() > 48 || seg.matches('.').count() >= 2 {
+                "[redacted]".to_owned()
+            } else {
+                printable(seg, 48)
+            }
+        })
+        .collect();
+    let mut out = format!("{} {}", printable(method, 16), segments.join("/"));
+    out.truncate(256);
+    out
 }
 
 /// A response the proxy sends itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalReply {
-    /// 401, 403, 429 or 503.
+    /// 400, 401, 403, 429 or 503.
     pub status: u16,
     /// Response headers (`content-type`, `www-authenticate`, `retry-after`, …).
     pub headers: Vec<(&'static str, String)>,
@@ -196,6 +305,27 @@ mod tests {
         assert_eq!(v["message"], "token has \"expired\"");
         assert_eq!(r.header("Content-Type"), Some("application/json"));
         assert_eq!(Outcome::Reply(r).metric(), Metric::Denied401);
-        assert_eq!(Metric::ALL.map(Metric::name)[3], "keygate.rate_limited");
+        assert_eq!(Metric::ALL.map(Metric::name)[4], "keygate.rate_limited");
+        assert_eq!(
+            Metric::Denied401.shadow().name(),
+            "keygate.shadow.denied_401"
+        );
+        assert_eq!(
+            Metric::JwksUnavailable.shadow().name(),
+            "keygate.shadow.jwks_unavailable"
+        );
+        assert_eq!(Metric::JwksFetched.shadow(), Metric::JwksFetched);
+        let names: std::collections::BTreeSet<_> = Metric::ALL.map(Metric::name).into();
+        assert_eq!(names.len(), Metric::ALL.len());
+    }
+
+    #[test]
+    fn loggable_request_never_shows_a_token_ok() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJl";
+        let line = loggable_request("GET", &format!("/reset/{jwt}/x?access_token={jwt}"));
+        assert_eq!(line, "GET /reset/[redacted]/x");
+        let line = loggable_request("GE\nT", &format!("/a/{}", "b".repeat(60)));
+        assert_eq!(line, "GE?T /a/[redacted]");
+        assert!(loggable_request("GET", &"/a".repeat(500)).len() <= 256);
     }
 }

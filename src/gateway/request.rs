@@ -1,4 +1,5 @@
-//! The request as the gateway sees it: a read-only view the shell implements over its host.
+//! The request as the gateway sees it: a read-only view the shell implements over its host,
+//! and [`RequestHeaders`], an owned one built from raw header bytes.
 
 /// What the gateway reads from a request. The shell implements it over host calls (Envoy:
 /// `:method`, `:path`, request headers, the `source.address` property).
@@ -7,14 +8,150 @@ pub trait HttpRequest {
     fn method(&self) -> &str;
     /// The raw `:path` (query included); empty when unknown.
     fn path(&self) -> &str;
-    /// The first value of request header `name` (lowercase). Invalid UTF-8 may be replaced
-    /// lossily: such a value can never form a valid token.
-    fn header(&self, name: &str) -> Option<String>;
-    /// How many values request header `name` has (an Authorization header sent twice: 2).
-    fn header_count(&self, name: &str) -> usize;
+    /// Every value of request header `name` (lowercase), in the order received, as raw
+    /// bytes: one entry per header line the host kept (Envoy keeps repeated `Cookie` lines
+    /// apart over HTTP/1.1 and folds most others into one comma-joined value).
+    fn header_values(&self, name: &str) -> Vec<&[u8]>;
     /// The downstream remote address (`ip:port` or `ip`), as the proxy decided it (Envoy's
     /// own XFF settings decide whether a forwarded address is trusted).
     fn remote_address(&self) -> Option<&str>;
+
+    /// The first value of `name` when it is UTF-8; `None` when absent or not UTF-8 (such a
+    /// value is treated as absent, never guessed at).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.header_values(name)
+            .first()
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+/// Most header lines kept from one request (Envoy's default limit is 100).
+pub const MAX_HEADERS: usize = 1024;
+
+/// A request read from raw bytes: header names and values exactly as the host gave them.
+/// A header whose name is not UTF-8 is dropped (no configured name can match it); a
+/// `:method` or `:path` that is not UTF-8 reads as empty (refused by the policy).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestHeaders {
+    method: String,
+    path: String,
+    remote: Option<String>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+impl RequestHeaders {
+    /// From `(name, value)` pairs in order and the remote address bytes.
+    #[must_use]
+    pub fn new(pairs: Vec<(Vec<u8>, Vec<u8>)>, remote: Option<&[u8]>) -> Self {
+        let mut headers = Vec::with_capacity(pairs.len().min(MAX_HEADERS));
+        for (name, value) in pairs.into_iter().take(MAX_HEADERS) {
+            if let Ok(mut name) = String::from_utf8(name) {
+                name.make_ascii_lowercase();
+                headers.push((name, value));
+            }
+        }
+        let first = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| String::from_utf8(v.clone()).ok())
+                .unwrap_or_default()
+        };
+        let (method, path) = (first(":method"), first(":path"));
+        Self {
+            method,
+            path,
+            remote: remote.and_then(|r| String::from_utf8(r.to_vec()).ok()),
+            headers,
+        }
+    }
+
+    /// From a proxy-wasm serialized header map (`proxy_get_header_map_pairs`): a
+    /// little-endian `u32` count, then a `(u32 name length, u32 value length)` per pair, then
+    /// each name and value followed by a NUL byte. `None` when the bytes do not have that
+    /// shape (never a panic: the proxy-wasm SDK's own decoder `unwrap`s names as UTF-8).
+    #[must_use]
+    pub fn from_proxy_wasm_map(bytes: &[u8], remote: Option<&[u8]>) -> Option<Self> {
+        Some(Self::new(decode_map(bytes)?, remote))
+    }
+}
+
+/// The pairs of a proxy-wasm serialized map.
+fn decode_map(bytes: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let word = |at: usize| -> Option<usize> {
+        let b = bytes.get(at..at.checked_add(4)?)?;
+        let n = u32::from_le_bytes(b.try_into().ok()?);
+        usize::try_from(n).ok()
+    };
+    let count = word(0)?;
+    // Each pair takes at least 8 size bytes and 2 NULs: a count the buffer cannot hold is
+    // refused before anything is allocated for it.
+    if count > bytes.len() / 10 {
+        return None;
+    }
+    let mut sizes = Vec::with_capacity(count);
+    for i in 0..count {
+        let at = 4usize.checked_add(i.checked_mul(8)?)?;
+        sizes.push((word(at)?, word(at.checked_add(4)?)?));
+    }
+    let mut at = 4usize.checked_add(count.checked_mul(8)?)?;
+    let mut take = |len: usize| -> Option<Vec<u8>> {
+        let end = at.checked_add(len)?;
+        let v = bytes.get(at..end)?.to_vec();
+        if *bytes.get(end)? != 0 {
+            return None;
+        }
+        at = end.checked_add(1)?;
+        Some(v)
+    };
+    let mut pairs = Vec::with_capacity(count);
+    for (k, v) in sizes {
+        let name = take(k)?;
+        let value = take(v)?;
+        pairs.push((name, value));
+    }
+    Some(pairs)
+}
+
+/// Encodes pairs the way proxy-wasm serializes a header map (tests and fuzzing).
+#[must_use]
+pub fn encode_proxy_wasm_map(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    out.extend_from_slice(&len(pairs.len()));
+    for (k, v) in pairs {
+        out.extend_from_slice(&len(k.len()));
+        out.extend_from_slice(&len(v.len()));
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k);
+        out.push(0);
+        out.extend_from_slice(v);
+        out.push(0);
+    }
+    out
+}
+
+impl HttpRequest for RequestHeaders {
+    fn method(&self) -> &str {
+        &self.method
+    }
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn header_values(&self, name: &str) -> Vec<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+    fn remote_address(&self) -> Option<&str> {
+        self.remote.as_deref()
+    }
 }
 
 /// An in-memory request for tests.
@@ -23,7 +160,7 @@ pub trait HttpRequest {
 pub(crate) struct MockRequest {
     pub method: String,
     pub path: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(String, Vec<u8>)>,
     pub remote: Option<String>,
 }
 
@@ -46,8 +183,13 @@ impl MockRequest {
         self.headers.extend(
             headers
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+                .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec())),
         );
+        self
+    }
+
+    pub fn with_raw_header(mut self, name: &str, value: &[u8]) -> Self {
+        self.headers.push((name.to_owned(), value.to_vec()));
         self
     }
 
@@ -69,19 +211,79 @@ impl HttpRequest for MockRequest {
     fn path(&self) -> &str {
         &self.path
     }
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    }
-    fn header_count(&self, name: &str) -> usize {
+    fn header_values(&self, name: &str) -> Vec<&[u8]> {
         self.headers
             .iter()
             .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .count()
+            .map(|(_, v)| v.as_slice())
+            .collect()
     }
     fn remote_address(&self) -> Option<&str> {
         self.remote.as_deref()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn proxy_wasm_map_round_trip_ok() {
+        let pairs: [(&[u8], &[u8]); 4] = [
+            (b":method", b"GET"),
+            (b":path", b"/a"),
+            (b"Cookie", b"a=1"),
+            (b"cookie", b"b=\xff"),
+        ];
+        let r =
+            RequestHeaders::from_proxy_wasm_map(&encode_proxy_wasm_map(&pairs), Some(b"1.2.3.4:5"))
+                .unwrap();
+        assert_eq!((r.method(), r.path()), ("GET", "/a"));
+        assert_eq!(r.header_values("cookie"), [&b"a=1"[..], &b"b=\xff"[..]]);
+        assert_eq!(r.remote_address(), Some("1.2.3.4:5"));
+        assert_eq!(r.header("cookie"), Some("a=1"));
+        let empty = RequestHeaders::from_proxy_wasm_map(&[], None).unwrap();
+        assert_eq!(empty.method(), "");
+    }
+
+    #[test]
+    fn non_utf8_names_and_values_ok() {
+        let pairs: [(&[u8], &[u8]); 4] = [
+            (b"x-\xff", b"v"),
+            (b":path", b"/\xfe"),
+            (b"x-key", b"\xc3"),
+            (b"authorization", b"Bearer x"),
+        ];
+        let r = RequestHeaders::from_proxy_wasm_map(&encode_proxy_wasm_map(&pairs), Some(b"\xff"))
+            .unwrap();
+        // The non-UTF-8 name is dropped, the path reads as empty, the value stays bytes.
+        assert_eq!(r.headers.len(), 3);
+        assert_eq!(r.path(), "");
+        assert_eq!(r.header("x-key"), None);
+        assert_eq!(r.header_values("x-key"), [&b"\xc3"[..]]);
+        assert_eq!(r.remote_address(), None);
+    }
+
+    #[test]
+    fn bad_map_bytes_fail() {
+        let good = encode_proxy_wasm_map(&[(b"a", b"b")]);
+        for cut in 1..good.len() {
+            assert!(decode_map(&good[..cut]).is_none(), "{cut}");
+        }
+        let mut no_nul = good.clone();
+        let last = no_nul.len() - 1;
+        no_nul[last] = b'x';
+        assert!(decode_map(&no_nul).is_none());
+        assert!(decode_map(&[0xff, 0xff, 0xff, 0xff]).is_none());
+        assert!(decode_map(&[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn decode_map_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = RequestHeaders::from_proxy_wasm_map(&bytes, Some(&bytes));
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use super::check::{Seen, Verified};
+use super::check::Verified;
 use super::decision::{Callout, CalloutId, CalloutResult, Decision, Pending, Stage};
 use super::jwks::{FetchReport, JwksCache, Refetch};
 use super::store::SharedStore;
@@ -64,23 +64,7 @@ impl Gateway {
         // The key set was updated by `complete`; the result itself only names the fetch.
         let _ = result;
         match pending.stage {
-            Stage::Keys(held) => {
-                let seen = Seen {
-                    method: &held.method,
-                    path: &held.path,
-                    client: held.client.as_deref(),
-                };
-                let route = self.policy.requirement(&held.method, &held.path);
-                self.decide(
-                    &seen,
-                    &route,
-                    Some(Ok(held.token)),
-                    held.passed,
-                    store,
-                    now_ms,
-                    false,
-                )
-            }
+            Stage::Keys(held) => self.resume_keys(held, store, now_ms),
         }
     }
 

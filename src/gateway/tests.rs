@@ -1,6 +1,6 @@
 //! Gateway decisions end to end, natively, with a fixed clock and an in-memory store.
 
-use super::request::MockRequest;
+use super::request::{MockRequest, RequestHeaders};
 use super::store::BrokenStore;
 use super::*;
 use crate::token::{encode, Algorithm, Claims, SigningKey, TokenType};
@@ -555,19 +555,6 @@ fn slot_creation_never_overwrites_state_ok() {
 }
 
 #[test]
-fn duplicate_token_cookie_fails() {
-    let (g, s) = (gateway(), MemoryStore::new());
-    let (a, b) = (
-        token(&claims("alice", &[])),
-        token(&claims("mallory", &["admin"])),
-    );
-    let cookie = format!("__Host-access={a}; x=1; __Host-access={b}");
-    let r = MockRequest::get("/api/records").with_headers(&[("cookie", &cookie)]);
-    let r = reply(run(&g, &s, &r));
-    assert_eq!((r.status, r.code), (401, "token_malformed"));
-}
-
-#[test]
 fn array_element_with_comma_gets_no_header_ok() {
     let (g, s) = (gateway(), MemoryStore::new());
     let c = claims("u3", &["user,admin"]);
@@ -588,13 +575,389 @@ fn array_element_with_comma_gets_no_header_ok() {
     );
 }
 
+// --- issue 8: token sources, JSON shapes, answers, metering, shadow mode ----------------------
+
+fn assert_invalid_request(o: Decision<'_>) {
+    let r = reply(o);
+    assert_eq!(
+        (r.status, r.code, r.metric),
+        (400, "invalid_request", Metric::Denied400),
+        "{r:?}"
+    );
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .starts_with("Bearer realm=\"keygate\", error=\"invalid_request\""));
+}
+
 #[test]
-fn duplicate_authorization_header_fails() {
+fn every_duplicate_token_is_invalid_request_fails() {
     let (g, s) = (gateway(), MemoryStore::new());
-    let a = format!("Bearer {}", token(&claims("alice", &[])));
-    let b = format!("Bearer {}", token(&claims("mallory", &["admin"])));
+    let (a, b) = (
+        token(&claims("alice", &[])),
+        token(&claims("mallory", &["admin"])),
+    );
+    let (ba, bb) = (format!("Bearer {a}"), format!("Bearer {b}"));
+    let (ca, cb) = (format!("__Host-access={a}"), format!("__Host-access={b}"));
+    let cases: Vec<Vec<(&str, String)>> = vec![
+        vec![("authorization", ba.clone()), ("authorization", bb.clone())],
+        vec![("authorization", format!("{ba},{bb}"))],
+        vec![("cookie", format!("{ca}; x=1; {cb}"))],
+        vec![("cookie", ca.clone()), ("cookie", cb.clone())],
+        vec![
+            ("cookie", "x=1".into()),
+            ("cookie", format!("y=2; {ca}")),
+            ("cookie", ca.clone()),
+        ],
+        vec![("authorization", ba.clone()), ("cookie", ca.clone())],
+        vec![
+            ("authorization", ba.clone()),
+            ("cookie", format!("a=b; {cb}")),
+        ],
+    ];
+    for (i, headers) in cases.iter().enumerate() {
+        for path in ["/api/records", "/admin/x", "/api/auth/login"] {
+            let mut r = MockRequest::new("POST", path).at_ip(&format!("198.51.100.{i}:1"));
+            for (k, v) in headers {
+                r = r.with_headers(&[(k, v)]);
+            }
+            assert_invalid_request(run(&g, &s, &r));
+        }
+    }
+}
+
+#[test]
+fn token_cookie_on_a_later_cookie_line_ok() {
+    let (g, s) = (gateway(), MemoryStore::new());
+    let t = token(&claims("u7", &[]));
     let r = MockRequest::get("/api/records")
-        .with_headers(&[("authorization", &a), ("authorization", &b)]);
-    let r = reply(run(&g, &s, &r));
+        .with_headers(&[("cookie", "a=b"), ("cookie", &format!("__Host-access={t}"))]);
+    assert_eq!(header(&forward(run(&g, &s, &r)), "x-user-id"), Some("u7"));
+}
+
+#[test]
+fn forward_token_false_strips_the_token_ok() {
+    let json = with(|v| v["forward_token"] = serde_json::json!(false));
+    let (g, s) = (
+        Gateway::from_json(json.as_bytes()).unwrap(),
+        MemoryStore::new(),
+    );
+    let t = token(&claims("u1", &[]));
+    let f = forward(run(&g, &s, &MockRequest::get("/api/records").bearer(&t)));
+    assert_eq!(f.strip_token, Some(StripToken::Header("authorization")));
+    let r = MockRequest::get("/api/records").with_headers(&[
+        ("cookie", &format!("a=1; __Host-access={t}")),
+        ("cookie", "b=2"),
+    ]);
+    let f = forward(run(&g, &s, &r));
+    assert_eq!(
+        f.strip_token,
+        Some(StripToken::Cookie(Some(b"a=1; b=2".to_vec())))
+    );
+    let r = MockRequest::get("/api/auth/x").with_headers(&[("cookie", "__Host-access=junk")]);
+    assert_eq!(
+        forward(run(&g, &s, &r)).strip_token,
+        Some(StripToken::Cookie(None))
+    );
+    // Nothing to strip without a token; the default forwards it.
+    assert_eq!(
+        forward(run(&g, &s, &MockRequest::get("/api/auth/x"))).strip_token,
+        None
+    );
+    let g = gateway();
+    let f = forward(run(&g, &s, &MockRequest::get("/api/records").bearer(&t)));
+    assert_eq!(f.strip_token, None);
+    let bad = with(|v| v["forward_token"] = serde_json::json!("no"));
+    assert_eq!(
+        Gateway::from_json(bad.as_bytes()).unwrap_err().field,
+        "forward_token"
+    );
+}
+
+#[test]
+fn arrays_for_objects_refused_fails() {
+    use serde_json::json;
+    let cases: Vec<(String, &str)> = vec![
+        (
+            with(|v| v["rules"] = json!([[null, "/", null, "public", null, null]])),
+            "rules[0]",
+        ),
+        (
+            with(|v| v["rate_limits"] = json!([[null, "/", null, "ip", "5/minute", null]])),
+            "rate_limits[0]",
+        ),
+        (
+            with(|v| v["token_sources"] = json!([["authorization", "Bearer ", null]])),
+            "token_sources[0]",
+        ),
+        (
+            with(|v| v["jwks"]["keys"] = json!([["oct", "k1", "HS256", null, K]])),
+            "jwks.keys[0]",
+        ),
+        (with(|v| v["jwks"] = json!([[]])), "jwks"),
+        (with(|v| v["mode"] = json!({"shadow": null})), "mode"),
+        (
+            with(|v| v["rules"][0]["allow"] = json!({"public": null})),
+            "rules[0].allow",
+        ),
+        (r#"[{"keys": []}]"#.to_owned(), "configuration"),
+    ];
+    for (json, field) in cases {
+        let e = Gateway::from_json(json.as_bytes()).unwrap_err();
+        assert_eq!(e.field, field, "{json}: {e}");
+    }
+}
+
+#[test]
+fn repeated_members_in_config_refused_fails() {
+    let base = example();
+    let cases = [
+        (
+            base.replace(
+                r#""claims_to_headers": {"sub": "x-user-id","#,
+                r#""claims_to_headers": {"sub": "x-user-id", "sub": "x-subject","#,
+            ),
+            "claims_to_headers.sub",
+        ),
+        (
+            base.replace(
+                r#""roles": {"admin": ["*"],"#,
+                r#""roles": {"admin": ["*"], "admin": [],"#,
+            ),
+            "roles.admin",
+        ),
+        (
+            base.replace(r#""kty": "oct","#, r#""kty": "oct", "x5c": [], "x5c": [],"#),
+            "jwks.keys[0].x5c",
+        ),
+        (
+            base.replace(
+                r#""leeway_secs": 30,"#,
+                r#""leeway_secs": 30, "leeway_secs": 0,"#,
+            ),
+            "leeway_secs",
+        ),
+        (
+            base.replace(
+                r#""kty": "oct","#,
+                r#""kty": "oct", "ext": {"a": 1, "a": 2},"#,
+            ),
+            "jwks.keys[0].ext.a",
+        ),
+    ];
+    for (json, field) in cases {
+        assert_ne!(json, base);
+        let e = Gateway::from_json(json.as_bytes()).unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+    }
+}
+
+#[test]
+fn out_of_range_numbers_name_the_field_fails() {
+    let cases = [
+        (
+            with(|v| v["leeway_secs"] = serde_json::json!(0))
+                .replace(r#""leeway_secs":0"#, r#""leeway_secs":1e400"#),
+            "leeway_secs",
+        ),
+        (
+            with(|v| v["rate_limits"][0]["slots"] = serde_json::json!(1))
+                .replace(r#""slots":1"#, r#""slots":1e400"#),
+            "rate_limits[0].slots",
+        ),
+        (
+            with(|v| v["max_token_bytes"] = serde_json::json!(1))
+                .replace(r#""max_token_bytes":1"#, r#""max_token_bytes":-1e400"#),
+            "max_token_bytes",
+        ),
+        (
+            with(|v| v["leeway_secs"] = serde_json::json!(1e300)),
+            "leeway_secs",
+        ),
+        (
+            with(|v| v["rate_limits"][0]["slots"] = serde_json::json!(4_294_967_296u64)),
+            "rate_limits[0].slots",
+        ),
+    ];
+    for (json, field) in cases {
+        let e = Gateway::from_json(json.as_bytes()).unwrap_err();
+        assert_eq!(e.field, field, "{json}: {e}");
+    }
+}
+
+#[test]
+fn array_jose_header_is_malformed_fails() {
+    use base64::Engine;
+    let b64u = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let (g, s) = (gateway(), MemoryStore::new());
+    let good = token(&claims("u1", &["admin"]));
+    let mut parts = good.split('.');
+    let (_, p, sig) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    for header in [
+        r#"["HS256","k1"]"#,
+        r#"{"alg":"HS256","kid":"k1","kid":"k1"}"#,
+        r#"{"alg":"HS256","kid":"k1","x":1,"x":1}"#,
+        r#"{"alg":"HS256","kid":"k1","jwk":{"a":1,"a":1}}"#,
+    ] {
+        let t = format!("{}.{p}.{sig}", b64u(header));
+        let r = reply(run(&g, &s, &MockRequest::get("/admin/x").bearer(&t)));
+        assert_eq!((r.status, r.code), (401, "token_malformed"), "{header}");
+    }
+}
+
+#[test]
+fn forbidden_without_credentials_has_no_error_attribute_ok() {
+    let json = with(|v| v["rules"] = serde_json::json!([{"prefix": "/open", "allow": "public"}]));
+    let (g, s) = (
+        Gateway::from_json(json.as_bytes()).unwrap(),
+        MemoryStore::new(),
+    );
+    for path in ["/elsewhere", "/open/../x", "/open//x"] {
+        let r = reply(run(&g, &s, &MockRequest::get(path)));
+        assert_eq!((r.status, r.code), (403, "forbidden"), "{path}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"keygate\""),
+            "{path}"
+        );
+        let r = reply(run(&g, &s, &MockRequest::get(path).bearer("x.y.z")));
+        assert!(
+            r.header("www-authenticate")
+                .unwrap()
+                .contains("error=\"insufficient_scope\""),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn invalid_tokens_are_metered_by_address_fails() {
+    let json = with(|v| {
+        v["rate_limits"] =
+            serde_json::json!([{"prefix": "/api/", "key": "sub", "limit": "3/hour"}]);
+    });
+    let (g, s) = (
+        Gateway::from_json(json.as_bytes()).unwrap(),
+        MemoryStore::new(),
+    );
+    let good = token(&claims("alice", &[]));
+    let forged = format!("{}x", &good[..good.len() - 1]);
+    let bad = MockRequest::get("/api/records").bearer(&forged);
+    let got: Vec<u16> = (0..4).map(|_| run(&g, &s, &bad).status()).collect();
+    assert_eq!(got, [401, 401, 401, 429]);
+    // The same address without a token shares that budget; alice's own is untouched.
+    assert_eq!(run(&g, &s, &MockRequest::get("/api/records")).status(), 429);
+    let alice = MockRequest::get("/api/records").bearer(&good);
+    assert_eq!(run(&g, &s, &alice).status(), 200);
+    // Another address has its own.
+    assert_eq!(
+        run(&g, &s, &bad.clone().at_ip("198.51.100.7:1")).status(),
+        401
+    );
+}
+
+#[test]
+fn shadow_mode_continues_and_reports_ok() {
+    let json = with(|v| {
+        v["mode"] = serde_json::json!("shadow");
+        v["forward_token"] = serde_json::json!(false);
+    });
+    let (g, s) = (
+        Gateway::from_json(json.as_bytes()).unwrap(),
+        MemoryStore::new(),
+    );
+    assert_eq!(g.mode(), Mode::Shadow);
+    g.prepare_store(&s).unwrap();
+    let nurse = token(&claims("n1", &["nurse"]));
+    // A would-be 403: continues, with the claim headers, logged with its rule.
+    let f = forward(run(
+        &g,
+        &s,
+        &MockRequest::get("/admin/users?secret=1").bearer(&nurse),
+    ));
+    assert_eq!(f.metric, Metric::ShadowDenied403);
+    assert_eq!(header(&f, "x-user-id"), Some("n1"));
+    assert_eq!(f.strip_token, None, "shadow mode leaves the token alone");
+    let refusal = f.shadow_refusal.unwrap();
+    assert_eq!(
+        (refusal.status, refusal.code, refusal.rule.as_str()),
+        (403, "forbidden", "rules[1]")
+    );
+    assert_eq!(
+        refusal.to_string(),
+        "keygate shadow: would refuse 403 forbidden (rules[1]): GET /admin/users"
+    );
+    // Would-be 401 and 400: no claim headers, forged ones still stripped.
+    let forged = format!("{}x", &nurse[..nurse.len() - 1]);
+    let f = forward(run(
+        &g,
+        &s,
+        &MockRequest::get("/api/records")
+            .bearer(&forged)
+            .with_headers(&[("x-user-id", "admin")]),
+    ));
+    assert_eq!(f.metric, Metric::ShadowDenied401);
+    assert!(f.set_request_headers.is_empty());
+    assert!(f.remove_request_headers.iter().any(|h| h == "x-user-id"));
+    let line = f.shadow_refusal.unwrap().to_string();
+    assert!(
+        line.contains("401 token_invalid (rules[3])") && !line.contains(&forged),
+        "{line}"
+    );
+    let two = MockRequest::get("/api/records")
+        .bearer(&nurse)
+        .with_headers(&[("cookie", &format!("__Host-access={nurse}"))]);
+    assert_eq!(forward(run(&g, &s, &two)).metric, Metric::ShadowDenied400);
+    // Allowed: counted as shadow, no RateLimit headers added.
+    let f = forward(run(
+        &g,
+        &s,
+        &MockRequest::get("/api/records").bearer(&nurse),
+    ));
+    assert_eq!(
+        (f.metric, f.shadow_refusal.is_none()),
+        (Metric::ShadowAllowed, true)
+    );
+    assert!(f.response_headers.is_empty());
+    // Rate limits count exactly as in enforce mode: the 6th login would be refused.
+    let login = MockRequest::new("POST", "/api/auth/login");
+    let got: Vec<Metric> = (0..6)
+        .map(|_| run(&g, &s, &login).metric().unwrap())
+        .collect();
+    assert_eq!(got[..5], [Metric::ShadowAllowed; 5]);
+    assert_eq!(got[5], Metric::ShadowRateLimited);
+    let f = forward(run(&g, &s, &login));
+    assert_eq!(f.shadow_refusal.unwrap().rule, "rate_limits[0]");
+}
+
+#[test]
+fn non_utf8_headers_never_panic_ok() {
+    let (g, s) = (gateway(), MemoryStore::new());
+    let t = token(&claims("u1", &[]));
+    let pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b":method".to_vec(), b"GET".to_vec()),
+        (b":path".to_vec(), b"/api/records".to_vec()),
+        (b"x-\xff\xfe".to_vec(), b"v".to_vec()),
+        (b"cookie".to_vec(), b"junk=\xff\xfe".to_vec()),
+        (
+            b"authorization".to_vec(),
+            format!("Bearer {t}").into_bytes(),
+        ),
+    ];
+    let r = RequestHeaders::new(pairs.clone(), Some(b"203.0.113.1:1"));
+    assert_eq!(g.check(&r, &s, NOW_MS).status(), 200);
+    let mut bad = pairs;
+    bad[4].1 = b"Bearer \xff.\xfe.\xfd".to_vec();
+    let r = reply(g.check(&RequestHeaders::new(bad.clone(), None), &s, NOW_MS));
     assert_eq!((r.status, r.code), (401, "token_malformed"));
+    bad[1].1 = b"/api/\xff".to_vec();
+    assert_eq!(
+        g.check(&RequestHeaders::new(bad, None), &s, NOW_MS)
+            .status(),
+        403
+    );
 }

@@ -99,64 +99,163 @@ impl TokenSource {
         }
     }
 
-    /// The token this source finds in `request`: `None` when the source is absent (header
-    /// missing, prefix not matching, cookie not set); `Some(Err(TooLarge))` when it is longer
-    /// than `max_len` (checked before anything looks inside it).
-    pub fn extract(
-        &self,
-        request: &impl HttpRequest,
-        max_len: usize,
-    ) -> Option<Result<String, TokenError>> {
-        let value = request.header(self.header_name())?;
-        let token = match self {
-            Self::Header { name, .. } if request.header_count(name) > 1 => {
-                // The same reasoning as for a doubled cookie: never verify one copy and let
-                // the upstream read another.
-                return Some(Err(TokenError::Malformed {
-                    reason: "the token header is sent more than once",
-                }));
-            }
+    /// The copies of a token this source finds in `request`, as raw bytes, and whether the
+    /// source itself is repeated.
+    ///
+    /// A header source reads every line of its header and every comma-separated element of
+    /// each (a proxy joins repeated lines with `,`, and a token never holds one): each element
+    /// starting with the prefix is a copy, and when one is, any other element makes the
+    /// source repeated (`Basic x, Bearer t` too: the upstream may read either). A cookie
+    /// source reads every `Cookie` line, split at `;` and `,`.
+    fn copies<'r>(&self, request: &'r impl HttpRequest) -> (Vec<&'r [u8]>, bool) {
+        let values = request.header_values(self.header_name());
+        let mut found = Vec::new();
+        match self {
             Self::Header { prefix, .. } => {
-                let head = value.get(..prefix.len())?;
-                if !head.eq_ignore_ascii_case(prefix) {
-                    return None;
+                let mut elements = 0usize;
+                for value in values {
+                    for element in value.split(|b| *b == b',') {
+                        elements += 1;
+                        let element = trim(element);
+                        let p = prefix.as_bytes();
+                        match element.get(..p.len()) {
+                            Some(head)
+                                if head.eq_ignore_ascii_case(p) && element.len() > p.len() =>
+                            {
+                                found.push(trim(element.get(p.len()..).unwrap_or_default()));
+                            }
+                            _ => {}
+                        }
+                    }
                 }
-                value.get(prefix.len()..)?.trim_matches([' ', '\t'])
+                let repeated = !found.is_empty() && elements > 1;
+                (found, repeated)
             }
             Self::Cookie { name } => {
-                // Two cookies of that name (cookie tossing): keygate would verify one and the
-                // upstream might read the other, so neither is trusted.
-                let mut found = cookie_values(&value, name);
-                let first = found.next()?;
-                if found.next().is_some() {
-                    return Some(Err(TokenError::Malformed {
-                        reason: "the token cookie is sent more than once",
-                    }));
+                for value in values {
+                    found.extend(cookie_values(value, name.as_bytes()));
                 }
-                first
+                let repeated = found.len() > 1;
+                (found, repeated)
             }
-        };
-        if token.len() > max_len {
-            return Some(Err(TokenError::TooLarge { max: max_len }));
         }
-        Some(Ok(token.to_owned()))
     }
 }
 
-/// The values of the cookies called `name` in a `Cookie` header (quotes removed).
-fn cookie_values<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    header.split(';').filter_map(move |pair| {
-        let (k, v) = pair.split_once('=')?;
-        if k.trim_matches([' ', '\t']) != name {
-            return None;
+/// What the configured token sources hold in one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presented {
+    /// No source holds a token: the request carries no credentials.
+    Absent,
+    /// Exactly one copy, found by source `source`: the token, or why it cannot be one
+    /// (`token_too_large` before anything looks inside it, `token_malformed` if not UTF-8).
+    One {
+        /// Index into the compiled sources.
+        source: usize,
+        /// The token text.
+        token: Result<String, TokenError>,
+    },
+    /// More than one copy: a token header or cookie repeated, or tokens in several sources.
+    /// Refused (400 `invalid_request`): keygate must never verify one copy while the
+    /// upstream reads another.
+    Several,
+}
+
+impl Presented {
+    /// Whether the request carries any credentials in a configured source.
+    #[must_use]
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::Absent)
+    }
+}
+
+/// What `sources` find in `request`, over every source and every copy.
+pub fn presented(sources: &[TokenSource], request: &impl HttpRequest, max_len: usize) -> Presented {
+    let mut one: Option<(usize, &[u8])> = None;
+    for (i, source) in sources.iter().enumerate() {
+        let (copies, repeated) = source.copies(request);
+        if repeated {
+            return Presented::Several;
         }
-        let v = v.trim_matches([' ', '\t']);
-        Some(
-            v.strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(v),
-        )
-    })
+        for copy in copies {
+            if one.is_some() {
+                return Presented::Several;
+            }
+            one = Some((i, copy));
+        }
+    }
+    let Some((source, bytes)) = one else {
+        return Presented::Absent;
+    };
+    let token = if bytes.len() > max_len {
+        Err(TokenError::TooLarge { max: max_len })
+    } else {
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| TokenError::Malformed {
+                reason: "the token is not UTF-8",
+            })
+    };
+    Presented::One { source, token }
+}
+
+/// The `Cookie` header without cookie `name` (for `forward_token: false`): every line's
+/// other cookies joined with `; `, or `None` when no other cookie is left.
+#[must_use]
+pub fn cookie_header_without(request: &impl HttpRequest, name: &str) -> Option<Vec<u8>> {
+    let mut out: Vec<u8> = Vec::new();
+    for value in request.header_values("cookie") {
+        for piece in value.split(|b| *b == b';') {
+            if cookie_values(piece, name.as_bytes()).next().is_some() {
+                continue;
+            }
+            let piece = trim(piece);
+            if piece.is_empty() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.extend_from_slice(b"; ");
+            }
+            out.extend_from_slice(piece);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| *c != b' ' && *c != b'\t')
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| *c != b' ' && *c != b'\t')
+        .map_or(start, |e| e + 1);
+    b.get(start..end).unwrap_or_default()
+}
+
+/// The values of the cookies called `name` in one `Cookie` line (quotes removed), split at
+/// `;` and at `,` (RFC 2965 and some servers split there: a cookie hidden behind a comma
+/// still counts).
+fn cookie_values<'a, 'n>(
+    header: &'a [u8],
+    name: &'n [u8],
+) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+    header
+        .split(|b| *b == b';' || *b == b',')
+        .filter_map(move |pair| {
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            let (k, v) = (pair.get(..eq)?, pair.get(eq + 1..)?);
+            if trim(k) != name {
+                return None;
+            }
+            let v = trim(v);
+            Some(
+                v.strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
+                    .unwrap_or(v),
+            )
+        })
 }
 
 /// Compiles `token_sources` (default: Authorization Bearer).
@@ -177,11 +276,36 @@ pub fn compile_sources(
             ),
         ));
     }
-    configs
+    let sources = configs
         .iter()
         .enumerate()
         .map(|(i, c)| TokenSource::new(c).map_err(|e| e.within(&format!("token_sources[{i}]"))))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    for (j, b) in sources.iter().enumerate() {
+        if let Some(i) = sources.iter().take(j).position(|a| overlap(a, b)) {
+            return Err(ConfigError::new(
+                format!("token_sources[{j}]"),
+                format!("reads the same token as token_sources[{i}]"),
+            ));
+        }
+    }
+    Ok(sources)
+}
+
+/// Whether one token could be found by both sources (it would always count twice).
+fn overlap(a: &TokenSource, b: &TokenSource) -> bool {
+    let starts = |long: &str, short: &str| {
+        long.get(..short.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(short))
+    };
+    match (a, b) {
+        (TokenSource::Cookie { name: x }, TokenSource::Cookie { name: y }) => x == y,
+        (
+            TokenSource::Header { name: x, prefix: p },
+            TokenSource::Header { name: y, prefix: q },
+        ) => x == y && (starts(p, q) || starts(q, p)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -199,7 +323,11 @@ mod tests {
 
     fn found(s: &TokenSource, headers: &[(&str, &str)]) -> Option<String> {
         let r = MockRequest::get("/").with_headers(headers);
-        s.extract(&r, 100).map(|t| t.unwrap())
+        match presented(std::slice::from_ref(s), &r, 100) {
+            Presented::Absent => None,
+            Presented::One { token, .. } => Some(token.unwrap()),
+            Presented::Several => Some("<several>".to_owned()),
+        }
     }
 
     #[test]
@@ -217,13 +345,44 @@ mod tests {
         );
         assert_eq!(found(b, &[("authorization", "Basic abc")]), None);
         assert_eq!(found(b, &[("authorization", "Bear")]), None);
-        assert_eq!(
-            found(b, &[("authorization", "Bearer ")]).as_deref(),
-            Some("")
-        );
+        assert_eq!(found(b, &[("authorization", "Bearer ")]), None);
         assert_eq!(found(b, &[]), None);
         // A multibyte character where the prefix ends is not a match, not a panic.
         assert_eq!(found(b, &[("authorization", "Beare\u{e9}x")]), None);
+        // Digest-style parameters without the prefix are not a token.
+        assert_eq!(
+            found(b, &[("authorization", "Digest a=\"1\", b=\"2\"")]),
+            None
+        );
+    }
+
+    #[test]
+    fn repeated_header_fails() {
+        let b = TokenSource::bearer();
+        for headers in [
+            &[("authorization", "Bearer a"), ("authorization", "Bearer b")][..],
+            // What Envoy makes of two lines: one value joined with `,`.
+            &[("authorization", "Bearer a,Bearer b")],
+            &[("authorization", "Bearer a, Bearer b")],
+            &[("authorization", "Basic x, Bearer a")],
+            &[("authorization", "Bearer a"), ("authorization", "Basic x")],
+            &[("authorization", "Bearer a,")],
+        ] {
+            assert_eq!(
+                found(&b, headers).as_deref(),
+                Some("<several>"),
+                "{headers:?}"
+            );
+        }
+        let x = TokenSource::Header {
+            name: "x-token".into(),
+            prefix: String::new(),
+        };
+        assert_eq!(
+            found(&x, &[("x-token", "a,b")]).as_deref(),
+            Some("<several>")
+        );
+        assert_eq!(found(&x, &[("x-token", "a")]).as_deref(), Some("a"));
     }
 
     #[test]
@@ -233,14 +392,92 @@ mod tests {
         let h = |v: &str| found(c, &[("cookie", v)]);
         assert_eq!(h("a=b; __Host-access=tok").as_deref(), Some("tok"));
         assert_eq!(h("__Host-access=\"tok\";x=y").as_deref(), Some("tok"));
-        let twice = MockRequest::get("/")
-            .with_headers(&[("cookie", "__Host-access=one; __Host-access=two")]);
-        assert!(matches!(
-            c.extract(&twice, 100),
-            Some(Err(TokenError::Malformed { .. }))
-        ));
         assert_eq!(h("x__Host-access=tok"), None);
         assert_eq!(h("garbage;;;="), None);
+        // On a later Cookie line only.
+        assert_eq!(
+            found(c, &[("cookie", "a=b"), ("cookie", "__Host-access=tok")]).as_deref(),
+            Some("tok")
+        );
+    }
+
+    #[test]
+    fn repeated_cookie_fails() {
+        let s = sources(r#"[{"cookie": "__Host-access"}]"#).unwrap();
+        let c = &s[0];
+        for headers in [
+            &[("cookie", "__Host-access=one; __Host-access=two")][..],
+            &[
+                ("cookie", "__Host-access=one"),
+                ("cookie", "__Host-access=two"),
+            ],
+            &[
+                ("cookie", "a=1"),
+                ("cookie", "x=2; __Host-access=one"),
+                ("cookie", "__Host-access=one"),
+            ],
+            &[("cookie", "a=1, __Host-access=one; __Host-access=two")],
+        ] {
+            assert_eq!(
+                found(c, headers).as_deref(),
+                Some("<several>"),
+                "{headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn several_sources_fail() {
+        let s = sources(r#"[{"header": "authorization", "prefix": "Bearer "}, {"cookie": "t"}]"#)
+            .unwrap();
+        let r =
+            MockRequest::get("/").with_headers(&[("authorization", "Bearer a"), ("cookie", "t=b")]);
+        assert_eq!(presented(&s, &r, 100), Presented::Several);
+        let r =
+            MockRequest::get("/").with_headers(&[("authorization", "Basic a"), ("cookie", "t=b")]);
+        assert_eq!(
+            presented(&s, &r, 100),
+            Presented::One {
+                source: 1,
+                token: Ok("b".into())
+            }
+        );
+        assert!(presented(&s, &MockRequest::get("/"), 100).is_absent());
+    }
+
+    #[test]
+    fn non_utf8_token_fails() {
+        let b = TokenSource::bearer();
+        let r = MockRequest::get("/").with_raw_header("authorization", b"Bearer \xff\xfe");
+        assert!(matches!(
+            presented(std::slice::from_ref(&b), &r, 100),
+            Presented::One {
+                token: Err(TokenError::Malformed { .. }),
+                ..
+            }
+        ));
+        // Non-UTF-8 bytes in another cookie do not hide the token cookie.
+        let c = TokenSource::Cookie { name: "t".into() };
+        let r = MockRequest::get("/").with_raw_header("cookie", b"x=\xff; t=tok");
+        assert_eq!(
+            presented(std::slice::from_ref(&c), &r, 100),
+            Presented::One {
+                source: 0,
+                token: Ok("tok".into())
+            }
+        );
+    }
+
+    #[test]
+    fn cookie_header_without_ok() {
+        let r = MockRequest::get("/")
+            .with_headers(&[("cookie", "a=1; t=tok"), ("cookie", " b=2 ;t=x,c=3")]);
+        assert_eq!(
+            cookie_header_without(&r, "t").as_deref(),
+            Some(&b"a=1; b=2"[..])
+        );
+        let r = MockRequest::get("/").with_headers(&[("cookie", "t=tok")]);
+        assert_eq!(cookie_header_without(&r, "t"), None);
     }
 
     #[test]
@@ -248,13 +485,16 @@ mod tests {
         let b = TokenSource::bearer();
         let long = format!("Bearer {}", "a".repeat(101));
         let r = MockRequest::get("/").with_headers(&[("authorization", &long)]);
-        assert_eq!(
-            b.extract(&r, 100).unwrap().unwrap_err().code(),
-            "token_too_large"
-        );
+        let Presented::One { token, .. } = presented(std::slice::from_ref(&b), &r, 100) else {
+            panic!("one token expected");
+        };
+        assert_eq!(token.unwrap_err().code(), "token_too_large");
         let ok = format!("Bearer {}", "a".repeat(100));
         let r = MockRequest::get("/").with_headers(&[("authorization", &ok)]);
-        assert!(b.extract(&r, 100).unwrap().is_ok());
+        assert!(matches!(
+            presented(std::slice::from_ref(&b), &r, 100),
+            Presented::One { token: Ok(_), .. }
+        ));
     }
 
     #[test]
@@ -273,6 +513,15 @@ mod tests {
             ),
             (r#"[{"header": "a"}, {}]"#, "token_sources[1]"),
             (r#"[{"header": "a", "cookie": "b"}]"#, "token_sources[0]"),
+            (r#"[{"cookie": "t"}, {"cookie": "t"}]"#, "token_sources[1]"),
+            (
+                r#"[{"header": "a", "prefix": "Bearer "}, {"header": "A", "prefix": "bearer"}]"#,
+                "token_sources[1]",
+            ),
+            (
+                r#"[{"header": "a"}, {"header": "a", "prefix": "X "}]"#,
+                "token_sources[1]",
+            ),
         ];
         for (json, field) in cases {
             assert_eq!(sources(json).unwrap_err().field, field, "{json}");
@@ -283,13 +532,16 @@ mod tests {
 
     proptest! {
         #[test]
-        fn extract_arbitrary_never_panics_ok(v in "\\PC{0,64}") {
-            for s in [TokenSource::bearer(), TokenSource::Cookie { name: "t".into() }] {
-                let r = MockRequest::get("/").with_headers(&[("authorization", &v), ("cookie", &v)]);
-                if let Some(Ok(t)) = s.extract(&r, 32) {
-                    prop_assert!(t.len() <= 32);
-                }
+        fn presented_arbitrary_never_panics_ok(v in "\\PC{0,64}", w in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let all = [TokenSource::bearer(), TokenSource::Cookie { name: "t".into() }];
+            let r = MockRequest::get("/")
+                .with_headers(&[("authorization", &v), ("cookie", &v)])
+                .with_raw_header("cookie", &w)
+                .with_raw_header("authorization", &w);
+            if let Presented::One { token: Ok(t), .. } = presented(&all, &r, 32) {
+                prop_assert!(t.len() <= 32);
             }
+            let _ = cookie_header_without(&r, "t");
         }
     }
 }

@@ -25,6 +25,7 @@ pub use route::{
     MAX_PATTERN_LEN,
 };
 
+use crate::json::object_only;
 use crate::{ConfigError, ErrorCode};
 use roles::Roles;
 use serde::Deserialize;
@@ -38,11 +39,11 @@ pub const MAX_RULE_NAMES: usize = 32;
 
 /// The policy part of the filter config (`roles`, `rules`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Role → granted permissions (`"*"`, `"patients:*"`, `"patients:read"`). Defaults to no
     /// roles (only the token's own `permissions` claim grants permissions).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::unique_map")]
     pub roles: BTreeMap<String, Vec<String>>,
     /// Ordered rules; the first match decides. Defaults to none: every request is refused.
     #[serde(default)]
@@ -50,8 +51,7 @@ pub struct PolicyConfig {
 }
 
 /// Who may access a route (the `allow` field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone, with or without a token.
     Public,
@@ -61,7 +61,7 @@ pub enum Access {
 
 /// One rule. Exactly one of `path`/`prefix`, and exactly one of `allow`/`roles`/`permissions`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RuleConfig {
     /// Exact path; a `*` segment matches one non-empty segment. Defaults to none.
     pub path: Option<String>,
@@ -75,6 +75,27 @@ pub struct RuleConfig {
     pub roles: Option<Vec<String>>,
     /// The principal needs all of these permissions. Defaults to none.
     pub permissions: Option<Vec<String>>,
+}
+
+object_only!(PolicyConfig, "a policy object");
+object_only!(RuleConfig, "a rule object");
+
+impl std::str::FromStr for Access {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "public" => Ok(Self::Public),
+            "authenticated" => Ok(Self::Authenticated),
+            _ => Err("expected \"public\" or \"authenticated\""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Access {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::json::from_str_only(d, "\"public\" or \"authenticated\"")
+    }
 }
 
 /// What a matched rule requires.

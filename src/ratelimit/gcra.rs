@@ -34,6 +34,14 @@ impl Limiter {
         Ok(Self { quotas })
     }
 
+    /// A limiter over one quota (always valid).
+    #[must_use]
+    pub fn single(quota: Quota) -> Self {
+        Self {
+            quotas: vec![quota],
+        }
+    }
+
     /// The quotas, in config order.
     #[must_use]
     pub fn quotas(&self) -> &[Quota] {
@@ -66,6 +74,20 @@ impl Limiter {
     /// is clamped to that, so skew costs at most one period. If a TAT would overflow (a clock
     /// near `u64::MAX`), the request is refused.
     pub fn check(&self, stored: Option<&State>, fingerprint: u64, now_ms: u64) -> RateDecision {
+        self.check_hits(stored, fingerprint, now_ms, 1)
+    }
+
+    /// [`Limiter::check`] for `hits` requests at once (the rate-limit service protocol's
+    /// `hits_addend`): admitted only if all of them fit every quota, and then every TAT
+    /// advances by `hits · T`. `hits = 0` is a status query: always admitted, nothing to store
+    /// (`new_state` is `None`), `remaining` as it stands.
+    pub fn check_hits(
+        &self,
+        stored: Option<&State>,
+        fingerprint: u64,
+        now_ms: u64,
+        hits: u32,
+    ) -> RateDecision {
         let now = now_ms.saturating_mul(1_000);
         let n = self.quotas.len();
         let (owner, base) = match stored {
@@ -88,17 +110,20 @@ impl Limiter {
             let (t, tau) = (q.interval_us(), q.tolerance_us());
             let cap = now.saturating_add(tau).saturating_add(t);
             *tat = base.get(i).copied().unwrap_or(0).max(now).min(cap);
-            let ahead = tat.saturating_sub(now);
-            if ahead > tau {
+            // `hits` fit if the last of them arrives within τ of now: TAT + (hits − 1)·T.
+            let extra = t.saturating_mul(u64::from(hits.saturating_sub(1)));
+            let ahead = tat.saturating_sub(now).saturating_add(extra);
+            if hits > 0 && ahead > tau {
                 allowed = false;
                 wait_us = wait_us.max(ahead - tau);
             }
         }
 
         let mut after = tats;
-        if allowed {
+        if allowed && hits > 0 {
             for ((q, tat), new) in self.quotas.iter().zip(&tats).zip(after.iter_mut()) {
-                match tat.checked_add(q.interval_us()) {
+                let cost = q.interval_us().checked_mul(u64::from(hits));
+                match cost.and_then(|c| tat.checked_add(c)) {
                     Some(v) => *new = v,
                     None => {
                         allowed = false;
@@ -110,13 +135,13 @@ impl Limiter {
                 after = tats;
             }
         }
-        let new_state = if allowed {
+        let new_state = if allowed && hits > 0 {
             State::new(owner, after.get(..n).unwrap_or(&[]))
         } else {
             None
         };
         // Fail closed should the state be unrepresentable (it cannot be: 1..=MAX_QUOTAS).
-        let allowed = allowed && new_state.is_some();
+        let allowed = allowed && (hits == 0 || new_state.is_some());
 
         let mut worst: Option<(u32, u64, Quota)> = None;
         for (q, tat) in self.quotas.iter().zip(&after) {
@@ -165,7 +190,8 @@ impl RateDecision {
         self.allowed
     }
 
-    /// The state to store (compare-and-swap) when admitted; `None` when refused (store nothing).
+    /// The state to store (compare-and-swap) when admitted; `None` when refused or for a
+    /// zero-hit status query (store nothing).
     #[must_use]
     pub fn new_state(&self) -> Option<&State> {
         self.new_state.as_ref()
@@ -404,6 +430,49 @@ mod tests {
         assert!(Limiter::new(vec![q, "1/1m".parse().unwrap()]).is_ok());
     }
 
+    #[test]
+    fn hits_ok() {
+        let l = limiter(&["5/minute"]);
+        let mut st = None;
+        let d = l.check_hits(st.as_ref(), FP, T0, 3);
+        assert!(d.allowed());
+        assert_eq!(d.remaining(), 2);
+        st = d.new_state().copied();
+        // 3 more do not fit in the 2 left, and a refusal takes nothing.
+        let d = l.check_hits(st.as_ref(), FP, T0, 3);
+        assert!(!d.allowed());
+        assert!(d.new_state().is_none());
+        assert_eq!(d.retry_after_secs(), Some(12));
+        let d = l.check_hits(st.as_ref(), FP, T0, 2);
+        assert!(d.allowed());
+        assert_eq!(d.remaining(), 0);
+        st = d.new_state().copied();
+        assert!(!l.check(st.as_ref(), FP, T0).allowed());
+        // One hit is exactly `check`.
+        assert_eq!(
+            l.check_hits(st.as_ref(), FP, T0 + 12_000, 1),
+            l.check(st.as_ref(), FP, T0 + 12_000)
+        );
+        // More hits than the quota holds never fit.
+        assert!(!l.check_hits(None, FP, T0, 6).allowed());
+        assert!(!l.check_hits(None, FP, T0, u32::MAX).allowed());
+    }
+
+    #[test]
+    fn zero_hits_is_a_query_ok() {
+        let l = limiter(&["2/minute"]);
+        let d = l.check_hits(None, FP, T0, 0);
+        assert!(d.allowed());
+        assert!(d.new_state().is_none());
+        assert_eq!(d.remaining(), 2);
+        let full = l.check_hits(None, FP, T0, 2);
+        let st = full.new_state().copied();
+        let d = l.check_hits(st.as_ref(), FP, T0, 0);
+        assert!(d.allowed());
+        assert_eq!(d.remaining(), 0);
+        assert!(!l.check(st.as_ref(), FP, T0).allowed());
+    }
+
     proptest! {
         #[test]
         fn never_more_than_burst_plus_rate_ok(gaps in proptest::collection::vec(0u64..30_000, 1..200),
@@ -420,6 +489,27 @@ mod tests {
                 }
             }
             // GCRA: at most `count` at once, then one per T.
+            let span_us = (now - T0) * 1_000;
+            prop_assert!(admitted <= u64::from(q.count()) + span_us / q.interval_us());
+        }
+
+        #[test]
+        fn hits_never_more_than_burst_plus_rate_ok(steps in proptest::collection::vec((0u64..30_000, 0u32..4), 1..200)) {
+            let l = limiter(&["7/minute"]);
+            let q = l.quotas()[0];
+            let mut st = None;
+            let mut now = T0;
+            let mut admitted = 0u64;
+            for (gap, hits) in &steps {
+                now += gap;
+                let d = l.check_hits(st.as_ref(), FP, now, *hits);
+                if d.allowed() {
+                    admitted += u64::from(*hits);
+                }
+                if let Some(s) = d.new_state() {
+                    st = Some(*s);
+                }
+            }
             let span_us = (now - T0) * 1_000;
             prop_assert!(admitted <= u64::from(q.count()) + span_us / q.interval_us());
         }

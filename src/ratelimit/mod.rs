@@ -44,15 +44,27 @@
 //! an attacker; refusing instead would leave that slot refusing every key hashed to it until it
 //! was rewritten, which never happens on a refusal. The cost is at most one fresh burst per
 //! slot, once.
+//!
+//! # Fleet-wide limits
+//! [`decide`] is the decision of the rate-limit service (`keygate-ratelimit`, Envoy's RLS v3):
+//! one quota per descriptor, one stored key per descriptor ([`SharedKey`]), state in a store
+//! the whole fleet shares, committed by compare-and-set; [`DescriptorLimits`] is its limits
+//! file for descriptors that carry no quota of their own.
 
+mod descriptors;
 mod gcra;
 mod key;
 mod quota;
+mod shared;
 mod state;
 
+pub use descriptors::{DescriptorLimits, MAX_DESCRIPTOR_NODES, MAX_DOMAINS};
 pub use gcra::{Limiter, RateDecision};
 pub use key::{ip_key, is_header_name, KeySource, MAX_KEY_HEADER_LEN};
 pub use quota::{Quota, MAX_COUNT, MAX_PERIOD_SECS, MAX_QUOTA_LEN, MIN_COUNT, MIN_PERIOD_SECS};
+pub use shared::{
+    decide, SharedDecision, SharedKey, Unit, EXPIRY_SLACK_MS, MAX_DESCRIPTOR_ENTRIES, MAX_ENTRY_LEN,
+};
 pub use state::State;
 
 use crate::policy::{RequestPath, RouteMatch};
@@ -71,6 +83,10 @@ pub const DEFAULT_SLOTS: u32 = 4096;
 pub const MIN_SLOTS: u32 = 1;
 /// Most state slots per rule (bounds the shared memory a rule can take: ~100 bytes a slot).
 pub const MAX_SLOTS: u32 = 1 << 18;
+/// Most state slots over all rules together (524,288): every slot is a shared-data key that
+/// every worker VM creates or finds when the configuration loads, ~1.1 s of Envoy startup and
+/// ~10 MiB per 100k slots measured (`make bench-slots`, README).
+pub const MAX_TOTAL_SLOTS: u64 = 1 << 19;
 
 /// Rate-limit failures.
 #[non_exhaustive]
@@ -142,7 +158,7 @@ impl<T> OneOrMany<T> {
 
 /// One `rate_limits` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RateLimitRuleConfig {
     /// Exact path; a `*` segment matches one non-empty segment. Defaults to none; exactly one
     /// of `path`/`prefix`.
@@ -159,6 +175,8 @@ pub struct RateLimitRuleConfig {
     /// only makes limits stricter). Defaults to 4096 ([`DEFAULT_SLOTS`]); 1..=[`MAX_SLOTS`].
     pub slots: Option<u32>,
 }
+
+crate::json::object_only!(RateLimitRuleConfig, "a rate limit object");
 
 /// A compiled rate-limit rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,11 +270,24 @@ impl RateLimits {
                 format!("at most {MAX_RATE_LIMIT_RULES} rules"),
             ));
         }
-        let rules = configs
+        let rules: Vec<RateLimitRule> = configs
             .iter()
             .enumerate()
             .map(|(i, c)| RateLimitRule::new(c).map_err(|e| e.within(&format!("rate_limits[{i}]"))))
             .collect::<Result<_, _>>()?;
+        let mut total = 0u64;
+        for (i, rule) in rules.iter().enumerate() {
+            total += u64::from(rule.slots);
+            if total > MAX_TOTAL_SLOTS {
+                return Err(ConfigError::new(
+                    format!("rate_limits[{i}].slots"),
+                    format!(
+                        "all rules together may have at most {MAX_TOTAL_SLOTS} slots (this rule \
+                         brings the total to {total}; `slots` defaults to {DEFAULT_SLOTS})"
+                    ),
+                ));
+            }
+        }
         Ok(Self { rules })
     }
 
@@ -459,6 +490,9 @@ mod tests {
             r#"[{"prefix":"/","key":"ip","limit":5}]"#,
             r#"[{"prefix":"/","key":"ip"}]"#,
             r#"[{"prefix":"/","key":"ip","limit":"1/s","burst":3}]"#,
+            // A rule written as an array (fields by position) is not a rule.
+            r#"[[null,"/",null,"ip","1/s",null]]"#,
+            r#"[{"prefix":"/","key":"ip","limit":"1/s","slots":1e400}]"#,
         ] {
             assert!(
                 serde_json::from_str::<Vec<RateLimitRuleConfig>>(json).is_err(),
@@ -467,6 +501,36 @@ mod tests {
         }
         let e = serde_json::from_str::<OneOrMany<String>>("5").unwrap_err();
         assert!(e.to_string().contains("\"5/minute\""));
+    }
+
+    #[test]
+    fn total_slots_bounded_fails() {
+        let rule =
+            |slots: u64| format!(r#"{{"prefix":"/","key":"ip","limit":"1/s","slots":{slots}}}"#);
+        let n = usize::try_from(MAX_TOTAL_SLOTS / u64::from(MAX_SLOTS)).unwrap();
+        let at_bound: Vec<String> = (0..n).map(|_| rule(u64::from(MAX_SLOTS))).collect();
+        let configs: Vec<RateLimitRuleConfig> =
+            serde_json::from_str(&format!("[{}]", at_bound.join(","))).unwrap();
+        assert_eq!(RateLimits::new(&configs).unwrap().rules().len(), n);
+        let mut over = at_bound.clone();
+        over.push(rule(1));
+        let configs: Vec<RateLimitRuleConfig> =
+            serde_json::from_str(&format!("[{}]", over.join(","))).unwrap();
+        let e = RateLimits::new(&configs).unwrap_err();
+        assert_eq!(e.field, format!("rate_limits[{n}].slots"), "{e}");
+        // 128 rules at the default slots are exactly the bound; the 129th is refused.
+        let defaults = |count: usize| -> Vec<RateLimitRuleConfig> {
+            serde_json::from_str(&format!(
+                "[{}]",
+                vec![r#"{"prefix":"/","key":"ip","limit":"1/s"}"#; count].join(",")
+            ))
+            .unwrap()
+        };
+        assert!(RateLimits::new(&defaults(128)).is_ok());
+        assert_eq!(
+            RateLimits::new(&defaults(129)).unwrap_err().field,
+            "rate_limits[128].slots"
+        );
     }
 
     #[test]

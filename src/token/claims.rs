@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::TokenError;
+use crate::json::StrictValue;
 use crate::ConfigError;
 
 /// Longest accepted `sub`, in bytes.
@@ -37,7 +38,7 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_EXTRA_CLAIMS: usize = 32;
 
 /// Claim names with a typed field; never taken from [`Claims::extra`] when serializing.
-const KNOWN: [&str; 14] = [
+pub(super) const KNOWN: [&str; 14] = [
     "sub",
     "type",
     "roles",
@@ -56,7 +57,7 @@ const KNOWN: [&str; 14] = [
 
 /// What a token is for, carried in the `type` claim. A token of one type is never accepted
 /// where another is expected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenType {
     /// Short-lived API access (`"access"`).
@@ -86,6 +87,12 @@ impl TokenType {
 impl fmt::Display for TokenType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::json::from_str_only(d, "access, refresh, mfa or reset")
     }
 }
 
@@ -206,13 +213,13 @@ impl<'de> Deserialize<'de> for Members {
                             if slot.is_some() {
                                 return Err(duplicate());
                             }
-                            *slot = Some(a.next_value()?);
+                            *slot = Some(a.next_value::<StrictValue>()?.0);
                         }
                         None => {
                             if m.extra.contains_key(k.as_ref()) {
                                 return Err(duplicate());
                             }
-                            let v = a.next_value()?;
+                            let v = a.next_value::<StrictValue>()?.0;
                             m.extra.insert(k.into_owned(), v);
                         }
                     }
@@ -528,6 +535,28 @@ mod tests {
     use super::*;
     use crate::ErrorCode;
     use proptest::prelude::*;
+
+    #[test]
+    fn arrays_and_nested_repeats_fail() {
+        for bad in [
+            r#"["u", "access", [], 1, 2]"#,
+            r#"{"sub":"u","type":"access","iat":1,"exp":2,"ext":{"a":1,"a":2}}"#,
+            r#"{"sub":"u","type":"access","iat":1,"exp":2,"aud":[{"a":1,"a":2}]}"#,
+            r#"{"sub":"u","type":"access","iat":1,"exp":2,"x":1,"x":1}"#,
+        ] {
+            assert_eq!(members(bad).unwrap_err(), "unparsable", "{bad}");
+        }
+        assert!(members(
+            r#"{"sub":"u","type":"access","iat":1,"exp":2,"ext":{"a":1,"b":[{"a":1}]}}"#
+        )
+        .is_ok());
+        // `type` is a string only, not `{"access": null}`.
+        assert!(serde_json::from_str::<TokenType>(r#"{"access": null}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<TokenType>(r#""mfa""#).unwrap(),
+            TokenType::Mfa
+        );
+    }
 
     fn members(json: &str) -> Result<Claims, &'static str> {
         let m: Members = serde_json::from_str(json).map_err(|_| "unparsable")?;

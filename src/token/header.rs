@@ -1,9 +1,11 @@
 //! The JOSE header keygate writes and reads.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::jwk::b64u_decode;
 use super::TokenError;
+use crate::json::StrictValue;
 
 /// Longest header segment accepted (base64url characters).
 pub const MAX_HEADER_LEN: usize = 1024;
@@ -11,6 +13,7 @@ pub const MAX_HEADER_LEN: usize = 1024;
 /// A JWS header: `{"alg", "kid"?, "typ"?}`. Tokens whose header has `crit` are refused
 /// (no extension is understood).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Header {
     /// The algorithm name as written (may be `none` or unknown when read unverified).
     pub alg: String,
@@ -22,19 +25,11 @@ pub struct Header {
     pub typ: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RawHeader {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(default)]
-    crit: Option<serde::de::IgnoredAny>,
-}
+crate::json::object_only!(Header, "a JOSE header object", serialize);
 
 impl Header {
-    /// Decodes one base64url header segment.
+    /// Decodes one base64url header segment: a JSON object (not an array), every member
+    /// name once at every depth, a string `alg`, string `kid`/`typ` when present, no `crit`.
     pub(crate) fn parse(segment: &str) -> Result<Self, TokenError> {
         if segment.len() > MAX_HEADER_LEN {
             return Err(TokenError::Malformed {
@@ -44,19 +39,27 @@ impl Header {
         let bytes = b64u_decode(segment).ok_or(TokenError::Malformed {
             reason: "header is not base64url",
         })?;
-        // Derived struct parsing refuses duplicate members, so `alg` cannot be smuggled twice.
-        let raw: RawHeader = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed {
-            reason: "header is not a JSON object with a string `alg`",
-        })?;
-        if raw.crit.is_some() {
+        let malformed = TokenError::Malformed {
+            reason: "header is not a JSON object with unique members and a string `alg`",
+        };
+        let Ok(StrictValue(Value::Object(mut m))) = serde_json::from_slice(&bytes) else {
+            return Err(malformed);
+        };
+        if m.contains_key("crit") {
             return Err(TokenError::Malformed {
                 reason: "header has unsupported critical extensions (`crit`)",
             });
         }
+        let mut text = |name: &str| match m.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(malformed.clone()),
+        };
+        let (alg, kid, typ) = (text("alg")?, text("kid")?, text("typ")?);
         Ok(Self {
-            alg: raw.alg,
-            kid: raw.kid,
-            typ: raw.typ,
+            alg: alg.ok_or(malformed)?,
+            kid,
+            typ,
         })
     }
 }

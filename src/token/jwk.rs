@@ -20,6 +20,7 @@ pub const MAX_JWKS_LEN: usize = 256 * 1024;
 /// One JSON Web Key. Members keygate does not use (`key_ops`, `x5c`, …) are ignored on input
 /// and absent on output. `Debug` never shows `k` or `d`.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Jwk {
     /// Key type: `oct`, `OKP`, `EC` or `RSA`.
     pub kty: String,
@@ -54,6 +55,8 @@ pub struct Jwk {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e: Option<String>,
 }
+
+crate::json::object_only!(Jwk, "a JWK object", serialize);
 
 impl fmt::Debug for Jwk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -127,10 +130,13 @@ impl FromStr for Jwk {
 
 /// A JWK Set document: `{"keys": [...]}`. Other members are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct Jwks {
     /// The keys.
     pub keys: Vec<Jwk>,
 }
+
+crate::json::object_only!(Jwks, "a JWK Set object", serialize);
 
 impl fmt::Display for Jwks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -158,16 +164,19 @@ fn parse_json<T: serde::de::DeserializeOwned>(
             format!("document is larger than {max} bytes"),
         ));
     }
-    serde_json::from_str(s).map_err(|e| {
-        let what = match e.classify() {
-            serde_json::error::Category::Data => "has a missing or wrongly typed member",
-            _ => "is not valid JSON",
-        };
-        ConfigError::new(
-            field,
-            format!("{what} (line {}, column {})", e.line(), e.column()),
-        )
-    })
+    // Every member name once, at every depth (ignored members included), then typed.
+    serde_json::from_str::<crate::json::StrictValue>(s)
+        .and_then(|_| serde_json::from_str(s))
+        .map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "has a missing or wrongly typed member",
+                _ => "is not valid JSON",
+            };
+            ConfigError::new(
+                field,
+                format!("{what} (line {}, column {})", e.line(), e.column()),
+            )
+        })
 }
 
 pub(crate) fn b64u_encode(bytes: impl AsRef<[u8]>) -> String {
@@ -227,6 +236,27 @@ mod tests {
         let dbg = format!("{jwk:?}");
         assert!(!dbg.contains("c2VjcmV0LXNlY3JldA") && !dbg.contains("ZFpk"));
         assert!(jwk.to_public().is_none());
+    }
+
+    #[test]
+    fn arrays_and_repeats_fail() {
+        for bad in [
+            r#"["oct", "k1", "HS256", null, "c2VjcmV0"]"#,
+            r#"{"kty":"oct","k":"c2VjcmV0","kid":"a","kid":"b"}"#,
+            r#"{"kty":"oct","k":"c2VjcmV0","x5c":[],"x5c":[]}"#,
+            r#"{"kty":"oct","k":"c2VjcmV0","ext":{"a":1,"a":1}}"#,
+        ] {
+            assert!(bad.parse::<Jwk>().is_err(), "{bad}");
+            assert!(
+                format!(r#"{{"keys":[{bad}]}}"#).parse::<Jwks>().is_err(),
+                "{bad}"
+            );
+        }
+        assert!("[[]]".parse::<Jwks>().is_err());
+        assert!(r#"{"keys":[],"keys":[]}"#.parse::<Jwks>().is_err());
+        assert!(serde_json::from_value::<Jwk>(serde_json::json!(["oct"])).is_err());
+        let jwk: Jwk = r#"{"kty":"oct","k":"c2VjcmV0"}"#.parse().unwrap();
+        assert_eq!(jwk.to_string(), r#"{"kty":"oct","k":"c2VjcmV0"}"#);
     }
 
     #[test]

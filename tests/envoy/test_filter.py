@@ -57,7 +57,7 @@ def core_token(c, jwk):
 
 
 @pytest.fixture(scope="module")
-def envoy(upstream):
+def envoy(upstream, envoy_bin):
     e = Envoy(CONFIG, upstream)
     yield e
     # Envoy must still be serving after everything the suite threw at it.
@@ -153,11 +153,59 @@ def test_underscore_variant_of_identity_header_refused(envoy):
     assert r.status == 400, r
 
 
+def assert_400(r):
+    assert r.status == 400, r
+    assert r.body["error"] == "invalid_request", r
+    www = r.headers["www-authenticate"]
+    assert www.startswith('Bearer realm="keygate", error="invalid_request"'), www
+
+
 def test_duplicate_token_cookie_refused(envoy):
     a, b = pyjwt(claims(roles=["nurse"])), pyjwt(claims(roles=["admin"]))
     r = envoy.request("GET", "/api/records",
                       headers={"cookie": f"__Host-access={a}; __Host-access={b}"})
-    assert_401(r, "token_malformed")
+    assert_400(r)
+
+
+def test_every_cookie_line_is_read(envoy):
+    # HTTP/1.1: Envoy keeps repeated Cookie lines as separate headers.
+    good, forged = pyjwt(claims(roles=["nurse"])), _tamper(pyjwt(claims(roles=["nurse"])))
+    for lines in ([("cookie", f"__Host-access={good}"), ("cookie", f"__Host-access={forged}")],
+                  [("cookie", "a=1"), ("cookie", f"x=2; __Host-access={good}"),
+                   ("cookie", f"__Host-access={good}")]):
+        for path in ("/api/records", "/admin/users", "/api/auth/ping"):
+            assert_400(envoy.raw("GET", path, lines))
+    c = claims()
+    r = envoy.raw("GET", "/api/records", [("cookie", "a=b"), ("cookie", f"__Host-access={pyjwt(c)}")])
+    assert r.status == 200, r
+    assert r.body["headers"]["x-user-id"] == c["sub"]
+
+
+def test_token_in_header_and_cookie_refused(envoy):
+    a, b = pyjwt(claims(roles=["nurse"])), pyjwt(claims(roles=["admin"]))
+    assert_400(envoy.request("GET", "/admin/users", token=b, headers={"cookie": f"__Host-access={a}"}))
+    assert_400(envoy.raw("GET", "/api/records", [("authorization", f"Bearer {a}"),
+                                                  ("cookie", "z=1"), ("cookie", f"__Host-access={b}")]))
+
+
+def test_forward_token_false_removes_it(upstream):
+    cfg = copy.deepcopy(CONFIG)
+    cfg["forward_token"] = False
+    e = Envoy(cfg, upstream)
+    try:
+        c = claims()
+        r = e.request("GET", "/api/records", token=pyjwt(c))
+        assert r.status == 200, r
+        assert "authorization" not in r.body["header_values"], r.body
+        assert r.body["headers"]["x-user-id"] == c["sub"]
+        r = e.raw("GET", "/api/records", [("cookie", f"a=1; __Host-access={pyjwt(c)}"),
+                                           ("cookie", "b=2")])
+        assert r.status == 200, r
+        assert r.body["header_values"]["cookie"] == ["a=1; b=2"], r.body
+        r = e.raw("GET", "/api/auth/ping", [("cookie", "__Host-access=junk")])
+        assert r.status == 200 and "cookie" not in r.body["header_values"], r.body
+    finally:
+        e.stop()
 
 
 def test_repeated_forged_identity_headers_are_replaced(envoy):
@@ -194,7 +242,7 @@ def test_duplicate_authorization_header_refused(envoy):
         body = json.loads(r.read())
     finally:
         conn.close()
-    assert r.status == 401 and body["error"] == "token_malformed", body
+    assert r.status == 400 and body["error"] == "invalid_request", body
 
 
 def test_admin_role_required(envoy):
@@ -238,6 +286,10 @@ def test_no_rule_matched_is_403(upstream):
         assert e.request("GET", "/open/x").status == 200
         r = e.request("GET", "/elsewhere", token=pyjwt(claims(roles=["admin"])))
         assert r.status == 403 and r.body["error"] == "forbidden", r
+        assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
+        # RFC 6750 §3.1: no credentials, no `error` attribute, on a 403 too.
+        r = e.request("GET", "/elsewhere")
+        assert r.status == 403 and r.headers["www-authenticate"] == 'Bearer realm="keygate"', r
     finally:
         e.stop()
 
@@ -365,8 +417,11 @@ def test_per_subject_limit_is_per_user(upstream):
         assert e.request("GET", "/api/records", token=bob).status == 200
         pol = e.request("GET", "/api/records", token=bob).headers.get("ratelimit-policy", "")
         assert "q=3" in pol and "q=200" in pol, pol
-        # A bad token is refused with 401, never counted as "alice".
-        assert e.request("GET", "/api/records", token=_tamper(alice)).status == 401
+        # A bad token is refused with 401, never counted as "alice", but counted against the
+        # client address: a flood of bad signatures is metered.
+        forged = [e.request("GET", "/api/records", token=_tamper(alice)).status for _ in range(4)]
+        assert forged == [401, 401, 401, 429], forged
+        assert e.request("GET", "/api/records", token=bob).status == 200
     finally:
         e.stop()
 
@@ -447,8 +502,8 @@ def test_metrics_visible_in_stats(envoy):
     envoy.request("GET", "/api/records", token=pyjwt(claims()))
     envoy.request("GET", "/api/records")
     envoy.request("GET", "/admin/x", token=pyjwt(claims(roles=["nurse"])))
-    for name in ("keygate.allowed", "keygate.denied_401", "keygate.denied_403",
-                 "keygate.rate_limited"):
+    for name in ("keygate.allowed", "keygate.denied_400", "keygate.denied_401",
+                 "keygate.denied_403", "keygate.rate_limited", "keygate.shadow.allowed"):
         assert envoy.stat(name) is not None, name
     assert envoy.stat("keygate.allowed") >= 1
     assert envoy.stat("keygate.denied_401") >= 1
@@ -483,6 +538,41 @@ def test_bad_config_refused_naming_the_field(name):
                for line in out.splitlines()), out[-2000:]
 
 
+def _raw(old, new):
+    text = json.dumps(CONFIG)
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+RAW_BAD_CONFIGS = {
+    # A rule written as an array would read its fields by position: every route public.
+    "array_rule": (lambda: _bad(lambda c: c.update(rules=[[None, "/", None, "public", None, None]])),
+                   "rules[0]"),
+    "array_jwk": (lambda: _bad(lambda c: c["jwks"].update(keys=[["oct", "k1", "HS256"]])),
+                  "jwks.keys[0]"),
+    "dup_claim_header": (lambda: _raw('"claims_to_headers": {"sub": "x-user-id"',
+                                      '"claims_to_headers": {"sub": "x-user-id", "sub": "x-subject"'),
+                         "claims_to_headers.sub"),
+    "dup_role": (lambda: _raw('"roles": {"admin": ["*"]', '"roles": {"admin": ["*"], "admin": []'),
+                 "roles.admin"),
+    "leeway_1e400": (lambda: _raw('"leeway_secs": 30', '"leeway_secs": 1e400'), "leeway_secs"),
+    "slots_1e400": (lambda: _bad(lambda c: c["rate_limits"][0].update(slots=7)).replace(
+        '"slots": 7', '"slots": 1e400'), "rate_limits[0].slots"),
+    "too_many_slots": (lambda: _bad(lambda c: c.update(rate_limits=[
+        {"prefix": "/", "key": "ip", "limit": "5/minute", "slots": 262144}] * 3)),
+        "rate_limits[2].slots"),
+    "mode": (lambda: _bad(lambda c: c.update(mode="audit")), "mode"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RAW_BAD_CONFIGS))
+def test_hostile_config_refused_naming_the_field(name):
+    make, field = RAW_BAD_CONFIGS[name]
+    code, out = validate_config(make())
+    assert code != 0, out[-2000:]
+    assert any(f"keygate: invalid config `{field}`" in line for line in out.splitlines()), out[-2000:]
+
+
 def test_unparsable_config_refused():
     code, out = validate_config("{not json")
     assert code != 0
@@ -497,3 +587,73 @@ def test_example_config_validates():
 def test_ready_time_reported(envoy):
     # Not a timing assertion (see make bench); just that the filter did not stall startup.
     assert envoy.ready_secs < 15
+
+
+# --- the client address behind the `ip` key -------------------------------------------------
+
+def _default_hcm(hcm):
+    # What an HCM left at Envoy's defaults looks like: X-Forwarded-For is trusted.
+    hcm.pop("use_remote_address", None)
+    hcm.pop("xff_num_trusted_hops", None)
+
+
+@pytest.mark.parametrize("example_hcm", [True, False])
+def test_ip_key_and_x_forwarded_for(upstream, example_hcm):
+    e = Envoy(CONFIG, upstream, hcm=None if example_hcm else _default_hcm)
+    try:
+        got = [e.request("POST", "/api/auth/login", body=b"{}",
+                         headers={"x-forwarded-for": f"198.51.100.{i}"}).status for i in range(8)]
+        if example_hcm:
+            # use_remote_address: true, xff_num_trusted_hops: 0 — made-up XFF values change
+            # nothing, the 6th attempt is refused.
+            assert got == [200] * 5 + [429] * 3, got
+        else:
+            # The README's warning, demonstrated: the client picks its own key.
+            assert got == [200] * 8, got
+    finally:
+        e.stop()
+
+
+# --- shadow mode ----------------------------------------------------------------------------
+
+def test_shadow_mode(upstream):
+    cfg = copy.deepcopy(CONFIG)
+    cfg["mode"] = "shadow"
+    e = Envoy(cfg, upstream, concurrency=1)
+    try:
+        nurse = pyjwt(claims(roles=["nurse"]))
+        forged = _tamper(nurse)
+        r = e.request("GET", "/api/records")  # would be 401 token_missing
+        assert r.status == 200 and r.body["path"] == "/api/records", r
+        r = e.request("GET", "/admin/users?q=1", token=nurse,
+                      headers={"x-user-id": "admin"})  # would be 403, claim headers still set
+        assert r.status == 200, r
+        assert r.body["header_values"]["x-user-id"] == [jwt.decode(
+            nurse, options={"verify_signature": False})["sub"]]
+        assert "authorization" in r.body["headers"]  # the request is otherwise untouched
+        r = e.request("GET", "/api/records", token=forged, headers={"x-user-id": "admin"})
+        assert r.status == 200 and "x-user-id" not in r.body["headers"], r
+        assert e.request("GET", "/api/records", token=nurse,
+                         headers={"cookie": f"__Host-access={nurse}"}).status == 200
+        logins = [e.request("POST", "/api/auth/login", body=b"{}") for _ in range(6)]
+        assert [r.status for r in logins] == [200] * 6
+        assert all("ratelimit" not in r.headers for r in logins)
+        assert e.request("GET", "/api/records", token=nurse).status == 200
+        time.sleep(0.3)
+        assert e.stat("keygate.shadow.denied_401") == 2
+        assert e.stat("keygate.shadow.denied_403") == 1
+        assert e.stat("keygate.shadow.denied_400") == 1
+        assert e.stat("keygate.shadow.rate_limited") == 1
+        assert e.stat("keygate.shadow.allowed") == 6
+        for name in ("keygate.allowed", "keygate.denied_401", "keygate.denied_403"):
+            assert e.stat(name) in (None, 0), name
+        logs = e.logs()
+        lines = [l for l in logs.splitlines() if "keygate shadow: would refuse" in l]
+        assert len(lines) == 5, lines
+        assert any("401 token_missing (rules[3]): GET /api/records" in l for l in lines), lines
+        assert any("403 forbidden (rules[1]): GET /admin/users" in l for l in lines), lines
+        assert any("429 rate_limited (rate_limits[0]): POST /api/auth/login" in l for l in lines)
+        assert nurse.split(".")[2] not in logs and forged.split(".")[1] not in logs
+        assert "q=1" not in "".join(lines)
+    finally:
+        e.stop()

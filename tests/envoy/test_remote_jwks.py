@@ -410,6 +410,107 @@ def test_waiting_request_with_body_is_held_then_decided(upstream, jwks_server):
         e.stop()
 
 
+# --- with issue 8: shadow mode, forward_token, duplicated tokens ----------------------------
+
+def test_shadow_mode_with_remote_jwks(upstream, jwks_server):
+    key, new = Key("ed"), Key("es256")
+    jwks_server.publish(key)  # not started: connection refused
+    cfg = plugin(remote(jwks_server.port))
+    cfg["mode"] = "shadow"
+    e = RemoteEnvoy(cfg, upstream, jwks_server.port, concurrency=1)
+    try:
+        t = key.token()
+        # No key set yet: the would-be 503 is logged and counted, the request goes upstream
+        # untouched except for the claim headers (forged ones stripped, none set).
+        r = e.request("GET", "/records", token=t, headers={"x-user-id": "admin"})
+        assert r.status == 200 and r.body["path"] == "/records", r
+        assert "x-user-id" not in r.body["headers"], r.body
+        assert r.body["headers"]["authorization"] == f"Bearer {t}"
+        assert "retry-after" not in r.headers
+        wait_for(lambda: (e.stat("keygate.shadow.jwks_unavailable") or 0) >= 1, 5,
+                 "the shadow 503 counter")
+        assert "would refuse 503 jwks_unavailable (rules[3]): GET /records" in e.logs()
+        # The server comes up: verified tokens get their claim headers.
+        jwks_server.start()
+
+        def verified():
+            r = e.get(t)
+            return r.status == 200 and r.body["headers"].get("x-user-id") == "alice"
+
+        wait_for(verified, 20, "the key set once the server is up")
+        # A new kid waits for the refetch, then is decided (and allowed) on the new set.
+        jwks_server.publish(key, new)
+        time.sleep(1.1)
+        fetches = jwks_server.count()
+        r = e.request("GET", "/records", token=new.token(sub="bob"),
+                      headers={"x-user-id": "admin"})
+        assert r.status == 200 and r.body["header_values"]["x-user-id"] == ["bob"], r
+        assert jwks_server.count() > fetches, "the request waited for a refetch"
+        # Still unknown after the refetch: a would-be 401, logged after the resume.
+        time.sleep(1.1)
+        stranger = Key("ed").token()
+        fetches, denied = jwks_server.count(), e.stat("keygate.shadow.denied_401") or 0
+        r = e.request("GET", "/records?q=1", token=stranger, headers={"x-user-id": "admin"})
+        assert r.status == 200 and "x-user-id" not in r.body["headers"], r
+        assert jwks_server.count() > fetches, "the request waited for a refetch"
+        wait_for(lambda: (e.stat("keygate.shadow.denied_401") or 0) > denied, 5,
+                 "the shadow 401 counter")
+        logs = e.logs()
+        assert "would refuse 401 token_unknown_key (rules[3]): GET /records" in logs, logs[-3000:]
+        assert (e.stat("keygate.shadow.allowed") or 0) >= 2
+        for name in ("keygate.allowed", "keygate.denied_401", "keygate.jwks_unavailable"):
+            assert e.stat(name) in (None, 0), name
+        for token in (t, stranger):
+            assert token.split(".")[2] not in logs, "never a token in the log"
+        assert "q=1" not in logs
+    finally:
+        e.stop()
+
+
+def test_forward_token_false_after_a_refetch_wait(upstream, jwks_server):
+    old, new, newer = Key("ed"), Key("ed"), Key("es256")
+    jwks_server.publish(old).start()
+    cfg = plugin(remote(jwks_server.port, timeout_ms=3000))
+    cfg["forward_token"] = False
+    e = RemoteEnvoy(cfg, upstream, jwks_server.port)
+    try:
+        e.probe = old.token()
+        wait_for(started(e), 10, "the first key set")
+        # The token cookie on the second of two Cookie lines, its key not loaded yet: the
+        # request waits for the refetch (slowed down), then goes up without the token cookie.
+        jwks_server.publish(old, new)
+        jwks_server.delay = 0.3
+        time.sleep(1.1)
+        fetches = jwks_server.count()
+        r = e.raw("GET", "/records", [("cookie", "a=1"),
+                                      ("cookie", f"__Host-access={new.token(sub='bob')}; b=2")])
+        assert r.status == 200, r
+        assert jwks_server.count() > fetches, "the request waited for a refetch"
+        assert r.body["header_values"]["cookie"] == ["a=1; b=2"], r.body
+        assert r.body["header_values"]["x-user-id"] == ["bob"], r.body
+        # A Bearer token after a wait: the Authorization header is removed; the `sub` limit's
+        # RateLimit headers still come back.
+        jwks_server.publish(old, new, newer)
+        time.sleep(1.1)
+        fetches = jwks_server.count()
+        r = e.request("GET", "/api/records", token=newer.token(sub="carol"))
+        assert r.status == 200, r
+        assert jwks_server.count() > fetches, "the request waited for a refetch"
+        assert "authorization" not in r.body["header_values"], r.body
+        assert r.body["header_values"]["x-user-id"] == ["carol"], r.body
+        assert "ratelimit" in r.headers, r.headers
+        # A token in two places is refused at once, without fetching for its unknown kid.
+        time.sleep(1.1)
+        stranger = Key("ed").token()
+        fetches = jwks_server.count()
+        r = e.request("GET", "/records", token=stranger,
+                      headers={"cookie": f"__Host-access={stranger}"})
+        assert_code(r, 400, "invalid_request")
+        assert jwks_server.count() == fetches, "a duplicated token never waits for keys"
+    finally:
+        e.stop()
+
+
 # --- configuration refused ------------------------------------------------------------------
 
 BAD_REMOTE = {

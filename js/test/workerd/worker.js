@@ -11,6 +11,14 @@ const mfaStates = new Map(); // user id → MFA state
 const families = new Map(); // family id → refresh family
 let kg;
 
+// workerd refuses random values at module scope: the error must say where to move the call.
+let moduleScope = null;
+try {
+  generateTotpSecret();
+} catch (e) {
+  moduleScope = { code: e.code, message: e.message };
+}
+
 const json = (body, status = 200) =>
   new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
@@ -23,6 +31,8 @@ async function route(req, env) {
   switch (`${req.method} ${url.pathname}`) {
     case "GET /.well-known/jwks.json":
       return json(kg.jwks());
+    case "GET /module-scope":
+      return json({ moduleScope, inHandler: generateTotpSecret().length });
     case "POST /hash":
       return json({ hash: hashPassword(body.password, body.options) });
     case "POST /verify":

@@ -663,6 +663,173 @@ fn inline_and_remote_together_ok() {
     assert!(g.tick(NOW_MS).is_empty() && !g.has_remote_jwks() && g.jwks_keys().is_none());
 }
 
+// --- fetched keys with issue 8's token sources, metering, forward_token and shadow mode ----
+
+fn forward(d: Decision<'_>) -> crate::gateway::Forward<'_> {
+    match d {
+        Decision::Continue(f) => f,
+        other => panic!("expected continue, got {other:?}"),
+    }
+}
+
+#[test]
+fn shadow_mode_with_fetched_keys_continues_and_reports_ok() {
+    let (g, s) = (
+        remote_gateway(r#", "mode": "shadow", "claims_to_headers": {"sub": "x-sub"}"#),
+        MemoryStore::new(),
+    );
+    let id = g.tick(NOW_MS)[0].id;
+    let t = token_of(&ed("a", 1));
+    // No key set yet: the request waits for the first fetch, like in enforce mode.
+    let forged = get("/x", Some(&t)).with_headers(&[("x-sub", "admin")]);
+    let (_, pending) = wait(g.check(&forged, &s, NOW_MS + 1));
+    let result = failed(id, CalloutFailure::NoResponse);
+    g.complete(&result, NOW_MS + 2);
+    // The would-be 503 is counted and logged, and the request goes on without claim headers.
+    let f = forward(g.resume(pending, &result, &s, NOW_MS + 2));
+    assert_eq!(f.metric, Metric::ShadowJwksUnavailable);
+    assert!(f.set_request_headers.is_empty());
+    assert!(f.remove_request_headers.iter().any(|h| h == "x-sub"));
+    let refusal = f.shadow_refusal.unwrap();
+    assert_eq!(
+        (refusal.status, refusal.code, refusal.rule.as_str()),
+        (503, "jwks_unavailable", "rules[1]")
+    );
+    assert_eq!(
+        refusal.to_string(),
+        "keygate shadow: would refuse 503 jwks_unavailable (rules[1]): GET /x"
+    );
+    // Within the floor, no wait: the same at once.
+    let f = forward(g.check(&get("/x", Some(&t)), &s, NOW_MS + 3));
+    assert_eq!(f.metric, Metric::ShadowJwksUnavailable);
+    // Loaded; an unknown kid waits for a refetch, then is a would-be 401 after the resume.
+    let later = NOW_MS + 20_000;
+    let id = g.tick(later)[0].id;
+    g.complete(&ok(id, jwks_of(&[&ed("a", 1)])), later).unwrap();
+    let f = forward(g.check(&get("/x", Some(&t)), &s, later));
+    assert_eq!(
+        (f.metric, &f.set_request_headers[..]),
+        (Metric::ShadowAllowed, &[("x-sub", "u1".to_owned())][..])
+    );
+    let (c, p) = wait(g.check(
+        &get("/x/y?q=1", Some(&token_of(&ed("b", 2)))),
+        &s,
+        later + 11_000,
+    ));
+    let result = ok(c.id, jwks_of(&[&ed("a", 1)]));
+    g.complete(&result, later + 11_001);
+    let f = forward(g.resume(p, &result, &s, later + 11_001));
+    assert_eq!(f.metric, Metric::ShadowDenied401);
+    assert!(f.response_headers.is_empty() && f.strip_token.is_none());
+    let line = f.shadow_refusal.unwrap().to_string();
+    assert_eq!(
+        line,
+        "keygate shadow: would refuse 401 token_unknown_key (rules[1]): GET /x/y"
+    );
+}
+
+#[test]
+fn forward_token_false_strips_after_a_refetch_ok() {
+    let (g, s) = (
+        remote_gateway(
+            r#", "forward_token": false,
+               "token_sources": [{"header": "authorization", "prefix": "Bearer "}, {"cookie": "__Host-access"}]"#,
+        ),
+        MemoryStore::new(),
+    );
+    let id = g.tick(NOW_MS)[0].id;
+    g.complete(&ok(id, jwks_of(&[&ed("old", 1)])), NOW_MS)
+        .unwrap();
+    let new = token_of(&ed("new", 2));
+    let later = NOW_MS + 20_000;
+    // The token in a cookie on the second Cookie line, other cookies on both.
+    let r = MockRequest::get("/x").with_headers(&[
+        ("cookie", "a=1"),
+        ("cookie", &format!("__Host-access={new}; b=2")),
+    ]);
+    let (c, p) = wait(g.check(&r, &s, later));
+    assert!(
+        !format!("{p:?}").contains("a=1"),
+        "Debug never shows the other cookies"
+    );
+    // The bearer one shares the fetch.
+    let (_, p2) = wait(g.check(&get("/x", Some(&new)), &s, later + 1));
+    let result = ok(c.id, jwks_of(&[&ed("new", 2)]));
+    g.complete(&result, later + 2).unwrap();
+    let f = forward(g.resume(p, &result, &s, later + 2));
+    assert_eq!(
+        (f.metric, f.strip_token),
+        (
+            Metric::Allowed,
+            Some(crate::gateway::StripToken::Cookie(Some(
+                b"a=1; b=2".to_vec()
+            )))
+        )
+    );
+    let f = forward(g.resume(p2, &result, &s, later + 2));
+    assert_eq!(
+        f.strip_token,
+        Some(crate::gateway::StripToken::Header("authorization"))
+    );
+    // Only the token cookie: the Cookie header goes.
+    let r = MockRequest::get("/x").with_headers(&[(
+        "cookie",
+        &format!("__Host-access={}", token_of(&ed("c", 3))),
+    )]);
+    let (c, p) = wait(g.check(&r, &s, later + 40_000));
+    let result = ok(c.id, jwks_of(&[&ed("c", 3)]));
+    g.complete(&result, later + 40_001).unwrap();
+    let f = forward(g.resume(p, &result, &s, later + 40_001));
+    assert_eq!(
+        f.strip_token,
+        Some(crate::gateway::StripToken::Cookie(None))
+    );
+}
+
+#[test]
+fn duplicates_never_wait_and_bad_tokens_are_metered_after_a_refetch_fails() {
+    let (g, s) = (
+        remote_gateway(
+            r#", "token_sources": [{"header": "authorization", "prefix": "Bearer "}, {"cookie": "__Host-access"}],
+               "rate_limits": [{"prefix": "/x", "key": "sub", "limit": "3/hour"}]"#,
+        ),
+        MemoryStore::new(),
+    );
+    let id = g.tick(NOW_MS)[0].id;
+    g.complete(&ok(id, jwks_of(&[&ed("a", 1)])), NOW_MS)
+        .unwrap();
+    let later = NOW_MS + 20_000;
+    let unknown = token_of(&ed("b", 2));
+    // A token in two places: 400 at once, no fetch, metered by address.
+    let two =
+        get("/x", Some(&unknown)).with_headers(&[("cookie", &format!("__Host-access={unknown}"))]);
+    let d = g.check(&two, &s, later);
+    assert_eq!(status_code(&d), (400, "invalid_request"));
+    // An unknown kid waits, then its 401 is metered by address too.
+    let (c, p) = wait(g.check(&get("/x", Some(&unknown)), &s, later + 1));
+    let result = ok(c.id, jwks_of(&[&ed("a", 1)]));
+    g.complete(&result, later + 2);
+    assert_eq!(
+        status_code(&g.resume(p, &result, &s, later + 2)),
+        (401, "token_unknown_key")
+    );
+    assert_eq!(
+        status_code(&g.check(&get("/x", Some(&unknown)), &s, later + 3)),
+        (401, "token_unknown_key")
+    );
+    // The address's budget (3/hour) is spent: anonymous and bad tokens alike get 429 …
+    assert_eq!(
+        status_code(&g.check(&get("/x", None), &s, later + 4)).0,
+        429
+    );
+    assert_eq!(status_code(&g.check(&two, &s, later + 5)).0, 429);
+    // … while a valid token has its own.
+    assert_eq!(
+        status_code(&g.check(&get("/x", Some(&token_of(&ed("a", 1)))), &s, later + 6)),
+        (200, "ok")
+    );
+}
+
 #[test]
 fn gateway_config_names_remote_fields_fails() {
     let cases = [
@@ -691,6 +858,12 @@ fn gateway_config_names_remote_fields_fails() {
             r#"{"remote_jwks": {"cluster": "a", "uri": "http://a/j"}, "jwks": {"keys": []}}"#,
             "jwks.keys",
         ),
+        // Issue 8: an object where an object is meant, every member once.
+        (r#"{"remote_jwks": ["a", "http://a/j"]}"#, "remote_jwks"),
+        (
+            r#"{"remote_jwks": {"cluster": "a", "cluster": "b", "uri": "http://a/j"}}"#,
+            "remote_jwks.cluster",
+        ),
     ];
     for (json, field) in cases {
         let e = Gateway::from_json(json.as_bytes()).unwrap_err();
@@ -713,6 +886,15 @@ fn odd_entries_are_skipped_one_by_one_ok() {
     assert!(skipped
         .iter()
         .all(|s| s.contains("not a JWK with string members")));
+}
+
+#[test]
+fn fetched_set_as_an_array_fails() {
+    // An array read by position would be `{"keys": [...]}` to a derived struct.
+    let good = ed("g", 8).public_jwk().unwrap().to_string();
+    let e = usable_keys(format!("[[{good}]]").as_bytes(), &[]).unwrap_err();
+    assert!(e.contains("has no `keys` array"), "{e}");
+    assert!(usable_keys(format!(r#"{{"keys": [{good}]}}"#).as_bytes(), &[]).is_ok());
 }
 
 proptest::proptest! {
