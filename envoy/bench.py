@@ -5,7 +5,10 @@ Three Envoy configurations, each answering with a direct_response (so only the f
   (a) none    — no auth filter;
   (b) native  — jwt_authn (HS256, local JWKS, payload in metadata) + rbac on the `roles` claim
                  + local_ratelimit per remote address;
-  (c) keygate — dist/keygate_envoy.wasm doing the same job (role rule + ip rate limit).
+  (c) keygate — dist/keygate_envoy.wasm doing the same job (role rule + ip rate limit), with the
+                 key inline in its configuration ("inline keys");
+  (d) fetched — the same, with the key set fetched by `remote_jwks` from a JWKS that a second
+                 listener of the same Envoy serves ("fetched keys").
 Load: wrk, one connection pool per run, several rounds interleaved. Reported per variant (median
 over rounds): req/s, p50/p99 latency, Envoy CPU time per request (utime+stime from /proc), ready
 time; then keygate/native ratios and the CPU each adds over (a).
@@ -95,10 +98,14 @@ def native_filters():
     ]
 
 
-def keygate_filters():
+JWKS = {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": K}]}
+
+
+def keygate_filters(fetched=False):
+    keys = ({"remote_jwks": {"cluster": "jwks", "uri": "http://jwks.local/.well-known/jwks.json"}}
+            if fetched else {"jwks": JWKS})
     plugin = {
-        "issuer": ISS, "audiences": [AUD],
-        "jwks": {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": K}]},
+        "issuer": ISS, "audiences": [AUD], **keys,
         "rules": [{"prefix": "/", "roles": ["doctor"]}],
         "rate_limits": [{"prefix": "/", "key": "ip", "limit": "1000000/second"}],
         "claims_to_headers": {"sub": "x-user-id", "roles": "x-user-roles"},
@@ -113,14 +120,31 @@ def keygate_filters():
                               "value": json.dumps(plugin)}}}}]
 
 
+def jwks_listener(port):
+    """A listener of the same Envoy answering the JWKS (fetched once per VM per 10 min)."""
+    route = {"match": {"prefix": "/"}, "direct_response": {
+        "status": 200, "body": {"inline_string": json.dumps(JWKS)}}}
+    return {"name": "jwks",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [{"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "jwks",
+                    "route_config": {"virtual_hosts": [{"name": "jwks", "domains": ["*"],
+                                                        "routes": [route]}]},
+                    "http_filters": [router()]}}]}]}
+
+
 def config(variant, port, admin_port):
-    filters = {"none": [], "native": native_filters(), "keygate": keygate_filters()}[variant]
+    filters = {"none": [], "native": native_filters(), "keygate": keygate_filters(),
+               "fetched": keygate_filters(fetched=True)}[variant]
     route = {"match": {"prefix": "/"},
              "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}
     vhost = {"name": "all", "domains": ["*"], "routes": [route]}
     if variant == "native":
         vhost["rate_limits"] = [{"actions": [{"remote_address": {}}]}]
-    return {
+    doc = {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "static_resources": {"listeners": [{
             "name": "public",
@@ -133,6 +157,15 @@ def config(variant, port, admin_port):
                     "route_config": {"virtual_hosts": [vhost]},
                     "http_filters": filters + [router()]}}]}]}]},
     }
+    if variant == "fetched":
+        jwks_port = free_port()
+        doc["static_resources"]["listeners"].append(jwks_listener(jwks_port))
+        doc["static_resources"]["clusters"] = [{
+            "name": "jwks", "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "jwks", "endpoints": [{"lb_endpoints": [{
+                "endpoint": {"address": {"socket_address": {
+                    "address": "127.0.0.1", "port_value": jwks_port}}}}]}]}}]
+    return doc
 
 
 class Envoy:
@@ -190,9 +223,13 @@ def run(variant, token, args):
     e = Envoy(variant, args.concurrency)
     try:
         url = f"http://127.0.0.1:{e.port}/api/records"
-        probe = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
-                                f"authorization: Bearer {token}", url], capture_output=True,
-                               text=True)
+        for _ in range(50):  # the fetched variant answers once its VM has the key set
+            probe = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                                    f"authorization: Bearer {token}", url], capture_output=True,
+                                   text=True)
+            if probe.stdout == "200":
+                break
+            time.sleep(0.1)
         if probe.stdout != "200":
             sys.exit(f"{variant}: probe answered {probe.stdout}; see {e.dir}/envoy.log")
         cpu0 = e.cpu_secs()
@@ -223,13 +260,15 @@ def main():
     if not WASM.exists():
         sys.exit(f"{WASM} missing: run `make build-envoy`")
     token = hs256_token()
-    variants = ["none", "native", "keygate"]
+    variants = ["none", "native", "keygate", "fetched"]
+    label = {"none": "none", "native": "native", "keygate": "keygate (inline keys)",
+             "fetched": "keygate (fetched keys)"}
     results = {v: [] for v in variants}
     for r in range(args.rounds):
         for v in variants:
             res = run(v, token, args)
             results[v].append(res)
-            print(f"round {r + 1} {v:8s} {res['rps']:9.0f} req/s  p50 {res['p50']:.3f} ms  "
+            print(f"round {r + 1} {label[v]:22s} {res['rps']:9.0f} req/s  p50 {res['p50']:.3f} ms  "
                   f"p99 {res['p99']:.3f} ms  cpu {res['cpu_us']:.1f} µs/req  "
                   f"ready {res['ready']:.3f} s", flush=True)
     med = {v: {k: statistics.median(x[k] for x in results[v]) for k in results[v][0]}
@@ -243,7 +282,7 @@ def main():
     for v in variants:
         m = med[v]
         added = m["cpu_us"] - med["none"]["cpu_us"]
-        print(f"| {v} | {m['rps']:.0f} | {m['p50']:.3f} | {m['p99']:.3f} | {m['cpu_us']:.1f} | "
+        print(f"| {label[v]} | {m['rps']:.0f} | {m['p50']:.3f} | {m['p99']:.3f} | {m['cpu_us']:.1f} | "
               f"{added:.1f} | {m['ready']:.3f} |")
     kn, nn = med["keygate"], med["native"]
     add_k = kn["cpu_us"] - med["none"]["cpu_us"]
@@ -252,6 +291,11 @@ def main():
     print(f"keygate/native: req/s {kn['rps'] / nn['rps']:.2f}×, p99 {kn['p99'] / nn['p99']:.2f}×, "
           f"added CPU {add_k / add_n if add_n > 0 else float('nan'):.2f}× "
           f"(target ≤ 0.8×), ready {kn['ready']:.3f} s (target ≤ 0.4 s)")
+    fn = med["fetched"]
+    add_f = fn["cpu_us"] - med["none"]["cpu_us"]
+    print(f"fetched/inline keys: req/s {fn['rps'] / kn['rps']:.2f}×, "
+          f"p99 {fn['p99'] / kn['p99']:.2f}×, "
+          f"added CPU {add_f / add_k if add_k > 0 else float('nan'):.2f}× (target: the same)")
 
 
 if __name__ == "__main__":

@@ -63,21 +63,21 @@ fn token(c: &Claims) -> String {
     encode(c, &key).unwrap()
 }
 
-fn run<'g>(g: &'g Gateway, s: &MemoryStore, r: &MockRequest) -> Outcome<'g> {
+fn run<'g>(g: &'g Gateway, s: &MemoryStore, r: &MockRequest) -> Decision<'g> {
     g.check(r, s, NOW_MS)
 }
 
-fn reply(o: Outcome<'_>) -> LocalReply {
+fn reply(o: Decision<'_>) -> LocalReply {
     match o {
-        Outcome::Reply(r) => r,
-        Outcome::Continue(f) => panic!("expected a local reply, got {f:?}"),
+        Decision::Reply(r) => r,
+        other => panic!("expected a local reply, got {other:?}"),
     }
 }
 
-fn forward(o: Outcome<'_>) -> Forward<'_> {
+fn forward(o: Decision<'_>) -> Forward<'_> {
     match o {
-        Outcome::Continue(f) => f,
-        Outcome::Reply(r) => panic!("expected continue, got {r:?}"),
+        Decision::Continue(f) => f,
+        other => panic!("expected continue, got {other:?}"),
     }
 }
 
@@ -208,7 +208,7 @@ fn valid_token_sets_claim_headers_ok() {
     let (g, s) = (gateway(), MemoryStore::new());
     let r = MockRequest::get("/api/records").bearer(&token(&claims("u1", &["doctor", "nurse"])));
     let o = run(&g, &s, &r);
-    assert_eq!(o.metric(), Metric::Allowed);
+    assert_eq!(o.metric(), Some(Metric::Allowed));
     let f = forward(o);
     assert_eq!(header(&f, "x-user-id"), Some("u1"));
     assert_eq!(header(&f, "x-user-roles"), Some("doctor,nurse"));
@@ -577,7 +577,7 @@ fn array_element_with_comma_gets_no_header_ok() {
 
 // --- issue 8: token sources, JSON shapes, answers, metering, shadow mode ----------------------
 
-fn assert_invalid_request(o: Outcome<'_>) {
+fn assert_invalid_request(o: Decision<'_>) {
     let r = reply(o);
     assert_eq!(
         (r.status, r.code, r.metric),
@@ -925,7 +925,9 @@ fn shadow_mode_continues_and_reports_ok() {
     assert!(f.response_headers.is_empty());
     // Rate limits count exactly as in enforce mode: the 6th login would be refused.
     let login = MockRequest::new("POST", "/api/auth/login");
-    let got: Vec<Metric> = (0..6).map(|_| run(&g, &s, &login).metric()).collect();
+    let got: Vec<Metric> = (0..6)
+        .map(|_| run(&g, &s, &login).metric().unwrap())
+        .collect();
     assert_eq!(got[..5], [Metric::ShadowAllowed; 5]);
     assert_eq!(got[5], Metric::ShadowRateLimited);
     let f = forward(run(&g, &s, &login));
