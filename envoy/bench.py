@@ -102,7 +102,10 @@ JWKS = {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": K}]}
 
 
 def keygate_filters(fetched=False):
-    keys = ({"remote_jwks": {"cluster": "jwks", "uri": "http://jwks.local/.well-known/jwks.json"}}
+    # The bench key is HS256 (the native chain gets the same): a fetched set may only carry it
+    # with the explicit opt-in.
+    keys = ({"remote_jwks": {"cluster": "jwks", "uri": "http://jwks.local/.well-known/jwks.json",
+                             "insecure_allow_symmetric": True}}
             if fetched else {"jwks": JWKS})
     plugin = {
         "issuer": ISS, "audiences": [AUD], **keys,

@@ -18,6 +18,9 @@ pub struct KeygateHttp {
     callouts: Rc<RefCell<Callouts>>,
     /// Whether this request ever waited for a callout (then the root resumed it).
     waited: bool,
+    /// A local reply was sent: the body and trailers never continue (fail closed even if the
+    /// host kept calling us after a refused `send_http_response`).
+    refused: bool,
     response_headers: Vec<(&'static str, String)>,
 }
 
@@ -36,17 +39,19 @@ impl KeygateHttp {
             metrics,
             callouts,
             waited: false,
+            refused: false,
             response_headers: Vec::new(),
         }
     }
 
     /// While the request waits for a callout, its body and trailers wait too (buffered).
     fn held(&self) -> bool {
-        self.waited
-            && self
-                .callouts
-                .try_borrow()
-                .map_or(true, |c| c.is_held(self.context_id))
+        self.refused
+            || self.waited
+                && self
+                    .callouts
+                    .try_borrow()
+                    .map_or(true, |c| c.is_held(self.context_id))
     }
 }
 
@@ -55,11 +60,13 @@ impl Context for KeygateHttp {}
 impl HttpContext for KeygateHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         let Some(gateway) = self.gateway.clone() else {
+            self.refused = true;
             return unavailable("keygate: no configuration loaded");
         };
         let decision = gateway.check(&read_request(), &HostStore, now_ms());
         if let Decision::Wait(callout, pending) = decision {
             let Ok(mut callouts) = self.callouts.try_borrow_mut() else {
+                self.refused = true;
                 return unavailable("keygate: callout state busy");
             };
             callouts.hold(self.context_id, callout, pending);
@@ -74,7 +81,11 @@ impl HttpContext for KeygateHttp {
                 self.response_headers = headers;
                 Action::Continue
             }
-            Applied::Replied | Applied::Waiting => Action::Pause,
+            Applied::Replied => {
+                self.refused = true;
+                Action::Pause
+            }
+            Applied::Waiting => Action::Pause,
         }
     }
 

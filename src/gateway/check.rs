@@ -233,9 +233,17 @@ impl Gateway {
                     rule: r.rule,
                     request: loggable_request(seen.method, seen.path),
                 };
-                Decision::Continue(forward(Some(refusal), r.reply.metric.shadow()))
+                // `forward_token: false` is about what the upstream may see, not a refusal:
+                // shadow mode keeps it, or a rollout would leak tokens the operator kept back.
+                let mut f = forward(Some(refusal), r.reply.metric.shadow());
+                f.strip_token = strip_token();
+                Decision::Continue(f)
             }
-            (Ok(()), Mode::Shadow) => Decision::Continue(forward(None, Metric::ShadowAllowed)),
+            (Ok(()), Mode::Shadow) => {
+                let mut f = forward(None, Metric::ShadowAllowed);
+                f.strip_token = strip_token();
+                Decision::Continue(f)
+            }
             (Ok(()), Mode::Enforce) => {
                 let mut f = forward(None, Metric::Allowed);
                 f.response_headers = passed.headers();

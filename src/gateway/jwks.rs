@@ -79,6 +79,11 @@ pub struct RemoteJwksConfig {
     /// Floor between fetches caused by unknown keys, in seconds. Defaults to 30; 1..=3600.
     #[serde(default)]
     pub min_refetch_secs: Option<u64>,
+    /// Accept symmetric (`kty: "oct"`, HS256/384/512) keys from the fetched set. Defaults to
+    /// `false`: a JWKS is a public document (OIDC: "MUST NOT contain private or symmetric key
+    /// values"), so an HMAC secret in it lets anyone who can read the URL mint tokens.
+    #[serde(default)]
+    pub insecure_allow_symmetric: bool,
 }
 
 crate::json::object_only!(RemoteJwksConfig, "the remote_jwks object");
@@ -93,6 +98,7 @@ pub struct RemoteJwks {
     cache_ms: u64,
     timeout_ms: u64,
     min_refetch_ms: u64,
+    allow_symmetric: bool,
 }
 
 impl RemoteJwks {
@@ -164,6 +170,7 @@ impl RemoteJwks {
             cache_ms: cache_secs * 1000,
             timeout_ms,
             min_refetch_ms: min_refetch_secs * 1000,
+            allow_symmetric: config.insecure_allow_symmetric,
         })
     }
 
@@ -486,7 +493,8 @@ impl JwksCache {
                 "the body is {len} bytes, over the {MAX_JWKS_RESPONSE_BYTES}-byte limit"
             ));
         }
-        let (fetched, skipped) = usable_keys(&response.body, &self.inline)?;
+        let (fetched, skipped) =
+            usable_keys(&response.body, &self.inline, self.remote.allow_symmetric)?;
         if fetched.is_empty() {
             return Err(format!("no usable key ({})", skipped_summary(&skipped)));
         }
@@ -610,6 +618,7 @@ impl<'de> serde::de::Visitor<'de> for Lenient {
 fn usable_keys(
     body: &[u8],
     inline: &[VerifyingKey],
+    allow_symmetric: bool,
 ) -> Result<(Vec<VerifyingKey>, Vec<String>), String> {
     let doc: Document = serde_json::from_slice(body).map_err(|e| {
         // Position only: the message of a serde error can quote the input.
@@ -633,6 +642,10 @@ fn usable_keys(
             .and_then(|jwk| VerifyingKey::from_jwk(&jwk));
         let why = match key {
             Err(e) => e.within(&format!("keys[{i}]")).to_string(),
+            Ok(k) if k.alg().is_hmac() && !allow_symmetric => format!(
+                "`keys[{i}]`: a symmetric (oct) key in a fetched JWKS is a published secret \
+                 (set remote_jwks.insecure_allow_symmetric to accept it)"
+            ),
             Ok(k) if k.kid().is_some() && inline.iter().any(|j| j.kid() == k.kid()) => {
                 format!("`keys[{i}].kid`: the kid of an inline key")
             }

@@ -881,7 +881,11 @@ fn shadow_mode_continues_and_reports_ok() {
     ));
     assert_eq!(f.metric, Metric::ShadowDenied403);
     assert_eq!(header(&f, "x-user-id"), Some("n1"));
-    assert_eq!(f.strip_token, None, "shadow mode leaves the token alone");
+    assert_eq!(
+        f.strip_token,
+        Some(StripToken::Header("authorization")),
+        "forward_token: false holds in shadow mode too"
+    );
     let refusal = f.shadow_refusal.unwrap();
     assert_eq!(
         (refusal.status, refusal.code, refusal.rule.as_str()),

@@ -204,6 +204,18 @@ def test_forward_token_false_removes_it(upstream):
         assert r.body["header_values"]["cookie"] == ["a=1; b=2"], r.body
         r = e.raw("GET", "/api/auth/ping", [("cookie", "__Host-access=junk")])
         assert r.status == 200 and "cookie" not in r.body["header_values"], r.body
+        # A comma-joined pair is a cookie of its own: only the token goes.
+        r = e.raw("GET", "/api/records", [("cookie", f"a=1, __Host-access={pyjwt(c)}; b=2")])
+        assert r.status == 200, r
+        assert r.body["header_values"]["cookie"] == ["a=1; b=2"], r.body
+    finally:
+        e.stop()
+    # Shadow mode keeps `forward_token: false`: a rollout must not leak what is kept back.
+    cfg["mode"] = "shadow"
+    e = Envoy(cfg, upstream)
+    try:
+        r = e.request("GET", "/admin/users", token=pyjwt(claims(roles=["nurse"])))
+        assert r.status == 200 and "authorization" not in r.body["header_values"], r.body
     finally:
         e.stop()
 

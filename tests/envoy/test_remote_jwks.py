@@ -368,6 +368,36 @@ def test_idp_style_mixed_set(upstream, jwks_server):
         e.stop()
 
 
+def test_symmetric_keys_in_a_fetched_set_are_skipped_unless_allowed(upstream, jwks_server):
+    # A JWKS is public: an HMAC secret published in it would let any reader mint tokens.
+    ed = Key("ed")
+    secret = b"s" * 32
+    oct_jwk = {"kty": "oct", "kid": "o1", "alg": "HS256",
+               "k": jwt.utils.base64url_encode(secret).decode()}
+    now = int(time.time())
+    forged = jwt.encode({"sub": "mallory", "type": "access", "roles": ["admin"], "iat": now,
+                         "exp": now + 900, "iss": ISS, "aud": AUD}, secret, algorithm="HS256",
+                        headers={"kid": "o1"})
+    jwks_server.publish(ed, extra=[oct_jwk]).start()
+    e = RemoteEnvoy(plugin(remote(jwks_server.port)), upstream, jwks_server.port)
+    try:
+        e.probe = ed.token()
+        wait_for(started(e), 10, "the key set")
+        assert_code(e.get(forged), 401, "token_unknown_key")
+        assert "insecure_allow_symmetric" in e.logs()
+        assert e.stat("keygate.jwks_keys") == 1
+    finally:
+        e.stop()
+    e = RemoteEnvoy(plugin(remote(jwks_server.port, insecure_allow_symmetric=True)), upstream,
+                    jwks_server.port)
+    try:
+        e.probe = ed.token()
+        wait_for(started(e), 10, "the key set")
+        assert e.get(forged).status == 200  # the explicit opt-in
+    finally:
+        e.stop()
+
+
 def test_inline_and_remote_together(upstream, jwks_server):
     inline, fetched = Key("es256"), Key("ed")
     jwks_server.publish(fetched).start()
@@ -429,7 +459,7 @@ def test_shadow_mode_with_remote_jwks(upstream, jwks_server):
         assert "retry-after" not in r.headers
         wait_for(lambda: (e.stat("keygate.shadow.jwks_unavailable") or 0) >= 1, 5,
                  "the shadow 503 counter")
-        assert "would refuse 503 jwks_unavailable (rules[3]): GET /records" in e.logs()
+        assert "would refuse 503 jwks_unavailable (rules[4]): GET /records" in e.logs()
         # The server comes up: verified tokens get their claim headers.
         jwks_server.start()
 
@@ -456,7 +486,7 @@ def test_shadow_mode_with_remote_jwks(upstream, jwks_server):
         wait_for(lambda: (e.stat("keygate.shadow.denied_401") or 0) > denied, 5,
                  "the shadow 401 counter")
         logs = e.logs()
-        assert "would refuse 401 token_unknown_key (rules[3]): GET /records" in logs, logs[-3000:]
+        assert "would refuse 401 token_unknown_key (rules[4]): GET /records" in logs, logs[-3000:]
         assert (e.stat("keygate.shadow.allowed") or 0) >= 2
         for name in ("keygate.allowed", "keygate.denied_401", "keygate.jwks_unavailable"):
             assert e.stat(name) in (None, 0), name

@@ -425,7 +425,7 @@ fn mixed_idp_set_keeps_the_usable_keys_ok() {
     assert_eq!(set.keys().len(), 2);
     assert_eq!(set.get("es").unwrap().alg(), Algorithm::ES256);
     assert_eq!(set.get("ed").unwrap().alg(), Algorithm::EdDSA);
-    let (_, skipped) = usable_keys(doc.as_bytes(), &[]).unwrap();
+    let (_, skipped) = usable_keys(doc.as_bytes(), &[], false).unwrap();
     assert!(
         skipped[3].starts_with("`keys[3].k`: HS256 secret must be at least 32 bytes"),
         "{skipped:?}"
@@ -880,7 +880,7 @@ fn odd_entries_are_skipped_one_by_one_ok() {
             {{"kty": "OKP", "x5c": ["MIIB"], "key_ops": ["verify"], "crv": {{"n": 1}}}}, "s", 1.5, true,
             {good}], "keys2": 5}}"#
     );
-    let (keys, skipped) = usable_keys(doc.as_bytes(), &[]).unwrap();
+    let (keys, skipped) = usable_keys(doc.as_bytes(), &[], false).unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(skipped.len(), 8, "{skipped:?}");
     assert!(skipped
@@ -892,14 +892,32 @@ fn odd_entries_are_skipped_one_by_one_ok() {
 fn fetched_set_as_an_array_fails() {
     // An array read by position would be `{"keys": [...]}` to a derived struct.
     let good = ed("g", 8).public_jwk().unwrap().to_string();
-    let e = usable_keys(format!("[[{good}]]").as_bytes(), &[]).unwrap_err();
+    let e = usable_keys(format!("[[{good}]]").as_bytes(), &[], false).unwrap_err();
     assert!(e.contains("has no `keys` array"), "{e}");
-    assert!(usable_keys(format!(r#"{{"keys": [{good}]}}"#).as_bytes(), &[]).is_ok());
+    assert!(usable_keys(format!(r#"{{"keys": [{good}]}}"#).as_bytes(), &[], false).is_ok());
+}
+
+#[test]
+fn fetched_symmetric_key_is_skipped_unless_allowed_ok() {
+    // A JWKS is public: an HMAC secret in it would let any reader mint tokens.
+    let good = ed("g", 8).public_jwk().unwrap().to_string();
+    let oct = r#"{"kty": "oct", "kid": "o1", "alg": "HS256",
+                  "k": "c3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3Nzc3M"}"#;
+    let doc = format!(r#"{{"keys": [{oct}, {good}]}}"#);
+    let (keys, skipped) = usable_keys(doc.as_bytes(), &[], false).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].kid() == Some("g"), "{keys:?}");
+    assert!(
+        skipped[0].contains("insecure_allow_symmetric"),
+        "{skipped:?}"
+    );
+    let (keys, skipped) = usable_keys(doc.as_bytes(), &[], true).unwrap();
+    assert_eq!((keys.len(), skipped.len()), (2, 0));
 }
 
 proptest::proptest! {
     #[test]
     fn fetched_bodies_never_panic(s in r#"\{"keys":\[(\{("(kty|kid|alg|use|k|crv|x|y|n|e|z)":("(oct|OKP|EC|RSA|sig|enc|HS256|Ed25519)"|"[A-Za-z0-9_-]{0,50}"|[0-9]{1,3}|null|\[\]|\{\}),?){0,8}\},?|[0-9],?){0,4}\]\}"#) {
-        let _ = usable_keys(s.as_bytes(), &[]);
+        let _ = usable_keys(s.as_bytes(), &[], false);
     }
 }
