@@ -139,6 +139,14 @@ for (const file of ["README.md", "js/README.md"]) {
         for (const [, dir] of b.code.matchAll(/^(\w[\w/.-]*\/)\s/gm)) {
           assert.ok(existsSync(join(ROOT, dir)), `${file}:${b.line}: ${dir} exists`);
         }
+      } else if (b.lang === "json") {
+        // A document, or the members of one (`"remote_jwks": {…}`).
+        const parses = (t) => { try { JSON.parse(t); return true; } catch { return false; } };
+        assert.ok(parses(b.code) || parses(`{${b.code}}`), `${file}:${b.line}: the json block parses`);
+      } else if (b.lang === "yaml") {
+        const py = join(ROOT, ".venv", "bin", "python");
+        const r = spawnSync(py, ["-c", "import sys, yaml; yaml.safe_load(sys.stdin)"], { input: b.code, encoding: "utf8" });
+        assert.equal(r.status, 0, `${file}:${b.line}: the yaml block parses\n${r.stderr}`);
       } else if (b.lang !== "js") {
         assert.fail(`${file}:${b.line}: a \`\`\`${b.lang} block this test does not check`);
       }
