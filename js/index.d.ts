@@ -534,3 +534,32 @@ export class Keygate {
   /** The public JWKS of the signing key (`{keys: []}` for HMAC secrets), for `/.well-known/jwks.json`. */
   jwks(): Jwks;
 }
+
+// ---- Rate limits without Envoy (issue 13) ---------------------------------------------------
+
+/** The answer of {@link checkRateLimit}. */
+export interface RateLimitResult {
+  /** Whether the request is admitted. */
+  allowed: boolean;
+  /** Seconds until a retry can be admitted; `null` when admitted. */
+  retryAfter: number | null;
+  /** The key's new state: store it on **every** answer (refusals included), e.g. in a Durable Object. */
+  state: string;
+  /** Headers to send on every answer: `RateLimit-Policy`, `RateLimit`, and `Retry-After` on a refusal. */
+  headers: { "RateLimit-Policy": string; RateLimit: string; "Retry-After"?: string };
+}
+
+/**
+ * One rate-limit decision for one key, by the core's GCRA (the same semantics as the Envoy
+ * filter's `rate_limits`): a fresh key gets `count` at once, then one per period / count.
+ *
+ * @param limit `"5/minute"` or a list that must all admit: `["200/day", "50/hour"]`.
+ * @param state The `state` returned last time for this key and limit, or `null` for a new key.
+ * @throws KeygateError `rate_limit_state_invalid` when `state` is garbage, truncated or another
+ *   limit's (never a silent fresh start); `config_invalid` (field `limit` / `limit[i]`).
+ * @example
+ * const r = checkRateLimit("5/minute", await storage.get(key) ?? null);
+ * await storage.put(key, r.state);
+ * if (!r.allowed) return new Response("slow down", { status: 429, headers: r.headers });
+ */
+export function checkRateLimit(limit: string | string[], state: string | null, options?: NowOptions): RateLimitResult;

@@ -487,3 +487,30 @@ export class Keygate {
     return JSON.parse(this.#core.jwks());
   }
 }
+
+// ---- Issue 13: the seed's protections at the edge without Envoy ----------------------------
+
+/** Unix milliseconds of `options.now` (a Date), else of the current time. */
+function nowMsOf(options) {
+  const now = options.now;
+  if (now === undefined || now === null) return Date.now();
+  if (Object.prototype.toString.call(now) !== "[object Date]" || Number.isNaN(now.getTime()) || now.getTime() < 0) {
+    throw invalid("options.now", "must be a valid Date after 1970");
+  }
+  return now.getTime();
+}
+
+/**
+ * One rate-limit decision for one key (GCRA, as the Envoy filter). `limit`: "5/minute" or
+ * ["200/day", "50/hour"]; `state`: the string returned last time or null. Store the returned
+ * `state` on every answer, refusals included.
+ */
+export function checkRateLimit(limit, state, options) {
+  const o = opts(options);
+  if (typeof limit === "string") str(limit, "limit");
+  else if (Array.isArray(limit)) strList(limit, "limit");
+  else throw invalid("limit", 'must be a quota like "5/minute" or an array of them');
+  const s = state === undefined || state === null ? undefined : str(state, "state");
+  const now = nowMsOf(o);
+  return JSON.parse(call(() => raw.checkRateLimit(JSON.stringify(limit), s, now)));
+}

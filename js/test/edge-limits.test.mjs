@@ -1,0 +1,55 @@
+// Issue 13: the seed's protections without Envoy — checkRateLimit (core GCRA, opaque state).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { checkRateLimit, KeygateError } from "../node.js";
+
+const T0 = new Date("2026-01-01T00:00:00Z");
+const at = (s) => ({ now: new Date(T0.getTime() + s * 1000) });
+
+test("checkRateLimit: 5/minute admits 5, refuses the 6th with Retry-After, state on every answer", () => {
+  let state = null;
+  for (let i = 0; i < 5; i++) {
+    const r = checkRateLimit("5/minute", state, at(0));
+    assert.equal(r.allowed, true, `request ${i}`);
+    assert.equal(r.retryAfter, null);
+    assert.deepEqual(r.headers, { "RateLimit-Policy": '"5/minute";q=5;w=60', RateLimit: `"5/minute";r=${4 - i};t=${12 * (i + 1)}` });
+    state = r.state;
+  }
+  const no = checkRateLimit("5/minute", state, at(0));
+  assert.equal(no.allowed, false);
+  assert.equal(no.retryAfter, 12);
+  assert.equal(no.headers["Retry-After"], "12");
+  assert.equal(typeof no.state, "string");
+  assert.equal(checkRateLimit("5/minute", no.state, at(11)).allowed, false);
+  assert.equal(checkRateLimit("5/minute", no.state, at(12)).allowed, true);
+});
+
+test("checkRateLimit: the seed's defaults 200/day + 50/hour must both admit", () => {
+  let state = null;
+  let admitted = 0;
+  for (let i = 0; i < 60; i++) {
+    const r = checkRateLimit(["200/day", "50/hour"], state, at(0));
+    state = r.state;
+    admitted += r.allowed ? 1 : 0;
+  }
+  assert.equal(admitted, 50);
+  const r = checkRateLimit(["200/day", "50/hour"], state, at(0));
+  assert.equal(r.headers["RateLimit-Policy"], '"200/day";q=200;w=86400, "50/hour";q=50;w=3600');
+  assert.equal(r.retryAfter, 72);
+});
+
+test("checkRateLimit: garbage, truncated or another limit's state is rate_limit_state_invalid", () => {
+  const good = checkRateLimit("5/minute", null, at(0)).state;
+  const other = checkRateLimit("3/hour", null, at(0)).state;
+  for (const bad of ["", "garbage", good.slice(0, -3), other, good + "AAAA"]) {
+    assert.throws(() => checkRateLimit("5/minute", bad, at(0)), (e) => e instanceof KeygateError && e.code === "rate_limit_state_invalid", bad);
+  }
+});
+
+test("checkRateLimit: bad limits and arguments name the field", () => {
+  assert.throws(() => checkRateLimit("5/fortnight", null), { code: "config_invalid", field: "limit" });
+  assert.throws(() => checkRateLimit(["5/minute", "x"], null), { code: "config_invalid", field: "limit[1]" });
+  assert.throws(() => checkRateLimit(5, null), { code: "invalid_input", field: "limit" });
+  assert.throws(() => checkRateLimit("5/minute", 7), { code: "invalid_input", field: "state" });
+  assert.throws(() => checkRateLimit("5/minute", null, { now: 5 }), { code: "invalid_input", field: "options.now" });
+});
