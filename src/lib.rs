@@ -17,6 +17,7 @@ pub mod qr;
 pub mod ratelimit;
 pub mod recovery;
 pub mod session;
+pub mod throttle;
 pub mod token;
 pub mod totp;
 
