@@ -491,10 +491,10 @@ export class Keygate {
    * const r = kg.login(await db.userByEmail(email), password);
    * if (r.status === "invalid") return json({ error: "Invalid credentials" }, 401);
    */
-  login(user: UserRecord | null, password: string, options?: NowOptions): LoginResult;
+  login(user: UserRecord | null, password: string, options?: LoginOptions): LoginResult & ThrottledLogin;
 
   /** {@link Keygate.login} with its Argon2id work off the main thread in Node (see {@link hashPasswordAsync}); inline elsewhere. */
-  loginAsync(user: UserRecord | null, password: string, options?: NowOptions): Promise<LoginResult>;
+  loginAsync(user: UserRecord | null, password: string, options?: LoginOptions): Promise<LoginResult & ThrottledLogin>;
 
   /**
    * Step two: the MFA-pending token and a TOTP code or a recovery code. Refuses replays, caps
@@ -563,3 +563,36 @@ export interface RateLimitResult {
  * if (!r.allowed) return new Response("slow down", { status: 429, headers: r.headers });
  */
 export function checkRateLimit(limit: string | string[], state: string | null, options?: NowOptions): RateLimitResult;
+
+// ---- Per-account login throttling (issue 13) ------------------------------------------------
+
+/** Settings of the per-account throttle (all optional). */
+export interface ThrottleOptions {
+  /** Consecutive failures before the first lock. Defaults to 10 (1–1000). */
+  maxFailures?: number;
+  /** The first lock in seconds; each further failure doubles it. Defaults to 30. */
+  baseDelay?: number;
+  /** The longest lock in seconds. Defaults to 900 (15 minutes; at most 86400). */
+  maxDelay?: number;
+}
+
+/** Options of {@link Keygate.login}. */
+export interface LoginOptions extends NowOptions {
+  /**
+   * The per-account failure state stored for this login name (`null` for none yet). When this
+   * key is present, the core throttles the name: after `maxFailures` consecutive failures it is
+   * locked for an exponentially growing delay during which the password is not checked (a dummy
+   * Argon2id runs, the answer is `{status: "invalid"}` as for a wrong password). Keep one state
+   * per name typed — also for names with no account — and store it by compare-and-set or in a
+   * transaction.
+   * @throws KeygateError `login_state_invalid` for an unreadable state.
+   */
+  failures?: string | null;
+  /** Throttle settings (used only with `failures`). */
+  throttle?: ThrottleOptions;
+}
+
+/** With `options.failures`: the state to store for the name (`null`: delete it, the login succeeded). */
+export interface ThrottledLogin {
+  failures?: string | null;
+}

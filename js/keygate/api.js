@@ -351,9 +351,11 @@ export class Keygate {
   async loginAsync(user, password, options) {
     const u = user === undefined || user === null ? null : JSON.parse(userJson(user, { needHash: true }));
     str(password, "password");
-    const now = new Date(nowOf(opts(options)) * 1000);
+    const o = opts(options);
+    const now = new Date(nowOf(o) * 1000);
     const inline = () => ({ r: this.login(user, password, options) });
-    const { r, family } = await offloaded("login", [this.#json, u, password, { now }], inline);
+    const fwd = o.failures === undefined ? { now } : { now, failures: o.failures, throttle: o.throttle };
+    const { r, family } = await offloaded("login", [this.#json, u, password, fwd], inline);
     if (r.tokens && family) withFamily(r.tokens, family);
     return r;
   }
@@ -427,7 +429,9 @@ export class Keygate {
   login(user, password, options) {
     const u = user === undefined || user === null ? undefined : userJson(user, { needHash: true });
     str(password, "password");
-    const now = nowOf(opts(options));
+    const o = opts(options);
+    const now = nowOf(o);
+    if (o.failures !== undefined) return flowResult(call(() => this.#core.loginThrottled(u, password, ...throttleArgs(o), now)));
     return flowResult(call(() => this.#core.login(u, password, now)));
   }
 
@@ -489,6 +493,13 @@ export class Keygate {
 }
 
 // ---- Issue 13: the seed's protections at the edge without Envoy ----------------------------
+
+/** `[failures, throttle JSON]` of login's `options.failures` / `options.throttle`. */
+function throttleArgs(o) {
+  const failures = o.failures === null ? undefined : str(o.failures, "options.failures");
+  const t = o.throttle === undefined || o.throttle === null ? undefined : opts(o.throttle, "options.throttle");
+  return [failures, t === undefined ? undefined : JSON.stringify(t)];
+}
 
 /** Unix milliseconds of `options.now` (a Date), else of the current time. */
 function nowMsOf(options) {

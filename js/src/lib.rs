@@ -12,6 +12,7 @@
 mod config;
 mod edge_fns;
 mod error;
+mod login_throttle;
 mod module_fns;
 mod state;
 

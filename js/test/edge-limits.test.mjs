@@ -53,3 +53,40 @@ test("checkRateLimit: bad limits and arguments name the field", () => {
   assert.throws(() => checkRateLimit("5/minute", 7), { code: "invalid_input", field: "state" });
   assert.throws(() => checkRateLimit("5/minute", null, { now: 5 }), { code: "invalid_input", field: "options.now" });
 });
+
+// ---- per-account throttling ---------------------------------------------------------------
+import { Keygate, hashPassword } from "../node.js";
+
+const FAST = { timeCost: 1, memoryCost: 256, parallelism: 1 };
+const kg = new Keygate({ secret: "edge-limits-secret-0123456789abcdef", password: FAST });
+
+test("login throttle: 10 failures lock the name, the right password then answers invalid; success resets", () => {
+  const user = { id: "u1", passwordHash: hashPassword("correct horse", FAST), roles: [] };
+  let failures = null;
+  for (let i = 1; i <= 10; i++) {
+    const r = kg.login(user, "wrong", { now: T0, failures });
+    assert.equal(r.status, "invalid");
+    failures = r.failures;
+    assert.match(failures, new RegExp(`^af1\\.${i}\\.`));
+  }
+  const locked = kg.login(user, "correct horse", { ...at(29), failures });
+  assert.deepEqual(locked, { status: "invalid", failures });
+  // Unknown names are throttled the same way (the lock tells nothing about existence).
+  assert.deepEqual(kg.login(null, "correct horse", { ...at(29), failures }), { status: "invalid", failures });
+  const ok = kg.login(user, "correct horse", { ...at(30), failures });
+  assert.equal(ok.status, "ok");
+  assert.equal(ok.failures, null);
+  // Without `failures` login is unchanged (no field).
+  assert.equal("failures" in kg.login(user, "wrong", { now: T0 }), false);
+});
+
+test("login throttle: settings, garbage state and loginAsync", async () => {
+  const user = { id: "u2", passwordHash: hashPassword("correct horse", FAST), roles: [] };
+  const r1 = kg.login(user, "wrong", { now: T0, failures: null, throttle: { maxFailures: 1, baseDelay: 5 } });
+  assert.equal(r1.failures, `af1.1.${T0.getTime() / 1000 + 5}`);
+  const r2 = await kg.loginAsync(user, "correct horse", { ...at(4), failures: r1.failures });
+  assert.deepEqual(r2, { status: "invalid", failures: r1.failures });
+  assert.throws(() => kg.login(user, "x", { failures: "garbage" }), { code: "login_state_invalid" });
+  assert.throws(() => kg.login(user, "x", { failures: null, throttle: { maxFailures: 0 } }), { code: "config_invalid", field: "options.throttle.maxFailures" });
+  assert.throws(() => kg.login(user, "x", { failures: null, throttle: { nope: 1 } }), { code: "invalid_input", field: "options.throttle" });
+});
