@@ -104,7 +104,7 @@ export interface PasswordOptions {
  * @example
  * const hash = hashPassword("correct horse battery staple");
  */
-export function hashPassword(password: string, options?: PasswordOptions): string;
+export function hashPassword(password: string, options?: PasswordOptions & NewPasswordChecks): string;
 
 /**
  * Checks a password against a stored PHC string (its own parameters are used). Constant time.
@@ -129,7 +129,7 @@ export function needsRehash(hash: string, options?: PasswordOptions): boolean;
  * @example
  * const hash = await hashPasswordAsync(password); // the event loop keeps serving meanwhile
  */
-export function hashPasswordAsync(password: string, options?: PasswordOptions): Promise<string>;
+export function hashPasswordAsync(password: string, options?: PasswordOptions & NewPasswordChecks): Promise<string>;
 
 /** {@link verifyPassword} off the main thread in Node (see {@link hashPasswordAsync}). */
 export function verifyPasswordAsync(hash: string, password: string): Promise<boolean>;
@@ -596,3 +596,36 @@ export interface LoginOptions extends NowOptions {
 export interface ThrottledLogin {
   failures?: string | null;
 }
+
+// ---- Breached and blocklisted passwords (issue 13, NIST 800-63B §3.1.1.2) --------------------
+
+/** Checks {@link hashPassword} runs on a new password before hashing it. */
+export interface NewPasswordChecks {
+  /**
+   * Context words the password must not contain (case-insensitive; words under 4 characters
+   * are ignored; for an email its local part too), e.g. `["keygate", user.email]`.
+   * @throws KeygateError `password_blocklisted`.
+   */
+  blocklist?: string[];
+  /**
+   * The count {@link passwordBreachCount} returned for this password; above 0 is refused.
+   * @throws KeygateError `password_breached`.
+   */
+  breachCount?: number;
+}
+
+/**
+ * How often `password` appears in known breaches, by k-anonymity against a "Pwned Passwords"
+ * style range API: the core computes the SHA-1 and only its first 5 hex digits are passed to
+ * `fetchRange(prefix)`, which resolves to the range body (`SUFFIX:COUNT` lines) or a `Response`.
+ * Padding entries (count 0) are never a hit. Defaults to {@link pwnedPasswordsRange}.
+ * @throws KeygateError `breach_check_failed` when `fetchRange` fails, answers non-2xx or not in
+ *   the range format — never a silent 0; the caller decides whether to refuse or go on.
+ * @example
+ * const breachCount = await passwordBreachCount(password);
+ * const hash = hashPassword(password, { breachCount, blocklist: ["example-clinic", email] });
+ */
+export function passwordBreachCount(password: string, fetchRange?: (prefix: string) => Promise<string | Response> | string | Response): Promise<number>;
+
+/** The default `fetchRange`: `GET https://api.pwnedpasswords.com/range/<prefix>` with `Add-Padding: true`. */
+export function pwnedPasswordsRange(prefix: string): Promise<string>;

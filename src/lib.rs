@@ -5,6 +5,7 @@
 //! translate and do I/O.
 #![forbid(unsafe_code)]
 
+pub mod breach;
 pub mod duration;
 pub mod entropy;
 pub mod error;

@@ -232,7 +232,7 @@ function flowResult(json) {
 
 export function hashPassword(password, options) {
   str(password, "password");
-  const o = coreOptions(opts(options));
+  const o = coreOptions(checkContext(password, opts(options)), CONTEXT_KEYS);
   return call(() => raw.hashPassword(password, o));
 }
 
@@ -246,7 +246,7 @@ export function verifyPassword(hash, password) {
 // elsewhere. Arguments are checked here first, so bad input rejects the same way everywhere.
 export async function hashPasswordAsync(password, options) {
   str(password, "password");
-  const o = coreOptions(opts(options));
+  const o = coreOptions(checkContext(password, opts(options)), CONTEXT_KEYS);
   return offloaded("hashPassword", [password, o === undefined ? undefined : JSON.parse(o)], () => hashPassword(password, options));
 }
 
@@ -524,4 +524,55 @@ export function checkRateLimit(limit, state, options) {
   const s = state === undefined || state === null ? undefined : str(state, "state");
   const now = nowMsOf(o);
   return JSON.parse(call(() => raw.checkRateLimit(JSON.stringify(limit), s, now)));
+}
+
+// hashPassword's options that are checks before hashing, not Argon2 parameters.
+const CONTEXT_KEYS = ["blocklist", "breachCount"];
+
+/** Refuses a blocklisted or breached password (the core decides); returns the options. */
+function checkContext(password, o) {
+  const words = own(o, "blocklist");
+  const count = own(o, "breachCount");
+  if (words === undefined && count === undefined) return o;
+  const w = words === undefined || words === null ? undefined : JSON.stringify(strList(words, "options.blocklist"));
+  const n = count === undefined || count === null ? undefined : uint(count, "options.breachCount");
+  call(() => raw.checkPasswordContext(password, w, n));
+  return o;
+}
+
+const MAX_RANGE_BODY = 4 << 20;
+
+function breachFailed(message, cause) {
+  return new KeygateError("breach_check_failed", `${message}; the password was not checked`, cause === undefined ? {} : { cause });
+}
+
+/**
+ * How often `password` appears in breaches, by k-anonymity: only the first 5 hex digits of its
+ * SHA-1 go to `fetchRange(prefix)`, which resolves to the range body text (or a `Response`).
+ * Any failure is a `breach_check_failed` KeygateError, never a silent 0.
+ */
+export async function passwordBreachCount(password, fetchRange = pwnedPasswordsRange) {
+  str(password, "password");
+  if (typeof fetchRange !== "function") throw invalid("fetchRange", "must be a function");
+  const [prefix, suffix] = JSON.parse(call(() => raw.breachRangeQuery(password)));
+  let body;
+  try {
+    body = await fetchRange(prefix);
+    if (body !== null && typeof body === "object" && typeof body.text === "function" && typeof body.ok === "boolean") {
+      if (!body.ok) throw new Error(`the range API answered HTTP ${body.status}`);
+      body = await body.text();
+    }
+  } catch (e) {
+    throw breachFailed(`fetchRange failed (${e?.message ?? e})`, e);
+  }
+  if (typeof body !== "string") throw breachFailed("fetchRange must resolve to the response text or a Response");
+  if (body.length > MAX_RANGE_BODY) throw breachFailed("the range response is too large");
+  return call(() => raw.breachCount(suffix, body));
+}
+
+/** The default `fetchRange`: the public Pwned Passwords range API, with padding. */
+export async function pwnedPasswordsRange(prefix) {
+  const r = await fetch(`https://api.pwnedpasswords.com/range/${prefix}`, { headers: { "Add-Padding": "true" } });
+  if (!r.ok) throw new Error(`the range API answered HTTP ${r.status}`);
+  return r.text();
 }

@@ -1,4 +1,4 @@
-//! The edge protections without Envoy: rate limits (and, below, breached passwords).
+//! The edge protections without Envoy: rate limits, breached and blocklisted passwords.
 
 use crate::error::KgError;
 use crate::unix_secs;
@@ -51,4 +51,50 @@ pub fn check_rate_limit(
         "headers": headers,
     })
     .to_string())
+}
+
+/// `[prefix, suffix]` (JSON) of `password`'s SHA-1 for a k-anonymity range query.
+#[wasm_bindgen(js_name = breachRangeQuery)]
+#[must_use]
+pub fn breach_range_query(password: &str) -> String {
+    let (prefix, suffix) = keygate::breach::range_query(password);
+    json!([prefix, suffix]).to_string()
+}
+
+/// The count of `suffix` in the range response `body`.
+///
+/// # Errors
+/// `breach_check_failed` when `body` is not in the range format.
+#[wasm_bindgen(js_name = breachCount)]
+pub fn breach_count(suffix: &str, body: &str) -> Result<f64, KgError> {
+    keygate::breach::count_in_range(suffix, body)
+        .map(crate::as_f64)
+        .map_err(|e| KgError::from_code(&e))
+}
+
+/// Refuses `password` when it contains a word of `blocklist_json` (a JSON list of strings) or
+/// `breach_count` (from `passwordBreachCount`) is above 0.
+///
+/// # Errors
+/// `password_blocklisted`, `password_breached`; `invalid_input` for malformed arguments.
+#[wasm_bindgen(js_name = checkPasswordContext)]
+pub fn check_password_context(
+    password: &str,
+    blocklist_json: Option<String>,
+    breach_count: Option<f64>,
+) -> Result<(), KgError> {
+    if let Some(json) = blocklist_json {
+        if json.len() > crate::config::MAX_CONFIG_LEN {
+            return Err(KgError::input("options.blocklist", "is too large"));
+        }
+        let words: Vec<String> = serde_json::from_str(&json)
+            .map_err(|_| KgError::input("options.blocklist", "must be an array of strings"))?;
+        keygate::breach::check_blocklist(password, &words).map_err(|e| KgError::from_code(&e))?;
+    }
+    if let Some(n) = breach_count {
+        let n = unix_secs(n, "options.breachCount")
+            .map_err(|_| KgError::input("options.breachCount", "must be a whole number ≥ 0"))?;
+        keygate::breach::check_breach_count(n).map_err(|e| KgError::from_code(&e))?;
+    }
+    Ok(())
 }

@@ -90,3 +90,64 @@ test("login throttle: settings, garbage state and loginAsync", async () => {
   assert.throws(() => kg.login(user, "x", { failures: null, throttle: { maxFailures: 0 } }), { code: "config_invalid", field: "options.throttle.maxFailures" });
   assert.throws(() => kg.login(user, "x", { failures: null, throttle: { nope: 1 } }), { code: "invalid_input", field: "options.throttle" });
 });
+
+// ---- breached and blocklisted passwords ---------------------------------------------------
+import { createServer } from "node:http";
+import { createHash } from "node:crypto";
+import { passwordBreachCount, hashPasswordAsync, verifyPassword } from "../node.js";
+
+// A local server in the range format: "password" is breached, padding lines (count 0) are
+// added, /range/FFFFF answers 503 and /range/00000 garbage.
+async function rangeServer() {
+  const seen = [];
+  const sha = (p) => createHash("sha1").update(p).digest("hex").toUpperCase();
+  const breached = sha("password");
+  const paddedOnly = sha("padded-only-password");
+  const server = createServer((req, res) => {
+    const prefix = req.url.replace("/range/", "");
+    seen.push(prefix);
+    if (prefix === "FFFFF") return res.writeHead(503).end("unavailable");
+    if (prefix === "00000") return res.writeHead(200).end("<html>oops</html>");
+    const lines = ["0018A45C4D1DEF81644B54AB7F969B88D65:1"];
+    if (breached.startsWith(prefix)) lines.push(`${breached.slice(5)}:10434004`);
+    if (paddedOnly.startsWith(prefix)) lines.push(`${paddedOnly.slice(5)}:0`);
+    for (let i = 0; i < 50; i++) lines.push(`${createHash("sha1").update(String(i)).digest("hex").toUpperCase().slice(5)}:0`);
+    res.writeHead(200, { "content-type": "text/plain" }).end(lines.join("\r\n"));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const base = `http://127.0.0.1:${server.address().port}/range/`;
+  return { server, seen, base, sha };
+}
+
+test("passwordBreachCount: k-anonymity against a local range server, padding, errors", async () => {
+  const { server, seen, base, sha } = await rangeServer();
+  try {
+    const fetchRange = (p) => fetch(base + p);
+    assert.equal(await passwordBreachCount("password", fetchRange), 10434004);
+    assert.deepEqual(seen, ["5BAA6"], "only the 5-hex prefix is sent");
+    assert.equal(await passwordBreachCount("correct horse battery staple", async (p) => (await fetch(base + p)).text()), 0);
+    assert.equal(await passwordBreachCount("padded-only-password", fetchRange), 0, "a padding entry is not a hit");
+    // Server errors and garbage: a clear error, never a silent "not breached".
+    const failing = (prefix) => (p) => fetch(base + prefix);
+    await assert.rejects(passwordBreachCount("password", failing("FFFFF")), (e) => e instanceof KeygateError && e.code === "breach_check_failed" && /503/.test(e.message));
+    await assert.rejects(passwordBreachCount("password", failing("00000")), { code: "breach_check_failed" });
+    await assert.rejects(passwordBreachCount("password", () => { throw new Error("offline"); }), { code: "breach_check_failed" });
+    await assert.rejects(passwordBreachCount("password", async () => 42), { code: "breach_check_failed" });
+    await assert.rejects(passwordBreachCount("password", "nope"), { code: "invalid_input", field: "fetchRange" });
+    assert.equal(sha("password").slice(0, 5), "5BAA6");
+  } finally {
+    server.close();
+  }
+});
+
+test("hashPassword: breachCount and blocklist are refused with clear codes before hashing", async () => {
+  assert.throws(() => hashPassword("password123", { ...FAST, breachCount: 3 }), { code: "password_breached" });
+  assert.throws(() => hashPassword("MyKeygate!2026", { ...FAST, blocklist: ["keygate"] }), { code: "password_blocklisted" });
+  assert.throws(() => hashPassword("alice.smith-rocks", { ...FAST, blocklist: ["alice.smith@example.com"] }), { code: "password_blocklisted" });
+  await assert.rejects(hashPasswordAsync("MyKeygate!2026", { ...FAST, blocklist: ["keygate"] }), { code: "password_blocklisted" });
+  const h = hashPassword("correct horse battery", { ...FAST, breachCount: 0, blocklist: ["keygate", "alice@example.com"] });
+  assert.equal(verifyPassword(h, "correct horse battery"), true);
+  assert.equal(verifyPassword(await hashPasswordAsync("correct horse battery", { ...FAST, breachCount: 0 }), "correct horse battery"), true);
+  assert.throws(() => hashPassword("x".repeat(10), { breachCount: -1 }), { code: "invalid_input", field: "options.breachCount" });
+  assert.throws(() => hashPassword("x".repeat(10), { blocklist: "keygate" }), { code: "invalid_input", field: "options.blocklist" });
+});
