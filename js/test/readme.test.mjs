@@ -139,6 +139,8 @@ for (const file of ["README.md", "js/README.md"]) {
         for (const [, dir] of b.code.matchAll(/^(\w[\w/.-]*\/)\s/gm)) {
           assert.ok(existsSync(join(ROOT, dir)), `${file}:${b.line}: ${dir} exists`);
         }
+      } else if (b.lang === "json") {
+        assert.doesNotThrow(() => JSON.parse(b.code), `${file}:${b.line}: the json block parses`);
       } else if (b.lang !== "js") {
         assert.fail(`${file}:${b.line}: a \`\`\`${b.lang} block this test does not check`);
       }
