@@ -34,6 +34,8 @@ export type KeygateErrorCode =
   | "forbidden" | "rate_limited" | "rate_limit_state_invalid"
   // passwords
   | "password_too_short" | "password_too_long" | "hash_invalid" | "password_hash_failed"
+  // breached and blocklisted passwords, per-account login throttle
+  | "password_breached" | "password_blocklisted" | "breach_check_failed" | "login_state_invalid"
   // TOTP and QR codes
   | "totp_invalid" | "totp_replayed" | "totp_secret_invalid" | "totp_label_invalid" | "qr_too_long" | "qr_failed"
   // the login flow
