@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -106,6 +106,19 @@ console.log(JSON.stringify(__ran));
 `;
 }
 
+let envoyTypesCache;
+function envoyTypes() {
+  if (envoyTypesCache) return envoyTypesCache;
+  envoyTypesCache = new Set();
+  for (const dir of ["envoy", "tests/envoy", "tests/ratelimit"]) {
+    for (const f of readdirSync(join(ROOT, dir), { recursive: true })) {
+      if (!/\.(ya?ml|py)$/.test(f)) continue;
+      for (const m of readFileSync(join(ROOT, dir, f), "utf8").matchAll(/type\.googleapis\.com\/[\w.]+/g)) envoyTypesCache.add(m[0]);
+    }
+  }
+  return envoyTypesCache;
+}
+
 for (const file of ["README.md", "js/README.md"]) {
   test(`${file}: every js block runs`, () => {
     const dir = mkdtempSync(join(tmpdir(), "keygate-readme-"));
@@ -141,6 +154,11 @@ for (const file of ["README.md", "js/README.md"]) {
         }
       } else if (b.lang === "json") {
         assert.doesNotThrow(() => JSON.parse(b.code), `${file}:${b.line}: the json block parses`);
+      } else if (b.lang === "yaml") {
+        // Envoy snippets: every "@type" they name is one the repository's Envoy configs/tests use.
+        const used = [...b.code.matchAll(/"@type":\s*(\S+)/g)].map((m) => m[1]);
+        assert.ok(used.length > 0, `${file}:${b.line}: the yaml block names an Envoy type`);
+        for (const t of used) assert.ok(envoyTypes().has(t), `${file}:${b.line}: ${t} is used by envoy/ or tests/`);
       } else if (b.lang !== "js") {
         assert.fail(`${file}:${b.line}: a \`\`\`${b.lang} block this test does not check`);
       }
