@@ -24,7 +24,7 @@ export type KeygateErrorCode =
   // from this package
   | "invalid_input" | "input_too_large" | "internal_error"
   // configuration and platform
-  | "config_invalid" | "entropy_unavailable"
+  | "config_invalid" | "entropy_unavailable" | "wasm_simd_unsupported"
   // tokens
   | "token_missing" | "token_too_large" | "token_malformed" | "token_algorithm_not_allowed"
   | "token_unknown_key" | "token_invalid" | "token_missing_claim" | "token_claim_too_large"
@@ -40,9 +40,12 @@ export type KeygateErrorCode =
   | "totp_invalid" | "totp_replayed" | "totp_secret_invalid" | "totp_label_invalid" | "qr_too_long" | "qr_failed"
   // the login flow
   | "mfa_invalid" | "mfa_attempts_exceeded" | "mfa_locked" | "mfa_token_used" | "mfa_not_configured"
-  | "refresh_reused" | "refresh_revoked" | "reset_token_stale"
+  | "refresh_reused" | "refresh_revoked" | "reset_token_stale" | "mfa_token_stale" | "reauthentication_required"
+  // email addresses
+  | "email_invalid"
   // sessions
-  | "session_missing" | "session_invalid" | "session_expired" | "session_idle_timeout" | "session_user_id_invalid";
+  | "session_missing" | "session_invalid" | "session_expired" | "session_idle_timeout" | "session_user_id_invalid"
+  | "session_revoked";
 
 /** The optional details of a {@link KeygateError}. */
 export interface KeygateErrorDetails {
@@ -426,7 +429,58 @@ export interface SessionInfo {
   lastSeen: number;
   /** When the absolute timeout ends the session. */
   expiresAt: number;
+  /** The user's session epoch when the session was made (see {@link SessionState}). */
+  epoch: number;
 }
+
+/**
+ * Per-user session revocation state: store it with the user record, start from `{}`.
+ * Sessions of another `epoch` are refused (`endAllSessions` starts a new one: password change,
+ * reset, sign out everywhere); `revoked` lists sessions signed out one by one, each until its
+ * absolute timeout (at most 64; one more ends every session instead).
+ */
+export interface SessionState {
+  epoch?: number;
+  revoked?: { id: string; until: number }[];
+}
+
+/** Fresh proof for {@link Keygate.authorizeMfaChange}: exactly one member. */
+export type MfaChangeProof =
+  | { code: string }
+  | { password: string }
+  /** When the password was last entered: the access token's `auth_time`, or the session's `createdAt` (Unix seconds or a Date). */
+  | { authTime: number | Date };
+
+/** {@link Keygate.authorizeMfaChange}'s result: store `state` in both cases. */
+export type MfaChangeResult =
+  | { status: "ok"; state: Required<MfaState> }
+  | { status: "error"; error: string; message: string; state: Required<MfaState> };
+
+/** {@link Keygate.resetPassword} / {@link Keygate.changePassword}: store all three. */
+export interface PasswordChanged {
+  passwordHash: string;
+  /** Every session ended (new epoch). */
+  sessionState: Required<SessionState>;
+  /** The MFA state with the lock cleared, or null when none was given. */
+  mfaState: Required<MfaState> | null;
+}
+
+/**
+ * The one normal form of an email address: NFKC, full case folding, NFKC; refuses control,
+ * invisible (zero-width, bidi, soft hyphen…), whitespace and private-use characters and a local
+ * part or domain label that mixes scripts. Store and look up accounts by it.
+ * @throws KeygateError `email_invalid`.
+ */
+export function normalizeEmail(email: string): string;
+
+/**
+ * Whether a request's `Origin` (null when absent) is one of `allowed` ("https://app.example.com").
+ * Check it on cookie-authenticated requests that change state; a missing Origin is refused.
+ */
+export function originAllowed(origin: string | null | undefined, allowed: string[]): boolean;
+
+/** `sessionState` with every session ended (a new epoch). */
+export function endAllSessions(sessionState?: SessionState | null): Required<SessionState>;
 
 /**
  * One configuration: signing key, lifetimes, password/TOTP settings, session cookies.
@@ -525,10 +579,50 @@ export class Keygate {
    * A new session: send `cookie` as the `Set-Cookie` header.
    * @throws KeygateError `config_invalid` (`field: "session.secret"`) when no session secret is configured.
    */
-  createSession(userId: string, options?: NowOptions): SessionInfo;
+  createSession(userId: string, options?: NowOptions & { sessionState?: SessionState | null }): SessionInfo;
 
-  /** The session in a request's `Cookie` header (may be `null`), or `null` when missing, forged or expired. */
-  readSession(cookieHeader: string | null | undefined, options?: NowOptions): SessionInfo | null;
+  /**
+   * The session in a request's `Cookie` header (may be `null`), or `null` when missing, forged,
+   * expired, or — with `options.sessionState` (the user's stored state) — revoked. Without
+   * `sessionState` no revocation is checked: read once without it to learn `userId`, load that
+   * user's state, then read again with it.
+   */
+  readSession(cookieHeader: string | null | undefined, options?: NowOptions & { sessionState?: SessionState | null }): SessionInfo | null;
+
+  /** `sessionState` with the cookie's session revoked (logout), until its absolute timeout. */
+  revokeSession(cookieHeader: string | null | undefined, sessionState: SessionState | null | undefined, options?: NowOptions): Required<SessionState>;
+
+  /**
+   * May the user change or remove the second factor now? Needs fresh proof: the current TOTP
+   * code or a recovery code (`{code}`, users with MFA; counts toward the lock), the password
+   * (`{password}`), or a sign-in at most 5 minutes ago (`{authTime}`). Otherwise
+   * `error: "reauthentication_required"`.
+   */
+  authorizeMfaChange(user: UserRecord, state: MfaState | null | undefined, proof: MfaChangeProof, options?: NowOptions): MfaChangeResult;
+
+  /**
+   * Completes (re-)enrolment after authorizeMfaChange: `code` must be valid for the new `secret`.
+   * The returned state keeps the pending-token history (a pending token that signed in never
+   * signs in again) and clears the lock.
+   */
+  enrolMfa(secret: string, code: string, recoveryHashes: string[], state: MfaState | null | undefined, options?: NowOptions):
+    | { status: "ok"; state: Required<MfaState> }
+    | { status: "error"; error: string; message: string };
+
+  /** A reset token for a known user; for `null` (unknown account) the same work, then `null`. */
+  requestPasswordReset(user: Pick<UserRecord, "id" | "passwordHash"> | null, options?: NowOptions): string | null;
+
+  /**
+   * Completes a reset: new hash, every session ended, MFA lock cleared.
+   * @throws KeygateError `reset_token_stale`, `token_expired`, `token_mismatch`, `password_too_short`, …
+   */
+  resetPassword(token: string, user: UserRecord, newPassword: string, options?: NowOptions & { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
+
+  /**
+   * A password change proven by the current password; then as resetPassword.
+   * @throws KeygateError `reauthentication_required` for a wrong current password.
+   */
+  changePassword(user: UserRecord, currentPassword: string, newPassword: string, options?: { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
 
   /** The `Set-Cookie` value that deletes the session cookie (sign-out). */
   destroySessionCookie(): string;

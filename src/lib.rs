@@ -7,11 +7,13 @@
 
 pub mod breach;
 pub mod duration;
+pub mod email;
 pub mod entropy;
 pub mod error;
 pub mod flow;
 pub mod gateway;
 mod json;
+pub mod origin;
 pub mod password;
 pub mod policy;
 pub mod qr;
@@ -24,4 +26,4 @@ pub mod totp;
 
 pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use error::{ConfigError, ErrorCode};
-pub use session::{SameSite, Session, SessionConfig, SessionError, Sessions};
+pub use session::{SameSite, Session, SessionConfig, SessionError, SessionState, Sessions};

@@ -59,6 +59,9 @@ impl RootContext for KeygateRoot {
                 return false;
             }
         };
+        for w in keygate::policy::lint::config_warnings(&bytes) {
+            log(LogLevel::Warn, &format!("keygate: config warning: {w}"));
+        }
         if let Err(e) = gateway.prepare_store(&HostStore) {
             log(LogLevel::Error, &format!("keygate: rate-limit slots: {e}"));
             return false;

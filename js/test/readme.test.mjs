@@ -49,7 +49,13 @@ const users = {
   byEmail: async (e) => (e === user.email ? user : null),
   byId: async (id) => (id === user.id ? user : null),
   setHash: async (id, h) => { user = { ...user, passwordHash: h }; },
+  update: async (id, fields) => { user = { ...user, ...fields }; },
 };
+const newPassword = "a brand new passphrase 2026", currentPassword = newPassword;
+let sessionState = {};
+const body = { code }, claims = {}, session = { createdAt: Math.floor(Date.now() / 1000) };
+const newSecret = __kg.generateTotpSecret();
+const recoveryHashes = __kg.generateRecoveryCodes().hashes;
 const request = new Request("https://app.example/", { headers: { cookie: kg.createSession(user.id).cookie.split(";")[0] } });
 const headers = new Headers();
 `;
