@@ -34,6 +34,8 @@ export type KeygateErrorCode =
   | "forbidden" | "rate_limited" | "rate_limit_state_invalid"
   // passwords
   | "password_too_short" | "password_too_long" | "hash_invalid" | "password_hash_failed"
+  // breached and blocklisted passwords, per-account login throttle
+  | "password_breached" | "password_blocklisted" | "breach_check_failed" | "login_state_invalid"
   // TOTP and QR codes
   | "totp_invalid" | "totp_replayed" | "totp_secret_invalid" | "totp_label_invalid" | "qr_too_long" | "qr_failed"
   // the login flow
@@ -107,7 +109,7 @@ export interface PasswordOptions {
  * @example
  * const hash = hashPassword("correct horse battery staple");
  */
-export function hashPassword(password: string, options?: PasswordOptions): string;
+export function hashPassword(password: string, options?: PasswordOptions & NewPasswordChecks): string;
 
 /**
  * Checks a password against a stored PHC string (its own parameters are used). Constant time.
@@ -132,7 +134,7 @@ export function needsRehash(hash: string, options?: PasswordOptions): boolean;
  * @example
  * const hash = await hashPasswordAsync(password); // the event loop keeps serving meanwhile
  */
-export function hashPasswordAsync(password: string, options?: PasswordOptions): Promise<string>;
+export function hashPasswordAsync(password: string, options?: PasswordOptions & NewPasswordChecks): Promise<string>;
 
 /** {@link verifyPassword} off the main thread in Node (see {@link hashPasswordAsync}). */
 export function verifyPasswordAsync(hash: string, password: string): Promise<boolean>;
@@ -545,10 +547,10 @@ export class Keygate {
    * const r = kg.login(await db.userByEmail(email), password);
    * if (r.status === "invalid") return json({ error: "Invalid credentials" }, 401);
    */
-  login(user: UserRecord | null, password: string, options?: NowOptions): LoginResult;
+  login(user: UserRecord | null, password: string, options?: LoginOptions): LoginResult & ThrottledLogin;
 
   /** {@link Keygate.login} with its Argon2id work off the main thread in Node (see {@link hashPasswordAsync}); inline elsewhere. */
-  loginAsync(user: UserRecord | null, password: string, options?: NowOptions): Promise<LoginResult>;
+  loginAsync(user: UserRecord | null, password: string, options?: LoginOptions): Promise<LoginResult & ThrottledLogin>;
 
   /**
    * Step two: the MFA-pending token and a TOTP code or a recovery code. Refuses replays, caps
@@ -628,3 +630,98 @@ export class Keygate {
   /** The public JWKS of the signing key (`{keys: []}` for HMAC secrets), for `/.well-known/jwks.json`. */
   jwks(): Jwks;
 }
+
+// ---- Rate limits without Envoy (issue 13) ---------------------------------------------------
+
+/** The answer of {@link checkRateLimit}. */
+export interface RateLimitResult {
+  /** Whether the request is admitted. */
+  allowed: boolean;
+  /** Seconds until a retry can be admitted; `null` when admitted. */
+  retryAfter: number | null;
+  /** The key's new state: store it on **every** answer (refusals included), e.g. in a Durable Object. */
+  state: string;
+  /** Headers to send on every answer: `RateLimit-Policy`, `RateLimit`, and `Retry-After` on a refusal. */
+  headers: { "RateLimit-Policy": string; RateLimit: string; "Retry-After"?: string };
+}
+
+/**
+ * One rate-limit decision for one key, by the core's GCRA (the same semantics as the Envoy
+ * filter's `rate_limits`): a fresh key gets `count` at once, then one per period / count.
+ *
+ * @param limit `"5/minute"` or a list that must all admit: `["200/day", "50/hour"]`.
+ * @param state The `state` returned last time for this key and limit, or `null` for a new key.
+ * @throws KeygateError `rate_limit_state_invalid` when `state` is garbage, truncated or another
+ *   limit's (never a silent fresh start); `config_invalid` (field `limit` / `limit[i]`).
+ * @example
+ * const r = checkRateLimit("5/minute", await storage.get(key) ?? null);
+ * await storage.put(key, r.state);
+ * if (!r.allowed) return new Response("slow down", { status: 429, headers: r.headers });
+ */
+export function checkRateLimit(limit: string | string[], state: string | null, options?: NowOptions): RateLimitResult;
+
+// ---- Per-account login throttling (issue 13) ------------------------------------------------
+
+/** Settings of the per-account throttle (all optional). */
+export interface ThrottleOptions {
+  /** Consecutive failures before the first lock. Defaults to 10 (1–1000). */
+  maxFailures?: number;
+  /** The first lock in seconds; each further failure doubles it. Defaults to 30. */
+  baseDelay?: number;
+  /** The longest lock in seconds. Defaults to 900 (15 minutes; at most 86400). */
+  maxDelay?: number;
+}
+
+/** Options of {@link Keygate.login}. */
+export interface LoginOptions extends NowOptions {
+  /**
+   * The per-account failure state stored for this login name (`null` for none yet). When this
+   * key is present, the core throttles the name: after `maxFailures` consecutive failures it is
+   * locked for an exponentially growing delay during which the password is not checked (a dummy
+   * Argon2id runs, the answer is `{status: "invalid"}` as for a wrong password). Keep one state
+   * per name typed — also for names with no account — and store it by compare-and-set or in a
+   * transaction.
+   * @throws KeygateError `login_state_invalid` for an unreadable state.
+   */
+  failures?: string | null;
+  /** Throttle settings (used only with `failures`). */
+  throttle?: ThrottleOptions;
+}
+
+/** With `options.failures`: the state to store for the name (`null`: delete it, the login succeeded). */
+export interface ThrottledLogin {
+  failures?: string | null;
+}
+
+// ---- Breached and blocklisted passwords (issue 13, NIST 800-63B §3.1.1.2) --------------------
+
+/** Checks {@link hashPassword} runs on a new password before hashing it. */
+export interface NewPasswordChecks {
+  /**
+   * Context words the password must not contain (case-insensitive; words under 4 characters
+   * are ignored; for an email its local part too), e.g. `["keygate", user.email]`.
+   * @throws KeygateError `password_blocklisted`.
+   */
+  blocklist?: string[];
+  /**
+   * The count {@link passwordBreachCount} returned for this password; above 0 is refused.
+   * @throws KeygateError `password_breached`.
+   */
+  breachCount?: number;
+}
+
+/**
+ * How often `password` appears in known breaches, by k-anonymity against a "Pwned Passwords"
+ * style range API: the core computes the SHA-1 and only its first 5 hex digits are passed to
+ * `fetchRange(prefix)`, which resolves to the range body (`SUFFIX:COUNT` lines) or a `Response`.
+ * Padding entries (count 0) are never a hit. Defaults to {@link pwnedPasswordsRange}.
+ * @throws KeygateError `breach_check_failed` when `fetchRange` fails, answers non-2xx or not in
+ *   the range format — never a silent 0; the caller decides whether to refuse or go on.
+ * @example
+ * const breachCount = await passwordBreachCount(password);
+ * const hash = hashPassword(password, { breachCount, blocklist: ["example-clinic", email] });
+ */
+export function passwordBreachCount(password: string, fetchRange?: (prefix: string) => Promise<string | Response> | string | Response): Promise<number>;
+
+/** The default `fetchRange`: `GET https://api.pwnedpasswords.com/range/<prefix>` with `Add-Padding: true`. */
+export function pwnedPasswordsRange(prefix: string): Promise<string>;

@@ -5,6 +5,7 @@
 //! translate and do I/O.
 #![forbid(unsafe_code)]
 
+pub mod breach;
 pub mod duration;
 pub mod email;
 pub mod entropy;
@@ -19,6 +20,7 @@ pub mod qr;
 pub mod ratelimit;
 pub mod recovery;
 pub mod session;
+pub mod throttle;
 pub mod token;
 pub mod totp;
 

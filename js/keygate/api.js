@@ -287,7 +287,7 @@ function flowResult(json) {
 
 export function hashPassword(password, options) {
   str(password, "password");
-  const o = coreOptions(opts(options));
+  const o = coreOptions(checkContext(password, opts(options)), CONTEXT_KEYS);
   return call(() => raw.hashPassword(password, o));
 }
 
@@ -301,7 +301,7 @@ export function verifyPassword(hash, password) {
 // elsewhere. Arguments are checked here first, so bad input rejects the same way everywhere.
 export async function hashPasswordAsync(password, options) {
   str(password, "password");
-  const o = coreOptions(opts(options));
+  const o = coreOptions(checkContext(password, opts(options)), CONTEXT_KEYS);
   return offloaded("hashPassword", [password, o === undefined ? undefined : JSON.parse(o)], () => hashPassword(password, options));
 }
 
@@ -425,9 +425,11 @@ export class Keygate {
   async loginAsync(user, password, options) {
     const u = user === undefined || user === null ? null : JSON.parse(userJson(user, { needHash: true }));
     str(password, "password");
-    const now = new Date(nowOf(opts(options)) * 1000);
+    const o = opts(options);
+    const now = new Date(nowOf(o) * 1000);
     const inline = () => ({ r: this.login(user, password, options) });
-    const { r, family } = await offloaded("login", [this.#json, u, password, { now }], inline);
+    const fwd = own(o, "failures") === undefined ? { now } : { now, failures: own(o, "failures"), throttle: own(o, "throttle") };
+    const { r, family } = await offloaded("login", [this.#json, u, password, fwd], inline);
     if (r.tokens && family) withFamily(r.tokens, family);
     return r;
   }
@@ -501,7 +503,9 @@ export class Keygate {
   login(user, password, options) {
     const u = user === undefined || user === null ? undefined : userJson(user, { needHash: true });
     str(password, "password");
-    const now = nowOf(opts(options));
+    const o = opts(options);
+    const now = nowOf(o);
+    if (own(o, "failures") !== undefined) return flowResult(call(() => this.#core.loginThrottled(u, password, ...throttleArgs(o), now)));
     return flowResult(call(() => this.#core.login(u, password, now)));
   }
 
@@ -628,4 +632,90 @@ export class Keygate {
   jwks() {
     return JSON.parse(this.#core.jwks());
   }
+}
+
+// ---- Issue 13: the seed's protections at the edge without Envoy ----------------------------
+
+/** `[failures, throttle JSON]` of login's `options.failures` / `options.throttle`. */
+function throttleArgs(o) {
+  const f = own(o, "failures");
+  const failures = f === null ? undefined : str(f, "options.failures");
+  const t = own(o, "throttle");
+  return [failures, t === undefined || t === null ? undefined : jsonText(opts(t, "options.throttle"), "options.throttle")];
+}
+
+/** Unix milliseconds of `options.now` (a Date), else of the current time. */
+function nowMsOf(options) {
+  const now = own(options, "now");
+  if (now === undefined || now === null) return Date.now();
+  if (Object.prototype.toString.call(now) !== "[object Date]" || Number.isNaN(now.getTime()) || now.getTime() < 0) {
+    throw invalid("options.now", "must be a valid Date after 1970");
+  }
+  return now.getTime();
+}
+
+/**
+ * One rate-limit decision for one key (GCRA, as the Envoy filter). `limit`: "5/minute" or
+ * ["200/day", "50/hour"]; `state`: the string returned last time or null. Store the returned
+ * `state` on every answer, refusals included.
+ */
+export function checkRateLimit(limit, state, options) {
+  const o = opts(options);
+  if (typeof limit === "string") str(limit, "limit");
+  else if (Array.isArray(limit)) strList(limit, "limit");
+  else throw invalid("limit", 'must be a quota like "5/minute" or an array of them');
+  const s = state === undefined || state === null ? undefined : str(state, "state");
+  const now = nowMsOf(o);
+  return JSON.parse(call(() => raw.checkRateLimit(jsonText(limit, "limit"), s, now)));
+}
+
+// hashPassword's options that are checks before hashing, not Argon2 parameters.
+const CONTEXT_KEYS = ["blocklist", "breachCount"];
+
+/** Refuses a blocklisted or breached password (the core decides); returns the options. */
+function checkContext(password, o) {
+  const words = own(o, "blocklist");
+  const count = own(o, "breachCount");
+  if (words === undefined && count === undefined) return o;
+  const w = words === undefined || words === null ? undefined : jsonText(strList(words, "options.blocklist"), "options.blocklist");
+  const n = count === undefined || count === null ? undefined : uint(count, "options.breachCount");
+  call(() => raw.checkPasswordContext(password, w, n));
+  return o;
+}
+
+const MAX_RANGE_BODY = 4 << 20;
+
+function breachFailed(message, cause) {
+  return new KeygateError("breach_check_failed", `${message}; the password was not checked`, cause === undefined ? {} : { cause });
+}
+
+/**
+ * How often `password` appears in breaches, by k-anonymity: only the first 5 hex digits of its
+ * SHA-1 go to `fetchRange(prefix)`, which resolves to the range body text (or a `Response`).
+ * Any failure is a `breach_check_failed` KeygateError, never a silent 0.
+ */
+export async function passwordBreachCount(password, fetchRange = pwnedPasswordsRange) {
+  str(password, "password");
+  if (typeof fetchRange !== "function") throw invalid("fetchRange", "must be a function");
+  const [prefix, suffix] = JSON.parse(call(() => raw.breachRangeQuery(password)));
+  let body;
+  try {
+    body = await fetchRange(prefix);
+    if (body !== null && typeof body === "object" && typeof body.text === "function" && typeof body.ok === "boolean") {
+      if (!body.ok) throw new Error(`the range API answered HTTP ${body.status}`);
+      body = await body.text();
+    }
+  } catch (e) {
+    throw breachFailed(`fetchRange failed (${e?.message ?? e})`, e);
+  }
+  if (typeof body !== "string") throw breachFailed("fetchRange must resolve to the response text or a Response");
+  if (body.length > MAX_RANGE_BODY) throw breachFailed("the range response is too large");
+  return call(() => raw.breachCount(suffix, body));
+}
+
+/** The default `fetchRange`: the public Pwned Passwords range API, with padding. */
+export async function pwnedPasswordsRange(prefix) {
+  const r = await fetch(`https://api.pwnedpasswords.com/range/${prefix}`, { headers: { "Add-Padding": "true" } });
+  if (!r.ok) throw new Error(`the range API answered HTTP ${r.status}`);
+  return r.text();
 }

@@ -23,7 +23,7 @@ const MAX_RECORD_LEN: usize = 256 * 1024;
 /// The user record as the JS side passes it (unknown fields were dropped there).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JsUser {
+pub(crate) struct JsUser {
     id: String,
     #[serde(default)]
     password_hash: Option<String>,
@@ -36,11 +36,11 @@ struct JsUser {
 }
 
 impl JsUser {
-    fn parse(json: &str) -> Result<Self, KgError> {
+    pub(crate) fn parse(json: &str) -> Result<Self, KgError> {
         parse_record(json, "user")
     }
 
-    fn as_user(&self) -> User<'_> {
+    pub(crate) fn as_user(&self) -> User<'_> {
         User {
             id: &self.id,
             password_hash: self.password_hash.as_deref().unwrap_or_default(),
@@ -50,7 +50,7 @@ impl JsUser {
         }
     }
 
-    fn require_hash(&self) -> Result<(), KgError> {
+    pub(crate) fn require_hash(&self) -> Result<(), KgError> {
         match self.password_hash {
             Some(_) => Ok(()),
             None => Err(KgError::input("user.passwordHash", "must be a string")),
@@ -116,7 +116,7 @@ fn token_type(name: &str) -> Result<TokenType, KgError> {
 /// One configuration: signing key, lifetimes, password and TOTP settings, session cookies.
 #[wasm_bindgen]
 pub struct Keygate {
-    auth: Authenticator,
+    pub(crate) auth: Authenticator,
     sessions: Option<Sessions>,
 }
 

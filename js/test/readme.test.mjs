@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,7 +49,13 @@ const users = {
   byEmail: async (e) => (e === user.email ? user : null),
   byId: async (id) => (id === user.id ? user : null),
   setHash: async (id, h) => { user = { ...user, passwordHash: h }; },
+  update: async (id, fields) => { user = { ...user, ...fields }; },
 };
+const newPassword = "a brand new passphrase 2026", currentPassword = newPassword;
+let sessionState = {};
+const body = { code }, claims = {}, session = { createdAt: Math.floor(Date.now() / 1000) };
+const newSecret = __kg.generateTotpSecret();
+const recoveryHashes = __kg.generateRecoveryCodes().hashes;
 const request = new Request("https://app.example/", { headers: { cookie: kg.createSession(user.id).cookie.split(";")[0] } });
 const headers = new Headers();
 `;
@@ -104,6 +110,19 @@ ${bodies.join("\n")}
 }
 console.log(JSON.stringify(__ran));
 `;
+}
+
+let envoyTypesCache;
+function envoyTypes() {
+  if (envoyTypesCache) return envoyTypesCache;
+  envoyTypesCache = new Set();
+  for (const dir of ["envoy", "tests/envoy", "tests/ratelimit"]) {
+    for (const f of readdirSync(join(ROOT, dir), { recursive: true })) {
+      if (!/\.(ya?ml|py)$/.test(f)) continue;
+      for (const m of readFileSync(join(ROOT, dir, f), "utf8").matchAll(/type\.googleapis\.com\/[\w.]+/g)) envoyTypesCache.add(m[0]);
+    }
+  }
+  return envoyTypesCache;
 }
 
 for (const file of ["README.md", "js/README.md"]) {
