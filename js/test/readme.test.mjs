@@ -112,18 +112,6 @@ console.log(JSON.stringify(__ran));
 `;
 }
 
-let envoyTypesCache;
-function envoyTypes() {
-  if (envoyTypesCache) return envoyTypesCache;
-  envoyTypesCache = new Set();
-  for (const dir of ["envoy", "tests/envoy", "tests/ratelimit"]) {
-    for (const f of readdirSync(join(ROOT, dir), { recursive: true })) {
-      if (!/\.(ya?ml|py)$/.test(f)) continue;
-      for (const m of readFileSync(join(ROOT, dir, f), "utf8").matchAll(/type\.googleapis\.com\/[\w.]+/g)) envoyTypesCache.add(m[0]);
-    }
-  }
-  return envoyTypesCache;
-}
 
 for (const file of ["README.md", "js/README.md"]) {
   test(`${file}: every js block runs`, () => {
