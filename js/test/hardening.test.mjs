@@ -114,6 +114,25 @@ describe("a polluted Object.prototype reaches no decision", () => {
     assert.equal(claims.exp - claims.iat, 900);
   });
 
+  test("createAccessToken: options.claims from the prototype adds no claim", () => {
+    for (const options of [undefined, {}, { now: new Date() }]) {
+      const r = polluted({ claims: { tenant: "evil", admin: true } }, () => kg.createAccessToken("u1", ["user"], options));
+      assert.equal(r.error, undefined, r.error?.message);
+      const c = kg.verifyToken(r.value, "access");
+      assert.equal(c.tenant, undefined, "no inherited claims");
+      assert.equal(c.admin, undefined);
+    }
+    const own = kg.verifyToken(kg.createAccessToken("u1", [], { claims: { tenant: "acme" } }), "access");
+    assert.equal(own.tenant, "acme", "own claims still work");
+  });
+
+  test("enrolMfa: recovery hashes are the caller's own elements", () => {
+    const secret = generateTotpSecret();
+    const { hashes } = generateRecoveryCodes(1);
+    const hole = polluted({ 0: hashes[0] }, () => kg.enrolMfa(secret, generateTotpCode(secret), [, hashes[0]], {})); // eslint-disable-line no-sparse-arrays
+    assert.equal(hole.error?.code, "invalid_input");
+  });
+
   test("config: inherited settings are not settings", () => {
     const r = polluted({ accessTokenTtl: 86400, issuer: "https://evil.example" }, () =>
       new Keygate({ secret: SECRET }).createAccessToken("u1"));
