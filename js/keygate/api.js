@@ -205,6 +205,9 @@ function userJson(u, { needHash = false } = {}) {
     throw invalid("user.mfaEnabled", "must be true or false when mfaSecret is set");
   }
   if (secret !== undefined && secret !== null) out.mfaSecret = str(secret, "user.mfaSecret");
+  // The session epoch goes into access tokens (`sep`): verifyAccessToken(t, {sessionState}).
+  const epoch = own(own(u, "sessionState"), "epoch");
+  if (epoch !== undefined && epoch !== null) out.sessionEpoch = uint(epoch, "user.sessionState.epoch");
   return jsonText(out, "user");
 }
 
@@ -460,8 +463,13 @@ export class Keygate {
   verifyAccessToken(token, options) {
     if (token === undefined || token === null) return null; // no Authorization header: the common case
     str(token, "token");
-    const now = nowOf(opts(options));
-    const claims = orNull(() => this.#core.verify(token, "access", now));
+    const o = opts(options);
+    const now = nowOf(o);
+    // With the user's sessionState (account endpoints), keygate also refuses a token of an
+    // older session epoch: issued before a password change, a reset or "sign out everywhere".
+    const current = Object.hasOwn(o, "sessionState");
+    const state = current ? sessionStateJson(own(o, "sessionState")) : undefined;
+    const claims = orNull(() => current ? this.#core.verifyAccessCurrent(token, state, now) : this.#core.verify(token, "access", now));
     return claims === null ? null : JSON.parse(claims);
   }
 
