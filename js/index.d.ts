@@ -511,8 +511,14 @@ export class Keygate {
     },
   ): string;
 
-  /** The claims of a valid access token, or `null` (bad signature, expired, wrong `type`, malformed…). */
-  verifyAccessToken(token: string | null | undefined, options?: NowOptions): Claims | null;
+  /**
+   * The claims of a valid access token, or `null` (bad signature, expired, wrong `type`, malformed…).
+   * With `sessionState` (the user's stored session state; use it at account endpoints), a token
+   * of an older session epoch (`sep` claim: issued before a password change, a reset or "sign
+   * out everywhere") or without `sep` is `null` too. Without it the check is stateless: the
+   * token lives its TTL (as at APIs behind the Envoy filter).
+   */
+  verifyAccessToken(token: string | null | undefined, options?: NowOptions & { sessionState?: SessionState | null }): Claims | null;
 
   /**
    * Verifies a token of any keygate type and throws the reason when it is refused.

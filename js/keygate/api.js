@@ -130,7 +130,8 @@ function isObject(v) {
 }
 
 function opts(v, field = "options") {
-  if (v === undefined || v === null) return {};
+  // No prototype: a member the caller did not give is never read from Object.prototype.
+  if (v === undefined || v === null) return Object.create(null);
   if (!isObject(v)) throw invalid(field, "must be an object");
   return v;
 }
@@ -141,8 +142,10 @@ function strList(v, field) {
     throw new KeygateError("input_too_large", `${field} has more than ${MAX_LIST} entries`, { field });
   }
   // A hole would read a polluted Object.prototype["0"]: only own elements count.
-  for (let i = 0; i < v.length; i++) str(own(v, i), `${field}[${i}]`);
-  return v;
+  // The copy holds the checked own elements, nothing the prototype chain could supply.
+  const out = [];
+  for (let i = 0; i < v.length; i++) out.push(str(own(v, i), `${field}[${i}]`));
+  return out;
 }
 
 function optStrList(v, field, fallback) {
@@ -202,6 +205,9 @@ function userJson(u, { needHash = false } = {}) {
     throw invalid("user.mfaEnabled", "must be true or false when mfaSecret is set");
   }
   if (secret !== undefined && secret !== null) out.mfaSecret = str(secret, "user.mfaSecret");
+  // The session epoch goes into access tokens (`sep`): verifyAccessToken(t, {sessionState}).
+  const epoch = own(own(u, "sessionState"), "epoch");
+  if (epoch !== undefined && epoch !== null) out.sessionEpoch = uint(epoch, "user.sessionState.epoch");
   return jsonText(out, "user");
 }
 
@@ -440,9 +446,10 @@ export class Keygate {
     const o = opts(options);
     const amr = optStrList(own(o, "amr"), "options.amr", []);
     const now = nowOf(o);
-    if (o.claims !== undefined && o.claims !== null) {
-      if (!isObject(o.claims)) throw invalid("options.claims", "must be an object of claim names to JSON values");
-      const claims = coreOptions(o.claims) ?? "{}"; // JSON text; the core refuses names keygate owns
+    const extra = own(o, "claims"); // a claims object on Object.prototype is no claims
+    if (extra !== undefined && extra !== null) {
+      if (!isObject(extra)) throw invalid("options.claims", "must be an object of claim names to JSON values");
+      const claims = coreOptions(extra) ?? "{}"; // JSON text; the core refuses names keygate owns
       return call(() => this.#core.createAccessTokenWithClaims(userId, r, amr, claims, now));
     }
     return call(() => this.#core.createAccessToken(userId, r, amr, now));
@@ -458,8 +465,13 @@ export class Keygate {
   verifyAccessToken(token, options) {
     if (token === undefined || token === null) return null; // no Authorization header: the common case
     str(token, "token");
-    const now = nowOf(opts(options));
-    const claims = orNull(() => this.#core.verify(token, "access", now));
+    const o = opts(options);
+    const now = nowOf(o);
+    // With the user's sessionState (account endpoints), keygate also refuses a token of an
+    // older session epoch: issued before a password change, a reset or "sign out everywhere".
+    const current = Object.hasOwn(o, "sessionState");
+    const state = current ? sessionStateJson(own(o, "sessionState")) : undefined;
+    const claims = orNull(() => current ? this.#core.verifyAccessCurrent(token, state, now) : this.#core.verify(token, "access", now));
     return claims === null ? null : JSON.parse(claims);
   }
 
@@ -591,10 +603,10 @@ export class Keygate {
   enrolMfa(secret, code, recoveryHashes, state, options) {
     str(secret, "secret");
     str(code, "code");
-    strList(recoveryHashes, "recoveryHashes");
+    const hashes = strList(recoveryHashes, "recoveryHashes"); // own elements, copied
     const s = mfaStateJson(state);
     const now = nowOf(opts(options));
-    return JSON.parse(call(() => this.#core.enrolMfa(secret, code, recoveryHashes, s, now)));
+    return JSON.parse(call(() => this.#core.enrolMfa(secret, code, hashes, s, now)));
   }
 
   requestPasswordReset(user, options) {

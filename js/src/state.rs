@@ -33,6 +33,8 @@ pub(crate) struct JsUser {
     mfa_enabled: bool,
     #[serde(default)]
     mfa_secret: Option<String>,
+    #[serde(default)]
+    session_epoch: u64,
 }
 
 impl JsUser {
@@ -47,6 +49,7 @@ impl JsUser {
             roles: &self.roles,
             mfa_enabled: self.mfa_enabled,
             mfa_secret: self.mfa_secret.as_deref(),
+            session_epoch: self.session_epoch,
         }
     }
 
@@ -209,6 +212,25 @@ impl Keygate {
             token_type(token_type_name)?,
             unix_secs(now, "options.now")?,
         )?;
+        serde_json::to_string(&claims).map_err(|_| KgError::input("token", "claims unreadable"))
+    }
+
+    /// Claims JSON of an access token that is also of the user's current session epoch
+    /// (`sessionState` JSON), for account endpoints.
+    ///
+    /// # Errors
+    /// As `verify`; `token_invalid` for a token of another epoch.
+    #[wasm_bindgen(js_name = verifyAccessCurrent)]
+    pub fn verify_access_current(
+        &self,
+        token: &str,
+        state_json: Option<String>,
+        now: f64,
+    ) -> Result<String, KgError> {
+        let state = session_state(state_json.as_deref())?.unwrap_or_default();
+        let claims =
+            self.auth
+                .verify_access_current(token, &state, unix_secs(now, "options.now")?)?;
         serde_json::to_string(&claims).map_err(|_| KgError::input("token", "claims unreadable"))
     }
 

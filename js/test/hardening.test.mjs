@@ -114,6 +114,25 @@ describe("a polluted Object.prototype reaches no decision", () => {
     assert.equal(claims.exp - claims.iat, 900);
   });
 
+  test("createAccessToken: options.claims from the prototype adds no claim", () => {
+    for (const options of [undefined, {}, { now: new Date() }]) {
+      const r = polluted({ claims: { tenant: "evil", admin: true } }, () => kg.createAccessToken("u1", ["user"], options));
+      assert.equal(r.error, undefined, r.error?.message);
+      const c = kg.verifyToken(r.value, "access");
+      assert.equal(c.tenant, undefined, "no inherited claims");
+      assert.equal(c.admin, undefined);
+    }
+    const own = kg.verifyToken(kg.createAccessToken("u1", [], { claims: { tenant: "acme" } }), "access");
+    assert.equal(own.tenant, "acme", "own claims still work");
+  });
+
+  test("enrolMfa: recovery hashes are the caller's own elements", () => {
+    const secret = generateTotpSecret();
+    const { hashes } = generateRecoveryCodes(1);
+    const hole = polluted({ 0: hashes[0] }, () => kg.enrolMfa(secret, generateTotpCode(secret), [, hashes[0]], {})); // eslint-disable-line no-sparse-arrays
+    assert.equal(hole.error?.code, "invalid_input");
+  });
+
   test("config: inherited settings are not settings", () => {
     const r = polluted({ accessTokenTtl: 86400, issuer: "https://evil.example" }, () =>
       new Keygate({ secret: SECRET }).createAccessToken("u1"));
@@ -299,5 +318,32 @@ describe("the second factor needs the factor", () => {
     const t = kg.requestPasswordReset(user);
     assert.equal(kg.verifyPasswordResetToken(t, user), "u11");
     assert.equal(kg.requestPasswordReset(null), null);
+  });
+});
+
+describe("access tokens at account endpoints: the session epoch (sep)", () => {
+  const hash = hashPassword("correct horse", CHEAP);
+
+  test("a token of an older epoch, or without sep, is refused with sessionState; stateless without", () => {
+    const state = { epoch: 2 };
+    const t = kg.issueTokens({ id: "u1", passwordHash: hash, sessionState: state }).access_token;
+    assert.equal(kg.verifyAccessToken(t).sep, 2);
+    assert.equal(kg.verifyAccessToken(t, { sessionState: state })?.sub, "u1");
+    const ended = endAllSessions(state); // password change, reset, sign out everywhere
+    assert.equal(kg.verifyAccessToken(t, { sessionState: ended }), null);
+    assert.equal(kg.verifyAccessToken(t)?.sub, "u1", "APIs stay stateless: the token lives its TTL there");
+    const bare = kg.createAccessToken("u1");
+    assert.equal(kg.verifyAccessToken(bare, { sessionState: {} }), null, "no sep: not from a sign-in");
+    const none = kg.issueTokens({ id: "u1", passwordHash: hash }).access_token;
+    assert.equal(kg.verifyAccessToken(none, { sessionState: undefined })?.sub, "u1", "a new user is epoch 0");
+    throwsCode(() => kg.createAccessToken("u1", [], { claims: { sep: 2 } }), "invalid_input");
+    // Refresh with the current record carries the current epoch.
+    const issued = kg.issueTokens({ id: "u1", passwordHash: hash, sessionState: state });
+    const r = kg.refresh(issued.refresh_token, issued.family, { user: { id: "u1", passwordHash: hash, sessionState: ended } });
+    assert.equal(r.status, "ok");
+    assert.equal(kg.verifyAccessToken(r.tokens.access_token, { sessionState: ended })?.sub, "u1");
+    // The epoch on Object.prototype is no epoch.
+    const p = polluted({ sessionState: ended }, () => kg.verifyAccessToken(t, {}));
+    assert.equal(p.value?.sub, "u1");
   });
 });

@@ -25,6 +25,10 @@ pub struct User<'a> {
     pub mfa_enabled: bool,
     /// The TOTP secret (base32), when enrolled.
     pub mfa_secret: Option<&'a str>,
+    /// The user's session epoch ([`crate::session::SessionState::epoch`]): access tokens of a
+    /// sign-in carry it as `sep`, and [`Authenticator::verify_access_current`] refuses a token
+    /// of an older epoch (password change, reset, "sign out everywhere"). 0 for a new user.
+    pub session_epoch: u64,
 }
 
 impl fmt::Debug for User<'_> {
@@ -200,7 +204,7 @@ impl Authenticator {
         rng: &mut impl Entropy,
     ) -> Result<String, FlowError> {
         let none = CustomClaims::default();
-        self.access_token(user_id, roles, amr, None, &none, now, rng)
+        self.access_token(user_id, roles, amr, None, None, &none, now, rng)
     }
 
     /// [`Self::create_access_token`] with application claims added (checked by
@@ -217,11 +221,12 @@ impl Authenticator {
         now: u64,
         rng: &mut impl Entropy,
     ) -> Result<String, FlowError> {
-        self.access_token(user_id, roles, amr, None, claims, now, rng)
+        self.access_token(user_id, roles, amr, None, None, claims, now, rng)
     }
 
     /// An access token; `auth_time` (when the password was entered, OIDC's claim) is set for
-    /// tokens of a sign-in, so a later step can ask "how recent" ([`super::Proof::AuthTime`]).
+    /// tokens of a sign-in, so a later step can ask "how recent" ([`super::Proof::AuthTime`]);
+    /// `sep` (the user's session epoch) too, for [`Self::verify_access_current`].
     #[allow(clippy::too_many_arguments)]
     pub(super) fn access_token(
         &self,
@@ -229,6 +234,7 @@ impl Authenticator {
         roles: &[String],
         amr: &[&str],
         auth_time: Option<u64>,
+        session_epoch: Option<u64>,
         custom: &CustomClaims,
         now: u64,
         rng: &mut impl Entropy,
@@ -241,6 +247,30 @@ impl Authenticator {
         if let Some(t) = auth_time {
             c.extra.insert("auth_time".to_owned(), t.into());
         }
+        if let Some(e) = session_epoch {
+            c.extra.insert("sep".to_owned(), e.into());
+        }
         Ok(encode(&c, &self.key)?)
+    }
+
+    /// [`Self::verify`] for an access token at an account endpoint (MFA changes, password
+    /// change, "sign out everywhere"): the token must also be of the user's current session
+    /// epoch (`sep` equal to `state.epoch`). A token issued before a password change, a reset
+    /// or "sign out everywhere", or one without `sep` (not from a sign-in), is refused. APIs
+    /// behind the filter stay stateless: there an access token lives its TTL.
+    ///
+    /// # Errors
+    /// The [`TokenError`] of [`Self::verify`], or [`TokenError::Invalid`] for another epoch.
+    pub fn verify_access_current(
+        &self,
+        token: &str,
+        state: &crate::session::SessionState,
+        now: u64,
+    ) -> Result<Claims, TokenError> {
+        let claims = self.verify(token, TokenType::Access, now)?;
+        match claims.extra.get("sep").and_then(serde_json::Value::as_u64) {
+            Some(e) if e == state.epoch => Ok(claims),
+            _ => Err(TokenError::Invalid),
+        }
     }
 }

@@ -75,7 +75,7 @@ impl Authenticator {
         // A record without a password (passwordless account) opens an unbound family.
         family.password_fingerprint =
             (!user.password_hash.is_empty()).then(|| password_fingerprint(user.password_hash));
-        self.issue_for_family(family, user.roles, amr, now, rng)
+        self.issue_for_family(family, user.roles, amr, Some(user.session_epoch), now, rng)
     }
 
     /// A refresh token opening a new family without a password record (no password binding).
@@ -138,6 +138,7 @@ impl Authenticator {
         family: RefreshFamily,
         roles: &[String],
         amr: &[&str],
+        session_epoch: Option<u64>,
         now: u64,
         rng: &mut impl Entropy,
     ) -> Result<Issued, FlowError> {
@@ -146,6 +147,7 @@ impl Authenticator {
             roles,
             amr,
             Some(family.created_at),
+            session_epoch,
             &crate::token::CustomClaims::default(),
             now,
             rng,
@@ -216,6 +218,8 @@ impl Authenticator {
             }
             None => &claims.roles,
         };
+        // Without the user record the new access token has no `sep`: no account endpoint takes it.
+        let epoch = user.map(|u| u.session_epoch);
         let amr: Vec<&str> = claims.amr.iter().map(String::as_str).collect();
         let in_grace = self.limits.refresh_grace > 0
             && gen.checked_add(1) == Some(family.generation)
@@ -227,7 +231,7 @@ impl Authenticator {
                 ..family.clone()
             };
             return Ok(RefreshOutcome::Rotated(
-                self.issue_for_family(next, roles, &amr, now, rng)?,
+                self.issue_for_family(next, roles, &amr, epoch, now, rng)?,
             ));
         }
         if in_grace {
@@ -236,6 +240,7 @@ impl Authenticator {
                 family.clone(),
                 roles,
                 &amr,
+                epoch,
                 now,
                 rng,
             )?));

@@ -102,6 +102,7 @@ impl Authenticator {
             roles: &[],
             mfa_enabled: false,
             mfa_secret: None,
+            session_epoch: 0,
         };
         let token = self.create_password_reset_token(user.unwrap_or(&nobody), now, rng)?;
         Ok(user.is_some().then_some(token))

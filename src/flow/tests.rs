@@ -55,6 +55,7 @@ impl Rec {
             roles: &self.roles,
             mfa_enabled: self.mfa,
             mfa_secret: self.mfa.then_some(SECRET),
+            session_epoch: 0,
         }
     }
 }
@@ -856,6 +857,7 @@ fn login_with_rehash_binds_tokens_to_the_new_hash_ok() {
             roles: &roles,
             mfa_enabled: mfa,
             mfa_secret: mfa.then_some(SECRET),
+            session_epoch: 0,
         };
         fn stored<'a>(user: &User<'a>, h: &'a str) -> User<'a> {
             User {
@@ -1129,4 +1131,70 @@ fn access_tokens_carry_auth_time_of_the_sign_in_ok() {
         Some(NOW),
         "kept across refresh"
     );
+}
+
+#[test]
+fn access_token_of_an_older_session_epoch_fails() {
+    use crate::session::SessionState;
+    let a = auth();
+    let rec = Rec::new(&a, "correct horse", false);
+    let user = User {
+        session_epoch: 3,
+        ..rec.user()
+    };
+    let issued = a.issue_tokens(&user, &["pwd"], NOW, &mut rng()).unwrap();
+    let token = &issued.tokens.access_token;
+    let current = SessionState {
+        epoch: 3,
+        revoked: Vec::new(),
+    };
+    let c = a.verify_access_current(token, &current, NOW).unwrap();
+    assert_eq!(c.extra.get("sep"), Some(&serde_json::Value::from(3_u64)));
+    // Password change, reset, "sign out everywhere": the next epoch refuses the token.
+    let ended = current.end_all();
+    assert_eq!(
+        a.verify_access_current(token, &ended, NOW)
+            .unwrap_err()
+            .code(),
+        "token_invalid"
+    );
+    // A token with no `sep` (not from a sign-in) is refused at account endpoints.
+    let bare = a
+        .create_access_token("user-1", &[], &["pwd"], NOW, &mut rng())
+        .unwrap();
+    assert!(a
+        .verify_access_current(&bare, &SessionState::default(), NOW)
+        .is_err());
+    // The stateless check still takes both.
+    assert!(a.verify(token, TokenType::Access, NOW).is_ok());
+    // Rotation with the user record carries the current epoch; without it, none.
+    let r = a
+        .refresh(
+            &issued.tokens.refresh_token,
+            &issued.family,
+            Some(&User {
+                session_epoch: 4,
+                ..user
+            }),
+            NOW,
+            &mut rng(),
+        )
+        .unwrap();
+    let RefreshOutcome::Rotated(next) = r else {
+        panic!("rotated")
+    };
+    assert!(a
+        .verify_access_current(&next.tokens.access_token, &current, NOW)
+        .is_err());
+    let four = SessionState {
+        epoch: 4,
+        revoked: Vec::new(),
+    };
+    assert!(a
+        .verify_access_current(&next.tokens.access_token, &four, NOW)
+        .is_ok());
+    // "sep" is keygate's own claim.
+    let mut m = serde_json::Map::new();
+    m.insert("sep".to_owned(), 99.into());
+    assert!(crate::token::CustomClaims::new(m).is_err());
 }

@@ -10,8 +10,9 @@ use crate::ConfigError;
 pub const MAX_CUSTOM_CLAIMS_LEN: usize = 4096;
 
 /// Claims the login flow writes beside the registered ones and later trusts: `auth_time`
-/// (how recent a sign-in was, for MFA changes) and `pwh` (the password-hash binding).
-const FLOW_OWNED: &[&str] = &["auth_time", "pwh"];
+/// (how recent a sign-in was, for MFA changes), `pwh` (the password-hash binding) and `sep`
+/// (the session epoch an account endpoint checks).
+const FLOW_OWNED: &[&str] = &["auth_time", "pwh", "sep"];
 
 /// Extra claims for access tokens. A constructed value is always valid: no name keygate owns
 /// (`sub`, `type`, `roles`, `iat`, `exp`, `nbf`, `iss`, `aud`, `jti`, `sid`, `amr`,

@@ -69,13 +69,13 @@ async function resetPassword(email, password) {
 }
 
 /** An access token signed with the worker's key, as a refresh long after sign-in would give. */
-function accessTokenSignedInAt(sub, authTime) {
+function accessTokenSignedInAt(sub, authTime, sep = 0) {
   const jwk = stack.keys.signingKey;
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
   const now = Math.floor(Date.now() / 1000);
   const head = b64({ alg: "EdDSA", typ: "JWT", kid: jwk.kid });
   const body = b64({ sub, type: "access", roles: ["user"], iat: now, exp: now + 600, iss: ISSUER, aud: AUDIENCE,
-    jti: randomBytes(16).toString("base64url"), auth_time: authTime });
+    jti: randomBytes(16).toString("base64url"), auth_time: authTime, sep });
   const key = createPrivateKey({ key: jwk, format: "jwk" });
   return `${head}.${body}.${sign(null, Buffer.from(`${head}.${body}`), key).toString("base64url")}`;
 }
@@ -152,6 +152,51 @@ try {
     assert.equal((await w("POST", "/api/auth/refresh", { body: { refresh_token: f.refresh_token } })).status, 401);
   });
 
+  await check("an access token from before a reset, a password change or sign out everywhere opens no account endpoint", async () => {
+    const email = newEmail("oldtoken");
+    await signUp(email);
+    const a = await logIn(email);
+    assert.equal((await w("GET", "/api/auth/session", { token: a.access_token })).status, 200);
+    await resetPassword(email, "a brand new passphrase");
+    const refused = async (token, password) => {
+      assert.equal((await w("GET", "/api/auth/session", { token })).status, 401);
+      for (const path of ["/api/auth/mfa/setup", "/api/auth/mfa/disable", "/api/auth/logout-all"]) {
+        const r = await w("POST", path, { token, body: { password } });
+        assert.equal(r.status, 401, `${path}: ${r.text}`);
+      }
+      const pw = await w("POST", "/api/auth/password", { token, body: { current_password: password, new_password: "an attacker's choice here" } });
+      assert.equal(pw.status, 401, pw.text);
+    };
+    await refused(a.access_token, PASSWORD);
+    const b = await logIn(email, "a brand new passphrase");
+    const c = await logIn(email, "a brand new passphrase");
+    const changed = await w("POST", "/api/auth/password", { headers: { cookie: c.cookie, ...origin() }, body: { current_password: "a brand new passphrase", new_password: "third passphrase here" } });
+    assert.equal(changed.status, 200, changed.text);
+    await refused(b.access_token, "a brand new passphrase");
+    const d = await logIn(email, "third passphrase here");
+    const e = await logIn(email, "third passphrase here");
+    assert.equal((await w("GET", "/api/auth/session", { token: d.access_token })).status, 200);
+    assert.equal((await w("POST", "/api/auth/logout-all", { headers: { cookie: e.cookie, ...origin() } })).status, 200);
+    await refused(d.access_token, "third passphrase here");
+    // A sign-in after it works again.
+    const f = await logIn(email, "third passphrase here");
+    assert.equal((await w("GET", "/api/auth/session", { token: f.access_token })).status, 200);
+  });
+
+  await check("sign-up: a second registration does not replace an unexpired pending one", async () => {
+    const email = newEmail("hijack");
+    const first = await w("POST", "/api/auth/register", { body: { email, password: PASSWORD } });
+    const mail = await stack.outbox(email);
+    const second = await w("POST", "/api/auth/register", { body: { email: email.toUpperCase(), password: "the attacker's password" } });
+    assert.equal(second.status, first.status);
+    assert.equal(second.text, first.text, "the same answer");
+    assert.equal((await stack.outbox(email)).token, mail.token, "no new link");
+    const made = await w("POST", "/api/auth/register/confirm", { body: { email, token: mail.token } });
+    assert.equal(made.status, 201, made.text);
+    assert.equal((await w("POST", "/api/auth/login", { body: { email, password: "the attacker's password" } })).status, 401);
+    await logIn(email);
+  });
+
   let mfaUser;
   await check("an MFA-pending token from before a password reset does not sign in", async () => {
     const email = newEmail("pending");
@@ -182,7 +227,7 @@ try {
 
   await check("changing the factor needs fresh proof: an old credential alone is refused", async () => {
     const { email, id, secret } = mfaUser;
-    const old = accessTokenSignedInAt(id, Math.floor(Date.now() / 1000) - 600);
+    const old = accessTokenSignedInAt(id, Math.floor(Date.now() / 1000) - 600, 1); // epoch 1: one reset
     const bare = await w("POST", "/api/auth/mfa/setup", { token: old });
     assert.equal(bare.status, 403, bare.text);
     assert.equal(bare.json.error, "reauthentication_required");
@@ -243,6 +288,23 @@ try {
     const l2 = await w("POST", "/api/auth/login", { body: { email, password: "after the lock passphrase" } });
     const ok = await w("POST", "/api/auth/mfa", { body: { mfa_token: l2.json.mfa_token, code: totpCode(secret, 1) } });
     assert.equal(ok.status, 200, `reset unlocks: ${ok.text}`);
+  });
+
+  await check("concurrent account requests do not roll back MFA failure counts (read the body first)", async () => {
+    const email = newEmail("race");
+    await signUp(email);
+    const { secret } = await enrol((await logIn(email)).access_token);
+    const pending = await w("POST", "/api/auth/login", { body: { email, password: PASSWORD } });
+    const done = await w("POST", "/api/auth/mfa", { body: { mfa_token: pending.json.mfa_token, code: totpCode(secret, 1) } });
+    assert.equal(done.status, 200, done.text);
+    const wrong = totpCode(secret) === "000000" ? "111111" : "000000";
+    const burst = await Promise.all(Array.from({ length: 120 }, () =>
+      w("POST", "/api/auth/mfa/setup", { token: done.json.access_token, body: { code: wrong } })));
+    assert.ok(burst.every((r) => r.status === 403), burst.map((r) => r.text).join());
+    await new Promise((r) => setTimeout(r, 1005 - (Date.now() % 1000)));
+    const l = await w("POST", "/api/auth/login", { body: { email, password: PASSWORD } });
+    const r = await w("POST", "/api/auth/mfa", { body: { mfa_token: l.json.mfa_token, code: totpCode(secret, 1) } });
+    assert.equal(r.json.error, "mfa_locked", `every wrong code counted: ${r.text}`);
   });
 
   await check("sign-up does not tell whether an address has an account", async () => {

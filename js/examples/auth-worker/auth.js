@@ -140,7 +140,9 @@ export class AuthStore extends DurableObject {
     if (!user) return null;
     const auth = request.headers.get("authorization") ?? "";
     if (auth.startsWith("Bearer ")) {
-      const claims = this.kg.verifyAccessToken(auth.slice(7));
+      // keygate refuses a token of an older session epoch (issued before a password change,
+      // a reset or "sign out everywhere"): its auth_time is then no proof of anything.
+      const claims = this.kg.verifyAccessToken(auth.slice(7), { sessionState: user.sessionState });
       if (!claims || claims.sub !== user.id) return null;
       return { user, via: "token", authTime: claims.auth_time };
     }
@@ -191,11 +193,17 @@ export class AuthStore extends DurableObject {
     } catch (e) {
       return keygateFailure(e);
     }
+    const token = randomToken();
+    const tokenHash = await sha256(token); // before the read: no await between read and write
+    const pending = JSON.parse(this.store.meta("pending-signup") ?? "null");
     if (this.account()) {
       this.mail(email, { kind: "account-exists", to: email, note: "Someone tried to sign up with this address; sign in or reset your password" });
+    } else if (pending && Date.now() - pending.at < SIGNUP_TTL_MS) {
+      // An unexpired sign-up is never replaced (the object is the normalised address, so every
+      // variant lands here): a second sign-up cannot swap its password under the first's link.
+      // Same 202, nothing stored, no mail.
     } else {
-      const token = randomToken();
-      this.store.setMeta("pending-signup", JSON.stringify({ email, passwordHash, tokenHash: await sha256(token), at: Date.now() }));
+      this.store.setMeta("pending-signup", JSON.stringify({ email, passwordHash, tokenHash, at: Date.now() }));
       this.mail(email, { kind: "confirm-signup", to: email, token, link: `/#confirm=${encodeURIComponent(email)}:${token}` });
     }
     return json(202, SIGNUP_MESSAGE);
@@ -206,9 +214,10 @@ export class AuthStore extends DurableObject {
     if (response) return response;
     const email = emailKey(body.email);
     const token = field(body, "token", 256);
+    const tokenHash = token ? await sha256(token) : "";
     const pending = JSON.parse(this.store.meta("pending-signup") ?? "null");
     const ok = email && token && pending && pending.email === email && Date.now() - pending.at < SIGNUP_TTL_MS &&
-      sameText(await sha256(token), pending.tokenHash) && !this.account();
+      sameText(tokenHash, pending.tokenHash) && !this.account();
     if (!ok) return error(400, "confirmation_invalid", "This confirmation link is invalid, expired or already used");
     const user = { id: this.userId, email, passwordHash: pending.passwordHash, roles: ["user"], now: Date.now() };
     this.store.createUser(user);
@@ -261,10 +270,12 @@ export class AuthStore extends DurableObject {
     return error(403, r.error, `${r.message}. Send {"password": …} (or {"code": …}) with the request.`);
   }
 
+  // Every account handler reads the body first, then reads the account, decides and writes
+  // with no await in between: a concurrent request of the same account cannot be rolled back.
   async mfaSetup(request) {
+    const { body, response: bad } = await readOptionalJson(request);
     const { me, response } = this.signedInFor(request);
     if (response) return response;
-    const { body, response: bad } = await readOptionalJson(request);
     if (bad) return bad;
     const refused = this.freshProof(me, body);
     if (refused) return refused;
@@ -276,9 +287,9 @@ export class AuthStore extends DurableObject {
   }
 
   async mfaVerify(request) {
+    const { body, response: bad } = await readJson(request);
     const { me, response } = this.signedInFor(request);
     if (response) return response;
-    const { body, response: bad } = await readJson(request);
     if (bad) return bad;
     const { user } = me;
     const code = field(body, "code", 64);
@@ -294,9 +305,9 @@ export class AuthStore extends DurableObject {
   }
 
   async mfaDisable(request) {
+    const { body, response: bad } = await readOptionalJson(request);
     const { me, response } = this.signedInFor(request);
     if (response) return response;
-    const { body, response: bad } = await readOptionalJson(request);
     if (bad) return bad;
     if (!me.user.mfaEnabled) return error(400, "mfa_not_enabled", "MFA is not on");
     const refused = this.freshProof(me, body);
@@ -326,6 +337,8 @@ export class AuthStore extends DurableObject {
   }
 
   async logout(request) {
+    // A body is optional: with a refresh token, its whole family is revoked too.
+    const { body } = await readOptionalJson(request);
     // The session of the cookie is revoked server side: a copy of the cookie no longer works.
     const user = this.account();
     const cookie = request.headers.get("cookie");
@@ -339,8 +352,6 @@ export class AuthStore extends DurableObject {
         this.store.setSessionState(user.id, this.kg.revokeSession(cookie, user.sessionState));
       }
     }
-    // A body is optional: with a refresh token, its whole family is revoked too.
-    const { body } = await readOptionalJson(request);
     const token = body ? field(body, "refresh_token", 8192) : undefined;
     const claims = token ? this.kg.verifyRefreshToken(token) : null;
     const family = claims?.fam ? this.store.family(claims.fam) : null;
@@ -359,9 +370,9 @@ export class AuthStore extends DurableObject {
 
   /** Password change (current password required): every session and refresh family ends. */
   async changePassword(request) {
+    const { body, response: bad } = await readJson(request);
     const { me, response } = this.signedInFor(request);
     if (response) return response;
-    const { body, response: bad } = await readJson(request);
     if (bad) return bad;
     const current = field(body, "current_password", MAX_PASSWORD) ?? "";
     const next = field(body, "new_password", MAX_PASSWORD);
