@@ -266,6 +266,7 @@ mod tests {
             roles: &roles,
             mfa_enabled: false,
             mfa_secret: None,
+            session_epoch: 0,
         };
         let t = AccountThrottle::default();
         let mut rng = SeededEntropy::new(2);
