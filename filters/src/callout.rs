@@ -26,7 +26,7 @@ use crate::host::{log, now_ms, HostStore};
 use crate::root::Metrics;
 use keygate::gateway::{
     Callout, CalloutFailure, CalloutId, CalloutRequest, CalloutResponse, CalloutResult, Decision,
-    Gateway, Pending, StripToken, JWKS_KEYS_GAUGE,
+    Gateway, GrpcCallout, Pending, StripToken, JWKS_KEYS_GAUGE,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType, MetricType};
@@ -59,8 +59,33 @@ pub struct Callouts {
     sent: Vec<(u32, Sent)>,
     /// Requests held: (the callout they wait for, context id, what to resume).
     waiting: Vec<(CalloutId, u32, Pending)>,
-    /// Response headers (`RateLimit`) for resumed requests, by context id.
-    response_headers: Vec<(u32, Vec<(&'static str, String)>)>,
+    /// Response headers (`RateLimit`, a rate-limit service's) for resumed requests, by
+    /// context id.
+    response_headers: Vec<(u32, ResponseHeaders)>,
+}
+
+/// Headers to add to a continued request's response: the gateway's, and those a rate-limit
+/// service asked for.
+#[derive(Default)]
+pub struct ResponseHeaders {
+    pub fixed: Vec<(&'static str, String)>,
+    pub service: Vec<(String, String)>,
+}
+
+impl ResponseHeaders {
+    fn is_empty(&self) -> bool {
+        self.fixed.is_empty() && self.service.is_empty()
+    }
+
+    /// Adds them to the response (`on_http_response_headers`).
+    pub fn add(self) {
+        for (name, value) in self.fixed {
+            let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, name, &value);
+        }
+        for (name, value) in self.service {
+            let _ = hostcalls::add_map_value(MapType::HttpResponseHeaders, &name, &value);
+        }
+    }
 }
 
 impl Callouts {
@@ -88,14 +113,14 @@ impl Callouts {
     }
 
     /// The response headers a resumed request must add.
-    pub fn take_response_headers(&mut self, context_id: u32) -> Vec<(&'static str, String)> {
+    pub fn take_response_headers(&mut self, context_id: u32) -> ResponseHeaders {
         match self
             .response_headers
             .iter()
             .position(|(c, _)| *c == context_id)
         {
             Some(i) => self.response_headers.swap_remove(i).1,
-            None => Vec::new(),
+            None => ResponseHeaders::default(),
         }
     }
 
@@ -135,8 +160,35 @@ pub fn on_tick(
     };
     due.extend(gateway.tick(now));
     for callout in due {
-        let (id, Some(CalloutRequest::Http(http))) = (callout.id, callout.request) else {
-            continue;
+        let id = callout.id;
+        let http = match callout.request {
+            Some(CalloutRequest::Http(http)) => http,
+            // A gRPC call queued by a request resumed here (a `sub` global limit after a
+            // JWKS refetch): the root sends it and resumes the request with its answer.
+            Some(CalloutRequest::Grpc(grpc)) => {
+                match dispatch_grpc(&grpc) {
+                    Ok(token) => {
+                        if let Ok(mut c) = callouts.try_borrow_mut() {
+                            c.sent.push((
+                                token,
+                                Sent {
+                                    id,
+                                    max_response_bytes: grpc.max_response_bytes,
+                                },
+                            ));
+                        }
+                    }
+                    Err(failure) => {
+                        let result = CalloutResult {
+                            id,
+                            response: Err(failure),
+                        };
+                        finish(gateway, callouts, metrics, root_id, &result);
+                    }
+                }
+                continue;
+            }
+            _ => continue,
         };
         let headers: Vec<(&str, &str)> =
             http.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -219,6 +271,79 @@ pub fn on_response(
     finish(gateway, callouts, metrics, root_id, &result);
 }
 
+/// A gRPC call's answer to the root (`on_grpc_call_response`): a call the root sent for a
+/// request it resumed.
+pub fn on_grpc_response(
+    gateway: &Gateway,
+    callouts: &std::cell::RefCell<Callouts>,
+    metrics: &Metrics,
+    root_id: u32,
+    token: u32,
+    status_code: u32,
+    response_size: usize,
+) {
+    let Some(sent) = callouts.try_borrow_mut().ok().and_then(|mut c| {
+        let i = c.sent.iter().position(|(t, _)| *t == token)?;
+        Some(c.sent.swap_remove(i).1)
+    }) else {
+        return;
+    };
+    let result = grpc_result(sent.id, status_code, response_size, sent.max_response_bytes);
+    finish(gateway, callouts, metrics, root_id, &result);
+}
+
+/// Sends a gRPC call from the current context (its answer comes back to that context).
+///
+/// # Errors
+/// [`CalloutFailure::DispatchFailed`] when the proxy refuses it (an unknown cluster).
+pub fn dispatch_grpc(grpc: &GrpcCallout) -> Result<u32, CalloutFailure> {
+    hostcalls::dispatch_grpc_call(
+        &grpc.cluster,
+        grpc.service,
+        grpc.method,
+        Vec::new(),
+        Some(grpc.body.as_slice()),
+        Duration::from_millis(grpc.timeout_ms),
+    )
+    .map_err(|_| CalloutFailure::DispatchFailed)
+}
+
+/// What a gRPC call brought back: status 0 with the message (at most `max` bytes plus one
+/// read), or the failure status.
+pub fn grpc_result(id: CalloutId, status_code: u32, size: usize, max: usize) -> CalloutResult {
+    let response = if status_code != 0 {
+        Err(CalloutFailure::GrpcStatus(status_code))
+    } else {
+        let want = size.min(max.saturating_add(1));
+        let body = if want == 0 {
+            Vec::new()
+        } else {
+            hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, want)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        Ok(CalloutResponse {
+            status: 0,
+            body,
+            body_len: size,
+        })
+    };
+    CalloutResult { id, response }
+}
+
+/// Counts failed rate-limit service calls and logs the start and end of a failure burst.
+pub fn report_rls(gateway: &Gateway, metrics: &Metrics) {
+    if let Some((failed, line)) = gateway.rate_limit_service_report() {
+        if failed > 0 {
+            metrics.bump_rls_failed(failed);
+        }
+        if let Some(line) = line {
+            log(LogLevel::Warn, line);
+        }
+    }
+}
+
 /// Gives `result` to the gateway, then resumes every request waiting for it.
 fn finish(
     gateway: &Gateway,
@@ -250,6 +375,7 @@ fn finish(
             continue;
         }
         let decision = gateway.resume(pending, result, &HostStore, now);
+        report_rls(gateway, metrics);
         if let Decision::Wait(callout, pending) = decision {
             if let Ok(mut c) = callouts.try_borrow_mut() {
                 c.hold(context_id, callout, pending);
@@ -277,7 +403,7 @@ fn finish(
 /// What [`apply`] did.
 pub enum Applied {
     /// The request headers were changed; continue it, adding these response headers later.
-    Continue(Vec<(&'static str, String)>),
+    Continue(ResponseHeaders),
     /// A local reply was sent (the gateway's, or 503 when the host refused a change).
     Replied,
     /// Nothing done: the decision was to wait.
@@ -331,13 +457,22 @@ pub fn apply(decision: Decision<'_>) -> Applied {
                     return Applied::Replied;
                 }
             }
-            Applied::Continue(forward.response_headers)
+            Applied::Continue(ResponseHeaders {
+                fixed: forward.response_headers,
+                service: forward.service_headers,
+            })
         }
         Decision::Reply(reply) => {
             let headers = reply
                 .headers
                 .iter()
                 .map(|(k, v)| (*k, v.as_str()))
+                .chain(
+                    reply
+                        .service_headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                )
                 .collect();
             let _ = hostcalls::send_http_response(
                 u32::from(reply.status),

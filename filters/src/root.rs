@@ -3,7 +3,7 @@
 use crate::callout::{self, Callouts};
 use crate::host::{log, HostStore};
 use crate::http::KeygateHttp;
-use keygate::gateway::{Gateway, Metric, JWKS_KEYS_GAUGE};
+use keygate::gateway::{Gateway, Metric, JWKS_KEYS_GAUGE, RATE_LIMIT_SERVICE_FAILED};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel, MetricType};
@@ -14,12 +14,22 @@ use std::rc::Rc;
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
     ids: [Option<u32>; Metric::ALL.len()],
+    /// `keygate.rate_limit_service_failed` (with `rate_limit_service` only).
+    rls_failed: Option<u32>,
 }
 
 impl Metrics {
     fn define() -> Self {
         Self {
             ids: Metric::ALL.map(|m| hostcalls::define_metric(MetricType::Counter, m.name()).ok()),
+            rls_failed: None,
+        }
+    }
+
+    /// Adds `n` to `keygate.rate_limit_service_failed`.
+    pub fn bump_rls_failed(&self, n: u64) {
+        if let Some(id) = self.rls_failed {
+            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
@@ -75,6 +85,20 @@ impl Context for KeygateRoot {
             );
         }
     }
+
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        if let Some(gateway) = &self.gateway {
+            callout::on_grpc_response(
+                gateway,
+                &self.callouts,
+                &self.metrics,
+                self.context_id,
+                token_id,
+                status_code,
+                response_size,
+            );
+        }
+    }
 }
 
 impl RootContext for KeygateRoot {
@@ -107,7 +131,12 @@ impl RootContext for KeygateRoot {
         if let Ok(id) = hostcalls::define_metric(MetricType::Gauge, "keygate.rate_limit_slots") {
             let _ = hostcalls::record_metric(id, gateway.rate_limit_slots());
         }
-        self.metrics = Rc::new(Metrics::define());
+        let mut metrics = Metrics::define();
+        if gateway.has_rate_limit_service() {
+            metrics.rls_failed =
+                hostcalls::define_metric(MetricType::Counter, RATE_LIMIT_SERVICE_FAILED).ok();
+        }
+        self.metrics = Rc::new(metrics);
         if gateway.has_remote_jwks() {
             if let Ok(id) = hostcalls::define_metric(MetricType::Gauge, JWKS_KEYS_GAUGE) {
                 let _ = hostcalls::record_metric(id, 0);

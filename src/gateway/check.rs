@@ -20,8 +20,10 @@ use crate::ErrorCode;
 /// `RateLimit-Policy` / `RateLimit` values of the limits a request passed.
 #[derive(Debug, Default)]
 pub(super) struct Passed {
-    policies: Vec<String>,
-    states: Vec<String>,
+    pub(super) policies: Vec<String>,
+    pub(super) states: Vec<String>,
+    /// Headers a rate-limit service asked to add (`response_headers_to_add`).
+    pub(super) service_headers: Vec<(String, String)>,
 }
 
 impl Passed {
@@ -37,16 +39,16 @@ impl Passed {
 }
 
 /// A refusal and what refused it (`rules[2]`, `rate_limits[0]`, …) for the shadow log.
-struct Refusal {
-    reply: LocalReply,
-    rule: String,
+pub(super) struct Refusal {
+    pub(super) reply: LocalReply,
+    pub(super) rule: String,
 }
 
 /// The request as the decision after the pre-token limits needs it (what a wait keeps).
-struct Seen<'r> {
-    method: &'r str,
-    path: &'r str,
-    client: Option<&'r str>,
+pub(super) struct Seen<'r> {
+    pub(super) method: &'r str,
+    pub(super) path: &'r str,
+    pub(super) client: Option<&'r str>,
 }
 
 /// A token checked against the keys, or why the decision must wait or cannot be made.
@@ -57,9 +59,15 @@ pub(super) enum Verified {
 }
 
 /// How the decision after the pre-token limits ended.
-enum Step {
+pub(super) enum Step {
     /// Decided: continue (`Ok`) or the refusal.
     Done(Result<(), Refusal>),
+    /// The global `sub` limits wait for the rate-limit service (see [`super::global`]).
+    Rls {
+        callout: Callout,
+        asked: Vec<super::rls::Asked>,
+        token_error: Option<TokenError>,
+    },
     /// The one token presented (by source `source`) waits for a refetch of the key set.
     Wait {
         callout: Callout,
@@ -97,6 +105,9 @@ impl Gateway {
                 // Which sources hold a token is cheap to know (no decoding) and decides
                 // whether a refusal names an RFC 6750 `error` at all.
                 found = presented(&self.sources, request, self.validation.max_token_len);
+                if let Some(wait) = self.ask_pre_token(request, &seen, &found, &mut passed) {
+                    return wait;
+                }
                 self.decide(&seen, &found, store, now_ms, &mut passed, &mut claims, true)
             }
         };
@@ -123,6 +134,23 @@ impl Gateway {
                     _ => None,
                 };
                 self.hold(callout, &seen, source, token, cookie_rest, passed)
+            }
+            Step::Rls {
+                callout,
+                asked,
+                token_error,
+            } => {
+                let cookie_rest = self.cookie_rest_of(&found, request);
+                self.hold_post_token(
+                    callout,
+                    asked,
+                    token_error,
+                    &seen,
+                    &found,
+                    claims,
+                    cookie_rest,
+                    passed,
+                )
             }
         }
     }
@@ -173,6 +201,20 @@ impl Gateway {
                 source,
                 token,
             } => self.hold(callout, &seen, source, token, cookie_rest, passed),
+            Step::Rls {
+                callout,
+                asked,
+                token_error,
+            } => self.hold_post_token(
+                callout,
+                asked,
+                token_error,
+                &seen,
+                &found,
+                claims,
+                cookie_rest,
+                passed,
+            ),
         }
     }
 
@@ -205,11 +247,11 @@ impl Gateway {
     /// claim headers, the RateLimit headers and the token stripped (`forward_token: false`);
     /// in `"shadow"` mode always continue, with only the claim headers changed, carrying the
     /// refusal to log.
-    fn finish<'g>(
+    pub(super) fn finish<'g>(
         &'g self,
         decided: Result<(), Refusal>,
         seen: &Seen<'_>,
-        passed: Passed,
+        mut passed: Passed,
         claims: Option<&Claims>,
         strip_token: impl FnOnce() -> Option<StripToken<'g>>,
     ) -> Decision<'g> {
@@ -220,6 +262,7 @@ impl Gateway {
             remove_request_headers: self.claim_headers.names(),
             set_request_headers,
             response_headers: Vec::new(),
+            service_headers: Vec::new(),
             strip_token: None,
             shadow_refusal,
             metric,
@@ -246,6 +289,7 @@ impl Gateway {
             }
             (Ok(()), Mode::Enforce) => {
                 let mut f = forward(None, Metric::Allowed);
+                f.service_headers = std::mem::take(&mut passed.service_headers);
                 f.response_headers = passed.headers();
                 f.strip_token = strip_token();
                 Decision::Continue(f)
@@ -254,7 +298,7 @@ impl Gateway {
     }
 
     /// Step 1: the `ip`/`header:` limits, before any token work.
-    fn pre_token_limits(
+    pub(super) fn pre_token_limits(
         &self,
         request: &impl HttpRequest,
         seen: &Seen<'_>,
@@ -263,7 +307,7 @@ impl Gateway {
         passed: &mut Passed,
     ) -> Result<(), Refusal> {
         for (i, rule) in self.limits.matching(seen.method, seen.path) {
-            if rule.key_source().is_pre_token() {
+            if rule.key_source().is_pre_token() && !rule.is_global() {
                 let header = rule
                     .key_source()
                     .header_name()
@@ -283,7 +327,7 @@ impl Gateway {
     /// resuming: the keys are what they are now), the `sub` limits, the requirement. Fills
     /// in the limits passed and the verified claims as far as it got.
     #[allow(clippy::too_many_arguments)]
-    fn decide(
+    pub(super) fn decide(
         &self,
         seen: &Seen<'_>,
         found: &Presented,
@@ -337,7 +381,7 @@ impl Gateway {
         // duplicated tokens, so a flood of bad signatures is metered too.
         let sub = claims.as_ref().map(|c| c.sub.as_str());
         for (i, limit) in self.limits.matching(seen.method, seen.path) {
-            if !limit.key_source().is_pre_token() {
+            if !limit.key_source().is_pre_token() && !limit.is_global() {
                 let key = KeySource::Sub.key(seen.client, sub, None);
                 if let Err(reply) = self.limit(i, limit, &key, store, now_ms, passed) {
                     return Step::Done(Err(Refusal {
@@ -348,17 +392,51 @@ impl Gateway {
             }
         }
 
-        if matches!(found, Presented::Several) {
+        if let Some((callout, asked)) = self.ask_post_token(seen, sub) {
+            return Step::Rls {
+                callout,
+                asked,
+                token_error,
+            };
+        }
+        self.authorize_after_limits(
+            &route,
+            matches!(found, Presented::Several),
+            claims.as_ref(),
+            token_error.as_ref(),
+        )
+    }
+
+    /// Step 5 (after every limit): a duplicated token, then the rule's requirement.
+    pub(super) fn authorize_after_limits(
+        &self,
+        route: &RouteDecision,
+        several: bool,
+        claims: Option<&Claims>,
+        token_error: Option<&TokenError>,
+    ) -> Step {
+        let rule = match route {
+            RouteDecision::Rule { index, .. } => format!("rules[{index}]"),
+            RouteDecision::NoMatch => "no rule".to_owned(),
+            RouteDecision::PathNotNormalized => "path not normalized".to_owned(),
+        };
+        let refuse = |reply| {
+            Step::Done(Err(Refusal {
+                reply,
+                rule: rule.clone(),
+            }))
+        };
+        if several {
             return refuse(invalid_request());
         }
-        let principal = claims.as_ref().map(|c| Principal {
+        let principal = claims.map(|c| Principal {
             sub: c.sub.clone(),
             roles: c.roles.clone(),
             permissions: c.permissions.clone(),
         });
-        match self.policy.authorize(&route, principal.as_ref()) {
+        match self.policy.authorize(route, principal.as_ref()) {
             Access::Allow => Step::Done(Ok(())),
-            Access::Unauthenticated(reason) => refuse(match &token_error {
+            Access::Unauthenticated(reason) => refuse(match token_error {
                 Some(e) => token_refused(e),
                 None => token_missing(&reason),
             }),
@@ -368,7 +446,7 @@ impl Gateway {
 
     /// `forward_token: false`: how to take the one token found (by source `source`) out of
     /// the request; `cookie` gives the `Cookie` header without the token cookie `name`.
-    fn strip_token<'g>(
+    pub(super) fn strip_token<'g>(
         &'g self,
         source: usize,
         cookie: impl FnOnce(&str) -> Option<Vec<u8>>,
@@ -383,7 +461,7 @@ impl Gateway {
     }
 
     /// One rate-limit rule; `Err` is the 429 to send.
-    fn limit(
+    pub(super) fn limit(
         &self,
         index: usize,
         rule: &RateLimitRule,
@@ -471,7 +549,7 @@ fn invalid_request() -> LocalReply {
 }
 
 /// 429 for `rule`; without a decision (store failure, CAS exhausted) retry after 1 s.
-fn rate_limited(rule: &RateLimitRule, decision: Option<&RateDecision>) -> LocalReply {
+pub(super) fn rate_limited(rule: &RateLimitRule, decision: Option<&RateDecision>) -> LocalReply {
     let retry_after_secs = decision
         .and_then(RateDecision::retry_after_secs)
         .unwrap_or(1);

@@ -1,6 +1,7 @@
 //! The filter's configuration document: the Envoy plugin `configuration` JSON.
 
 use super::jwks::RemoteJwksConfig;
+use super::rls::RateLimitServiceConfig;
 use crate::json::object_only;
 use crate::policy::RuleConfig;
 use crate::ratelimit::RateLimitRuleConfig;
@@ -58,6 +59,10 @@ pub struct GatewayConfig {
     /// Rate limits; every matching one applies. Defaults to none.
     #[serde(default)]
     pub rate_limits: Vec<RateLimitRuleConfig>,
+    /// The rate-limit service (Envoy's RLS v3) that counts `scope: "global"` rules for the
+    /// whole fleet. Defaults to none (then no rule may be global).
+    #[serde(default)]
+    pub rate_limit_service: Option<RateLimitServiceConfig>,
     /// Claim name → request header set for the upstream (arrays joined by `,`). These headers
     /// are always removed from the incoming request first. Defaults to none.
     #[serde(default, deserialize_with = "crate::json::unique_map")]

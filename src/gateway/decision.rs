@@ -16,7 +16,10 @@
 //! the shell echoes it back in the [`CalloutResult`].
 
 use super::outcome::{Forward, LocalReply, Metric, Outcome};
+use super::rls::{Asked, GrpcCallout};
+use super::token_source::Presented;
 use super::Passed;
+use crate::token::{Claims, TokenError};
 use std::fmt;
 
 /// The gateway's answer for one request.
@@ -84,6 +87,9 @@ pub struct Callout {
 pub enum CalloutRequest {
     /// An HTTP request to an Envoy cluster (proxy-wasm `dispatch_http_call`).
     Http(HttpCallout),
+    /// A unary gRPC call (proxy-wasm `dispatch_grpc_call`), made by the request's own
+    /// context: it serves that request only (the rate-limit service).
+    Grpc(GrpcCallout),
 }
 
 /// An HTTP request through the proxy.
@@ -131,6 +137,9 @@ pub enum CalloutFailure {
     /// Sent, but no response: connection refused or reset, or the timeout passed (the proxy
     /// does not say which; the gateway tells them apart by the time taken).
     NoResponse,
+    /// A gRPC call ended with this non-OK status (4 `DEADLINE_EXCEEDED` after its timeout,
+    /// 14 `UNAVAILABLE`, …). A gRPC `OK` arrives as a [`CalloutResponse`] with status 0.
+    GrpcStatus(u32),
 }
 
 /// A request held while its callout is out. Opaque: the shell stores it and gives it back to
@@ -154,6 +163,60 @@ impl Pending {
 pub(super) enum Stage {
     /// Verify the token once the key set has been refetched, then finish the decision.
     Keys(Held),
+    /// The rate-limit service's answer for the global `ip`/`header:` limits, then the rest.
+    RlsPre(Box<HeldPre>),
+    /// The rate-limit service's answer for the global `sub` limits, then the requirement.
+    RlsPost(Box<HeldPost>),
+}
+
+/// A request waiting for the service before its token is looked at. `Debug` never shows a
+/// token.
+pub(super) struct HeldPre {
+    pub method: String,
+    pub path: String,
+    pub client: Option<String>,
+    pub found: Presented,
+    /// As in [`Held`].
+    pub cookie_rest: Option<Vec<u8>>,
+    pub passed: Passed,
+    pub asked: Vec<Asked>,
+}
+
+impl fmt::Debug for HeldPre {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldPre")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("asked", &self.asked.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request waiting for the service after its token was verified. `Debug` never shows the
+/// claims.
+pub(super) struct HeldPost {
+    pub method: String,
+    pub path: String,
+    pub client: Option<String>,
+    pub claims: Option<Claims>,
+    pub token_error: Option<TokenError>,
+    /// A token was found more than once.
+    pub several: bool,
+    /// The source of the one token found (for `forward_token: false`).
+    pub source: Option<usize>,
+    pub cookie_rest: Option<Vec<u8>>,
+    pub passed: Passed,
+    pub asked: Vec<Asked>,
+}
+
+impl fmt::Debug for HeldPost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeldPost")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("asked", &self.asked.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A request's state after its pre-token rate limits, kept while waiting for keys. `Debug`

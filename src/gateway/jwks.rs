@@ -464,7 +464,7 @@ impl JwksCache {
     ) -> Result<(KeySet, usize, Vec<String>), String> {
         let response = match result.response {
             Ok(ref r) => r,
-            Err(CalloutFailure::DispatchFailed) => {
+            Err(CalloutFailure::DispatchFailed | CalloutFailure::GrpcStatus(_)) => {
                 return Err(format!(
                     "the proxy could not send the request (is cluster `{}` defined?)",
                     self.remote.cluster

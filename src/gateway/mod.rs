@@ -59,10 +59,12 @@ mod check;
 mod claim_headers;
 mod config;
 pub mod decision;
+mod global;
 pub mod jwks;
 mod outcome;
 mod request;
 mod resume;
+pub mod rls;
 pub mod slots;
 pub mod store;
 mod token_source;
@@ -75,9 +77,11 @@ pub use decision::{
     Callout, CalloutFailure, CalloutId, CalloutRequest, CalloutResponse, CalloutResult, Decision,
     HttpCallout, Pending,
 };
+pub use global::RATE_LIMIT_SERVICE_FAILED;
 pub use jwks::{FetchReport, JwksCache, RemoteJwks, RemoteJwksConfig, JWKS_KEYS_GAUGE};
 pub use outcome::{Forward, LocalReply, Metric, Outcome, ShadowRefusal, StripToken};
 pub use request::{encode_proxy_wasm_map, HttpRequest, RequestHeaders, MAX_HEADERS};
+pub use rls::{FailureMode, GrpcCallout, RateLimitService, RateLimitServiceConfig};
 pub use store::{MemoryStore, SharedStore, StoreError, SENTINEL};
 pub use token_source::{
     presented, Presented, TokenSource, MAX_COOKIE_NAME_LEN, MAX_PREFIX_LEN, MAX_TOKEN_SOURCES,
@@ -106,6 +110,8 @@ pub struct Gateway {
     seed: [u8; 32],
     mode: Mode,
     forward_token: bool,
+    /// `rate_limit_service`: where `scope: "global"` rules are counted.
+    rls: Option<RateLimitService>,
     /// The last [`CalloutId`] handed out.
     callouts: Cell<u64>,
 }
@@ -176,6 +182,20 @@ impl Gateway {
             rules: config.rules.clone(),
         })?;
         let limits = RateLimits::new(&config.rate_limits)?;
+        let rls = config
+            .rate_limit_service
+            .as_ref()
+            .map(|c| RateLimitService::new(c).map_err(|e| e.within("rate_limit_service")))
+            .transpose()?;
+        if rls.is_none() {
+            if let Some(i) = limits.rules().iter().position(|r| r.is_global()) {
+                return Err(ConfigError::new(
+                    format!("rate_limits[{i}].scope"),
+                    "\"global\" needs `rate_limit_service` (the service that counts for the \
+                     whole fleet)",
+                ));
+            }
+        }
         let token_headers: Vec<&str> = sources.iter().map(TokenSource::header_name).collect();
         let claim_headers = ClaimHeaders::new(&config.claims_to_headers, &token_headers)?;
         Ok(Self {
@@ -188,6 +208,7 @@ impl Gateway {
             seed,
             mode: config.mode,
             forward_token: config.forward_token,
+            rls,
             callouts: Cell::new(0),
         })
     }

@@ -132,6 +132,9 @@ pub struct Forward<'g> {
     pub set_request_headers: Vec<(&'g str, String)>,
     /// Headers to add to the upstream's response (`RateLimit-Policy`, `RateLimit`).
     pub response_headers: Vec<(&'static str, String)>,
+    /// More headers for the upstream's response: those a rate-limit service asked to add
+    /// (`response_headers_to_add`; valid names and values only).
+    pub service_headers: Vec<(String, String)>,
     /// `forward_token: false`: how to take the token out before the upstream sees it.
     pub strip_token: Option<StripToken<'g>>,
     /// `"shadow"` mode: the refusal `"enforce"` mode would have sent (log it once).
@@ -206,6 +209,8 @@ pub struct LocalReply {
     pub status: u16,
     /// Response headers (`content-type`, `www-authenticate`, `retry-after`, …).
     pub headers: Vec<(&'static str, String)>,
+    /// More response headers: those a rate-limit service asked to add.
+    pub service_headers: Vec<(String, String)>,
     /// JSON body `{"error": code, "message": …}`.
     pub body: String,
     /// The stable error code (`token_expired`, `forbidden`, `rate_limited`, …).
@@ -239,6 +244,7 @@ impl LocalReply {
         Self {
             status,
             headers,
+            service_headers: Vec::new(),
             body,
             code,
             metric,

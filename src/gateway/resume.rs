@@ -61,10 +61,11 @@ impl Gateway {
         store: &impl SharedStore,
         now_ms: u64,
     ) -> Decision<'g> {
-        // The key set was updated by `complete`; the result itself only names the fetch.
-        let _ = result;
         match pending.stage {
+            // The key set was updated by `complete`; the result itself only names the fetch.
             Stage::Keys(held) => self.resume_keys(held, store, now_ms),
+            Stage::RlsPre(held) => self.resume_pre(*held, result, store, now_ms),
+            Stage::RlsPost(held) => self.resume_post(*held, result, store, now_ms),
         }
     }
 

@@ -176,7 +176,47 @@ pub struct RateLimitRuleConfig {
     /// Number of state slots (distinct keys tracked at once; more keys share slots, which
     /// only makes limits stricter). Defaults to 4096 ([`DEFAULT_SLOTS`]); 1..=[`MAX_SLOTS`].
     pub slots: Option<u32>,
+    /// `"local"`: counted in this Envoy's shared data; `"global"`: asked of the rate-limit
+    /// service (`rate_limit_service`), so the whole fleet shares the quota. Defaults to
+    /// `"local"`.
+    #[serde(default)]
+    pub scope: Scope,
+    /// The rule's name for the rate-limit service (the `keygate_rule` descriptor entry):
+    /// 1..=64 of `A-Z a-z 0-9 _ - . :`, unique. Defaults to `rule<index>`.
+    #[serde(default)]
+    pub name: Option<String>,
 }
+
+/// Where a rule is counted (`scope`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// In this proxy's shared data (`"local"`).
+    #[default]
+    Local,
+    /// By the rate-limit service, fleet-wide (`"global"`).
+    Global,
+}
+
+impl std::str::FromStr for Scope {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "local" => Ok(Self::Local),
+            "global" => Ok(Self::Global),
+            _ => Err("expected \"local\" or \"global\""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::json::from_str_only(d, "\"local\" or \"global\"")
+    }
+}
+
+/// Longest rule `name`.
+pub const MAX_RULE_NAME_LEN: usize = 64;
 
 crate::json::object_only!(RateLimitRuleConfig, "a rate limit object");
 
@@ -187,6 +227,8 @@ pub struct RateLimitRule {
     key: KeySource,
     limiter: Limiter,
     slots: u32,
+    name: String,
+    scope: Scope,
 }
 
 impl RateLimitRule {
@@ -212,6 +254,35 @@ impl RateLimitRule {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        if config.scope == Scope::Global {
+            // The rate-limit service protocol only knows these units.
+            let check = |s: &String| Quota::parse_per_unit(s).map(|_| ());
+            match &config.limit {
+                OneOrMany::One(s) => check(s)?,
+                OneOrMany::Many(list) => {
+                    for (j, s) in list.iter().enumerate() {
+                        check(s).map_err(|e| ConfigError::new(format!("limit[{j}]"), e.message))?;
+                    }
+                }
+            }
+        }
+        let name = match &config.name {
+            None => String::new(),
+            Some(n)
+                if !n.is_empty()
+                    && n.len() <= MAX_RULE_NAME_LEN
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b)) =>
+            {
+                n.clone()
+            }
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "name",
+                    format!("1 to {MAX_RULE_NAME_LEN} of A-Z a-z 0-9 _ - . :"),
+                ))
+            }
+        };
         let key = config.key.parse::<KeySource>()?;
         let slots = config.slots.unwrap_or(DEFAULT_SLOTS);
         if !(MIN_SLOTS..=MAX_SLOTS).contains(&slots) {
@@ -225,7 +296,21 @@ impl RateLimitRule {
             key,
             limiter: Limiter::new(quotas)?,
             slots,
+            name,
+            scope: config.scope,
         })
+    }
+
+    /// Its name (`name`, default `rule<index>`): the `keygate_rule` descriptor entry.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the rate-limit service counts it (`scope: "global"`).
+    #[must_use]
+    pub fn is_global(&self) -> bool {
+        self.scope == Scope::Global
     }
 
     /// The requests it applies to.
@@ -272,11 +357,28 @@ impl RateLimits {
                 format!("at most {MAX_RATE_LIMIT_RULES} rules"),
             ));
         }
-        let rules: Vec<RateLimitRule> = configs
+        let mut rules: Vec<RateLimitRule> = configs
             .iter()
             .enumerate()
             .map(|(i, c)| RateLimitRule::new(c).map_err(|e| e.within(&format!("rate_limits[{i}]"))))
             .collect::<Result<_, _>>()?;
+        for (i, rule) in rules.iter_mut().enumerate() {
+            if rule.name.is_empty() {
+                rule.name = format!("rule{i}");
+            }
+        }
+        for (i, rule) in rules.iter().enumerate() {
+            if let Some(j) = rules.iter().take(i).position(|r| r.name == rule.name) {
+                return Err(ConfigError::new(
+                    format!("rate_limits[{i}].name"),
+                    format!(
+                        "{:?} is already the name of rate_limits[{j}] (names default to \
+                         rule<index>)",
+                        rule.name
+                    ),
+                ));
+            }
+        }
         let mut total = 0u64;
         for (i, rule) in rules.iter().enumerate() {
             total += u64::from(rule.slots);
