@@ -153,8 +153,9 @@ oci: build-envoy
 test-envoy: setup-python setup-apt setup-envoy136 build-envoy oci
 	KEYGATE_ENVOYS="$(ENVOY):$(ENVOY_OLD)" $(PY) -m pytest -q tests/envoy
 
-## test-ratelimit: keygate-ratelimit end to end (real redis-server, two replicas, native Envoy)
-test-ratelimit: setup-python setup-apt build-ratelimit
+## test-ratelimit: keygate-ratelimit end to end (real redis-server, two replicas, native Envoy),
+## and the fleet: two Envoys with the keygate filter's global limits on it (tests/ratelimit/test_fleet.py)
+test-ratelimit: setup-python setup-apt build-ratelimit build-envoy
 	$(PY) -m pytest -q tests/ratelimit
 
 ## test-vectors: regenerate the independent-implementation vectors and check they match the committed ones
