@@ -16,6 +16,7 @@ export PATH := $(CARGO_BIN):$(PATH)
 .PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
 	test-demo setup-demo setup-runtimes oci build-ratelimit test-ratelimit bench-ratelimit \
+	demo-fleet demo-fleet-check \
 	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
@@ -190,8 +191,16 @@ demo: setup-python setup-demo build-envoy build-js
 demo-check: setup-python setup-demo build-envoy build-js
 	node tests/demo/check.mjs
 
-## test-demo: demo-check, the issue-14 attack classes over HTTP, then the same story in headless Chromium (screenshots in target/)
-test-demo: demo-check
+## demo-fleet: two Envoys (:8080, :8081; PORT=…, PORT2=…) sharing keygate-ratelimit on Redis, the login limit global
+demo-fleet: setup-python setup-apt setup-demo build-envoy build-js build-ratelimit
+	node tests/demo/run-fleet.mjs
+
+## demo-fleet-check: the fleet on free ports: the 6th login within a minute → 429 whichever Envoy takes it
+demo-fleet-check: setup-python setup-apt setup-demo build-envoy build-js build-ratelimit
+	node tests/demo/fleet-check.mjs
+
+## test-demo: demo-check, demo-fleet-check, the issue-14 attack classes over HTTP, then the same story in headless Chromium (screenshots in target/)
+test-demo: demo-check demo-fleet-check
 	node tests/demo/hardening.mjs
 	node tests/demo/browser.mjs
 

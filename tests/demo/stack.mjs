@@ -260,3 +260,6 @@ export class Stack {
     return [this.envoy, this.workerd].filter(Boolean).map((p) => p.pid);
   }
 }
+
+// For the fleet demo (fleet.mjs): the same processes and checks, more of them.
+export { envoyBin, filterWasm, checkWorkerPackage, loadKeys, waitFor, httpOk, startProcess, stopProcess };
