@@ -16,7 +16,7 @@ export PATH := $(CARGO_BIN):$(PATH)
 .PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
 	test-demo setup-demo setup-runtimes oci build-ratelimit test-ratelimit bench-ratelimit \
-	demo-fleet demo-fleet-check \
+	demo-fleet demo-fleet-check bench-global \
 	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
@@ -163,7 +163,11 @@ test-ratelimit: setup-python setup-apt build-ratelimit build-envoy
 test-vectors: setup-python
 	$(PY) tests/vectors/generate.py --check
 
-bench: bench-envoy bench-js bench-ratelimit
+bench: bench-envoy bench-js bench-ratelimit bench-global
+
+## bench-global: one route, the same limit local vs global (keygate-ratelimit on Redis): added p50/p99, Envoy CPU/request
+bench-global: setup-python setup-apt build-envoy build-ratelimit
+	$(PY) envoy/ratelimit/global_bench.py
 
 ## bench-ratelimit: keygate-ratelimit decisions/s per core on Redis vs redis-benchmark's raw rate
 bench-ratelimit: setup-apt build-ratelimit
