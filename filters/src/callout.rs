@@ -57,6 +57,9 @@ pub struct Callouts {
     soon: bool,
     /// Envoy's call token → the callout it carries.
     sent: Vec<(u32, Sent)>,
+    /// The same for gRPC calls the root sent (Envoy numbers HTTP and gRPC calls apart, so the
+    /// two token spaces may overlap).
+    grpc_sent: Vec<(u32, Sent)>,
     /// Requests held: (the callout they wait for, context id, what to resume).
     waiting: Vec<(CalloutId, u32, Pending)>,
     /// Response headers (`RateLimit`, a rate-limit service's) for resumed requests, by
@@ -169,7 +172,7 @@ pub fn on_tick(
                 match dispatch_grpc(&grpc) {
                     Ok(token) => {
                         if let Ok(mut c) = callouts.try_borrow_mut() {
-                            c.sent.push((
+                            c.grpc_sent.push((
                                 token,
                                 Sent {
                                     id,
@@ -283,8 +286,8 @@ pub fn on_grpc_response(
     response_size: usize,
 ) {
     let Some(sent) = callouts.try_borrow_mut().ok().and_then(|mut c| {
-        let i = c.sent.iter().position(|(t, _)| *t == token)?;
-        Some(c.sent.swap_remove(i).1)
+        let i = c.grpc_sent.iter().position(|(t, _)| *t == token)?;
+        Some(c.grpc_sent.swap_remove(i).1)
     }) else {
         return;
     };

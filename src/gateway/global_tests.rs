@@ -511,3 +511,13 @@ fn bad_configs_name_the_field_fails() {
     v["rate_limits"][1]["scope"] = "local".into();
     assert!(Gateway::from_json(v.to_string().as_bytes()).is_ok());
 }
+
+#[test]
+fn slots_only_for_rules_counted_locally_ok() {
+    // local fallback: every rule has slots; deny/allow: the global rules have none.
+    let (g, _) = gateway("local");
+    assert_eq!(g.rate_limit_slots(), 3 * 4096);
+    let (g, s) = gateway("deny");
+    assert_eq!(g.rate_limit_slots(), 4096);
+    assert_eq!(s.len(), 4096);
+}

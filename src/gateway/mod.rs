@@ -227,6 +227,9 @@ impl Gateway {
     pub fn prepare_store(&self, store: &impl SharedStore) -> Result<usize, StoreError> {
         let mut created = 0;
         for (i, rule) in self.limits.rules().iter().enumerate() {
+            if !self.counts_locally(rule) {
+                continue;
+            }
             for slot in 0..rule.slots() {
                 if slots::create_slot(store, &slots::slot_key(&self.seed, i, slot))? {
                     created += 1;
@@ -242,8 +245,19 @@ impl Gateway {
         self.limits
             .rules()
             .iter()
+            .filter(|r| self.counts_locally(r))
             .map(|r| u64::from(r.slots()))
             .sum()
+    }
+
+    /// Whether `rule` can be counted in shared data: a local rule, or a global one with
+    /// `failure_mode: "local"` (its fallback).
+    fn counts_locally(&self, rule: &crate::ratelimit::RateLimitRule) -> bool {
+        !rule.is_global()
+            || self
+                .rls
+                .as_ref()
+                .is_some_and(|r| r.failure_mode() == FailureMode::Local)
     }
 
     /// `"enforce"` or `"shadow"`.

@@ -28,11 +28,11 @@ def b64(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
 
-def token(sub):
+def token(sub, kid="k1", secret=SECRET):
     now = int(time.time())
     return jwt.encode({"sub": sub, "type": "access", "iss": ISSUER, "aud": AUDIENCE,
-                       "iat": now, "exp": now + 900}, SECRET, algorithm="HS256",
-                      headers={"kid": "k1"})
+                       "iat": now, "exp": now + 900}, secret, algorithm="HS256",
+                      headers={"kid": kid})
 
 
 def plugin(rate_limits, failure_mode="local", timeout_ms=200, service=True):
@@ -62,7 +62,7 @@ def _cluster(name, port, http2=False):
     return c
 
 
-def envoy_config(plugin_config, port, admin_port, upstream_port, rls_port):
+def envoy_config(plugin_config, port, admin_port, upstream_port, rls_port, jwks_port=None):
     wasm = {"name": "envoy.filters.http.wasm", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
         "config": {
@@ -89,7 +89,8 @@ def envoy_config(plugin_config, port, admin_port, upstream_port, rls_port):
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": hcm}]}]}],
             "clusters": [_cluster("upstream", upstream_port),
-                         _cluster("keygate_ratelimit", rls_port, http2=True)]},
+                         _cluster("keygate_ratelimit", rls_port, http2=True)]
+            + ([_cluster("jwks", jwks_port)] if jwks_port else [])},
     }
 
 
@@ -126,7 +127,8 @@ class Upstream:
 class Envoy:
     """One Envoy (`--concurrency 2`, its own `--base-id`) with the keygate filter."""
 
-    def __init__(self, plugin_config, upstream_port, rls_port, port=None, admin_port=None):
+    def __init__(self, plugin_config, upstream_port, rls_port, port=None, admin_port=None,
+                 jwks_port=None):
         if not WASM.exists():
             pytest.fail(f"{WASM} is missing: run `make build`")
         self.port = port or free_port()
@@ -135,7 +137,7 @@ class Envoy:
         cfg = os.path.join(self.dir, "envoy.yaml")
         with open(cfg, "w") as f:
             yaml.safe_dump(envoy_config(plugin_config, self.port, self.admin_port,
-                                        upstream_port, rls_port), f)
+                                        upstream_port, rls_port, jwks_port), f)
         self.log_path = os.path.join(self.dir, "envoy.log")
         self.proc = subprocess.Popen(
             [envoy_binary(), "-c", cfg, "--base-id", str(next(_base_ids)),

@@ -2,14 +2,16 @@
 keygate-ratelimit replicas, one redis-server. Exact over the fleet while Redis answers; each
 `failure_mode` when Redis stops, the service dies or stalls past `timeout_ms`; exact again
 once Redis is back; bad configurations refused naming the field."""
+import http.server
 import json
 import signal
+import threading
 import time
 
 import pytest
 
 from conftest import Redis, Service, parallel
-from fleet import Envoy, Upstream, plugin, token, validate
+from fleet import Envoy, Upstream, b64, plugin, token, validate
 
 LOGIN = {"name": "login", "path": "/api/auth/login", "methods": ["POST"], "key": "ip",
          "limit": "5/minute", "scope": "global"}
@@ -185,3 +187,57 @@ def test_bad_configs_refused_naming_the_field(field):
 def test_good_config_validates_ok():
     code, out = validate(plugin([LOGIN, DATA]))
     assert code == 0, out[-3000:]
+
+
+class Jwks(http.server.BaseHTTPRequestHandler):
+    """Serves `keys` (a class attribute the test changes) as the JWK Set."""
+    keys = []
+
+    def do_GET(self):
+        body = json.dumps({"keys": Jwks.keys}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_sub_limit_after_a_jwks_refetch_ok(redis):
+    """A request that first waits for a `remote_jwks` refetch is resumed by the root context,
+    which then asks the service for its `sub` limit (the root sends that gRPC call)."""
+    old, new = b"old-key-old-key-old-key-old-key-0123", b"new-key-new-key-new-key-new-key-4567"
+    jwk = lambda kid, k: {"kty": "oct", "kid": kid, "alg": "HS256", "k": b64(k)}
+    Jwks.keys = [jwk("old", old)]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    upstream, service, envoy = Upstream(), Service("--redis", redis.url), None
+    try:
+        cfg = plugin([{**DATA, "limit": "3/minute"}])
+        del cfg["jwks"]
+        cfg["remote_jwks"] = {"cluster": "jwks",
+                              "uri": f"http://127.0.0.1:{server.server_address[1]}/jwks.json",
+                              "min_refetch_secs": 1, "insecure_allow_symmetric": True}
+        envoy = Envoy(cfg, upstream.port, service.port, jwks_port=server.server_address[1])
+        first = {"authorization": f"Bearer {token('carol', 'old', old)}"}
+        deadline = time.monotonic() + 10
+        while envoy.request("GET", "/api/data/x", first)[0] != 200:
+            assert time.monotonic() < deadline, envoy.logs()[-3000:]
+            time.sleep(0.1)  # the first key set is loading
+        time.sleep(1.1)  # past min_refetch_secs
+        Jwks.keys = [jwk("old", old), jwk("new", new)]
+        auth = {"authorization": f"Bearer {token('dave', 'new', new)}"}
+        statuses = [envoy.request("GET", "/api/data/x", auth)[0] for _ in range(4)]
+        # The first waited for the refetch, then for the service: counted like the others.
+        assert statuses == [200, 200, 200, 429], (statuses, envoy.logs()[-3000:])
+        assert envoy.stat("keygate.jwks_fetched") >= 2
+        assert envoy.stat(FAILED) == 0
+    finally:
+        if envoy:
+            envoy.stop()
+        service.stop()
+        upstream.stop()
+        server.shutdown()
