@@ -572,3 +572,121 @@ pub(super) mod wire {
         pub raw_value: Vec<u8>,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn descriptor_entries_ok() {
+        assert_eq!(
+            descriptor_entry("ip:10.0.0.1"),
+            ("remote_address", "10.0.0.1".to_owned())
+        );
+        assert_eq!(descriptor_entry("sub:u1"), ("sub", "u1".to_owned()));
+        assert_eq!(descriptor_entry("hdr:k"), ("header", "k".to_owned()));
+        // Lengths at the bound pass as they are; beyond it, hashed.
+        let at = format!("sub:{}", "a".repeat(MAX_DESCRIPTOR_VALUE_LEN));
+        assert_eq!(descriptor_entry(&at).1.len(), MAX_DESCRIPTOR_VALUE_LEN);
+        let over = format!("sub:{}", "a".repeat(MAX_DESCRIPTOR_VALUE_LEN + 1));
+        assert!(descriptor_entry(&over).1.starts_with("sha256:"));
+    }
+
+    #[test]
+    fn service_headers_ok() {
+        let h = |k: &str, v: &str, raw: &[u8]| wire::HeaderValue {
+            key: k.to_owned(),
+            value: v.to_owned(),
+            raw_value: raw.to_vec(),
+        };
+        assert_eq!(
+            service_header(&h("X-A", "1", b"")),
+            Some(("x-a".to_owned(), "1".to_owned()))
+        );
+        assert_eq!(
+            service_header(&h("x-raw", "", b"tab\tok")),
+            Some(("x-raw".to_owned(), "tab\tok".to_owned()))
+        );
+        for bad in [
+            h("x-a", "a\nb", b""),
+            h("x-a", "a\rb", b""),
+            h("x-a", "a\0b", b""),
+            h("x-a", "", b"\xff"),
+            h("", "v", b""),
+            h("x a", "v", b""),
+            h(":status", "200", b""),
+            h("content-length", "1", b""),
+            h("Set-Cookie", "a=b", b""),
+            h("x-long", &"v".repeat(MAX_SERVICE_HEADER_VALUE_LEN + 1), b""),
+        ] {
+            assert_eq!(service_header(&bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn config_defaults_ok() {
+        let c: RateLimitServiceConfig =
+            serde_json::from_str(r#"{"cluster": "c", "domain": "d"}"#).unwrap();
+        let s = RateLimitService::new(&c).unwrap();
+        assert_eq!(
+            (s.timeout_ms, s.failure_mode()),
+            (DEFAULT_TIMEOUT_MS, FailureMode::Local)
+        );
+        for (json, field) in [
+            (r#"{"cluster": "", "domain": "d"}"#, "cluster"),
+            (r#"{"cluster": "c d", "domain": "d"}"#, "cluster"),
+            (r#"{"cluster": "c", "domain": ""}"#, "domain"),
+            (
+                r#"{"cluster": "c", "domain": "d", "timeout_ms": 10001}"#,
+                "timeout_ms",
+            ),
+        ] {
+            let c: RateLimitServiceConfig = serde_json::from_str(json).unwrap();
+            assert_eq!(
+                RateLimitService::new(&c).unwrap_err().field,
+                field,
+                "{json}"
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn interpret_arbitrary_bytes_never_panics_ok(
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            asked in 0usize..4,
+        ) {
+            let _ = interpret(&body, body.len(), asked);
+        }
+
+        #[test]
+        fn interpret_arbitrary_statuses_ok(
+            codes in proptest::collection::vec(0i32..4, 0..4),
+            overall in 0i32..4,
+            seconds in any::<i64>(),
+            nanos in any::<i32>(),
+        ) {
+            let body = wire::RateLimitResponse {
+                overall_code: overall,
+                statuses: codes.iter().map(|c| wire::DescriptorStatus {
+                    code: *c,
+                    current_limit: None,
+                    limit_remaining: 0,
+                    duration_until_reset: Some(wire::Duration { seconds, nanos }),
+                }).collect(),
+                response_headers_to_add: vec![],
+            }.encode_to_vec();
+            if let Ok(a) = interpret(&body, body.len(), codes.len()) {
+                // Believed only when consistent: the overall code agrees with the statuses.
+                prop_assert!(codes.iter().all(|c| *c == 1 || *c == 2));
+                prop_assert_eq!(a.over, overall == 2);
+                prop_assert_eq!(a.over, codes.is_empty() && overall == 2 || codes.contains(&2));
+                for s in &a.statuses {
+                    prop_assert!(s.reset_secs.unwrap_or(0) <= MAX_RETRY_AFTER_SECS);
+                }
+            }
+        }
+    }
+}
