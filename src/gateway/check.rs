@@ -12,7 +12,7 @@ use super::token_source::{cookie_header_without, presented, Presented, TokenSour
 use super::Gateway;
 use crate::policy::{Decision, DenyReason, Principal, RouteDecision};
 use crate::ratelimit::{KeySource, RateDecision, RateLimitError, RateLimitRule};
-use crate::token::{decode, Claims, TokenError};
+use crate::token::{Claims, TokenError};
 
 use crate::ErrorCode;
 
@@ -147,7 +147,7 @@ impl Gateway {
         if let Presented::One { token, .. } = &*found {
             match token
                 .clone()
-                .and_then(|t| decode(&t, &self.keys, &self.validation, now_ms / 1000))
+                .and_then(|t| self.verify_token(&t, now_ms / 1000))
             {
                 Ok(c) => *claims = Some(c),
                 Err(e) => token_error = Some(e),

@@ -53,6 +53,7 @@ mod outcome;
 mod request;
 pub mod slots;
 pub mod store;
+pub mod token_cache;
 mod token_source;
 
 pub use claim_headers::{
@@ -62,15 +63,17 @@ pub use config::{GatewayConfig, Mode, TokenSourceConfig, MAX_CONFIG_LEN};
 pub use outcome::{Forward, LocalReply, Metric, Outcome, ShadowRefusal, StripToken};
 pub use request::{encode_proxy_wasm_map, HttpRequest, RequestHeaders, MAX_HEADERS};
 pub use store::{MemoryStore, SharedStore, StoreError, SENTINEL};
+pub use token_cache::TokenCache;
 pub use token_source::{
     presented, Presented, TokenSource, MAX_COOKIE_NAME_LEN, MAX_PREFIX_LEN, MAX_TOKEN_SOURCES,
 };
 
 use crate::policy::{Policy, PolicyConfig};
 use crate::ratelimit::RateLimits;
-use crate::token::{KeySet, TokenType, Validation};
+use crate::token::{decode, Claims, KeySet, TokenError, TokenType, Validation};
 use crate::ConfigError;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 
 /// A validated, compiled filter configuration. Build once per configuration, share
 /// (`Rc`/`Arc`), call [`Gateway::check`] per request.
@@ -85,6 +88,8 @@ pub struct Gateway {
     seed: [u8; 32],
     mode: Mode,
     forward_token: bool,
+    /// Verified tokens of this gateway (one per VM); borrowed only inside one call.
+    tokens: RefCell<TokenCache>,
 }
 
 impl Gateway {
@@ -145,6 +150,7 @@ impl Gateway {
             seed,
             mode: config.mode,
             forward_token: config.forward_token,
+            tokens: RefCell::new(TokenCache::default()),
         })
     }
 
@@ -179,6 +185,29 @@ impl Gateway {
             .iter()
             .map(|r| u64::from(r.slots()))
             .sum()
+    }
+
+    /// The key set changed (a `remote_jwks` refresh or rotation): forget every verified
+    /// token, so none outlives the key that verified it.
+    pub fn key_set_changed(&self) {
+        if let Ok(mut cache) = self.tokens.try_borrow_mut() {
+            cache.key_set_changed();
+        }
+    }
+
+    /// `(hits, misses)` of the verified-token cache.
+    #[must_use]
+    pub fn token_cache_stats(&self) -> (u64, u64) {
+        self.tokens.try_borrow().map_or((0, 0), |c| c.stats())
+    }
+
+    /// Verifies `token` at `now` (Unix seconds) through the verified-token cache.
+    fn verify_token(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        match self.tokens.try_borrow_mut() {
+            Ok(mut cache) => cache.verify(token, &self.keys, &self.validation, now),
+            // Never borrowed across a call; if it were, the full check still decides.
+            Err(_) => decode(token, &self.keys, &self.validation, now),
+        }
     }
 
     /// `"enforce"` or `"shadow"`.
