@@ -275,10 +275,18 @@ mod tests {
     #[test]
     fn refusals_are_not_cached_ok() {
         let (k, v) = (keys("k1", SECRET), validation());
-        let t = token("k1", b"a different secret, a different secret, 32", "eve", NOW + 60);
+        let t = token(
+            "k1",
+            b"a different secret, a different secret, 32",
+            "eve",
+            NOW + 60,
+        );
         let mut cache = TokenCache::default();
         for _ in 0..3 {
-            assert_eq!(cache.verify(&t, &k, &v, NOW).unwrap_err().code(), "token_invalid");
+            assert_eq!(
+                cache.verify(&t, &k, &v, NOW).unwrap_err().code(),
+                "token_invalid"
+            );
         }
         assert!(cache.is_empty());
         assert_eq!(cache.stats(), (0, 3));
@@ -313,7 +321,13 @@ mod tests {
         let one = token("k1", SECRET, "user0", NOW + 600).len();
         let mut cache = TokenCache::new(100, 2 * one + one / 2);
         for i in 0..10 {
-            cache.verify(&token("k1", SECRET, &format!("user{i}"), NOW + 600), &k, &v, NOW)
+            cache
+                .verify(
+                    &token("k1", SECRET, &format!("user{i}"), NOW + 600),
+                    &k,
+                    &v,
+                    NOW,
+                )
                 .unwrap();
             assert!(cache.bytes() <= 2 * one + one / 2);
         }
@@ -351,6 +365,9 @@ mod tests {
         let mut cache = TokenCache::default();
         cache.verify(&t, &k, &v, NOW).unwrap();
         v.max_token_len = t.len() - 1;
-        assert_eq!(cache.verify(&t, &k, &v, NOW).unwrap_err().code(), "token_too_large");
+        assert_eq!(
+            cache.verify(&t, &k, &v, NOW).unwrap_err().code(),
+            "token_too_large"
+        );
     }
 }
