@@ -47,7 +47,7 @@ impl HttpContext for KeygateHttp {
         let Some(gateway) = self.gateway.clone() else {
             return unavailable("keygate: no configuration loaded");
         };
-        let request = read_request();
+        let request = read_request(gateway.needs_client_address());
         let outcome = gateway.check(&request, &HostStore, now_ms());
         self.metrics.bump(outcome.metric());
         match outcome {

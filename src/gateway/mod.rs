@@ -210,6 +210,14 @@ impl Gateway {
         }
     }
 
+    /// Whether a decision can depend on the client address (`source.address`): only through
+    /// a rate limit (`ip` keys, and the address fallback of `sub` and `header:` keys). Without
+    /// rate limits the shell need not read it (one host call per request saved).
+    #[must_use]
+    pub fn needs_client_address(&self) -> bool {
+        !self.limits.rules().is_empty()
+    }
+
     /// `"enforce"` or `"shadow"`.
     #[must_use]
     pub fn mode(&self) -> Mode {
