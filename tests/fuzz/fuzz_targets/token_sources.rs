@@ -7,7 +7,6 @@ use keygate::gateway::{
     RequestHeaders, TokenSource,
 };
 use libfuzzer_sys::fuzz_target;
-use std::sync::OnceLock;
 
 const CONFIG: &str = r#"{
   "jwks": {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": "Y2hhbmdlLW1lLXRoaXMtaXMtdGhlLWV4YW1wbGUtc2VjcmV0LTMyK2J5dGVzLWxvbmc"}]},
@@ -17,9 +16,14 @@ const CONFIG: &str = r#"{
   "claims_to_headers": {"sub": "x-user-id"}
 }"#;
 
+/// One gateway per thread: it holds per-VM caches (interior mutability), so it is not `Sync`.
 fn gateway() -> &'static Gateway {
-    static G: OnceLock<Gateway> = OnceLock::new();
-    G.get_or_init(|| Gateway::from_json(CONFIG.as_bytes()).unwrap_or_else(|_| std::process::abort()))
+    thread_local! {
+        static G: &'static Gateway = Box::leak(Box::new(
+            Gateway::from_json(CONFIG.as_bytes()).unwrap_or_else(|_| std::process::abort()),
+        ));
+    }
+    G.with(|g| *g)
 }
 
 /// Splits `data` into header pairs at 0xff/0xfe bytes (names and values stay arbitrary).
