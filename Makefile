@@ -85,14 +85,18 @@ JS_PKG  := js/keygate/keygate_js_bg.wasm
 # Debian's binaryen 108 rejects Rust 1.95 output without these feature flags.
 WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int
+# The npm module is built with simd128 (Argon2id's BlaMka on v128 lanes, src/argon2id/src/blamka.rs);
+# js/keygate/simd.js turns its absence at load time into a clear error.
+JS_RUSTFLAGS := -C target-feature=+simd128
 build-js: setup-rust setup-node
-	cargo build --release --target wasm32-unknown-unknown -p keygate-js
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$(JS_RUSTFLAGS)" \
+	  cargo build --release --target wasm32-unknown-unknown -p keygate-js
 	@$(MAKE) --no-print-directory $(JS_PKG)
 	cd js && node build.mjs
 
 # wasm-opt runs before wasm-bindgen: after it, the externref table exports break.
 $(JS_PKG): $(JS_RAW)
-	wasm-opt -O3 $(WASM_FEATURES) $< -o $(JS_OPT)
+	wasm-opt -O3 $(WASM_FEATURES) --enable-simd $< -o $(JS_OPT)
 	wasm-bindgen --target web --no-typescript --out-dir js/keygate --out-name keygate_js $(JS_OPT)
 	@printf 'js/keygate/keygate_js_bg.wasm: %s bytes, %s gzipped\n' "$$(wc -c <$@)" "$$(gzip -9c $@ | wc -c)"
 
@@ -174,6 +178,7 @@ bench-slots: setup-python build-envoy
 
 bench-js: build-js setup-node
 	cd js && node bench/bench.mjs
+	cd js && node bench/totp.mjs
 	cd js && node bench/workerd.mjs
 
 ## demo: Envoy + keygate filter on :8080 (PORT=…) in front of the auth worker on workerd; Ctrl-C stops all
@@ -184,8 +189,9 @@ demo: setup-python setup-demo build-envoy build-js
 demo-check: setup-python setup-demo build-envoy build-js
 	node tests/demo/check.mjs
 
-## test-demo: demo-check, then the same story in headless Chromium (screenshots in target/)
+## test-demo: demo-check, the issue-14 attack classes over HTTP, then the same story in headless Chromium (screenshots in target/)
 test-demo: demo-check
+	node tests/demo/hardening.mjs
 	node tests/demo/browser.mjs
 
 # npm deps of the demo runner/tests (playwright-core never downloads a browser: Debian's chromium

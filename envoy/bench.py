@@ -5,7 +5,11 @@ Envoy configurations, each answering with a direct_response (so only the filters
   (a) none    — no auth filter;
   (b) native  — jwt_authn (local JWKS, payload in metadata) + rbac on the `roles` claim
                  + local_ratelimit per remote address;
-  (c) keygate — dist/keygate_envoy.wasm doing the same job (role rule + ip rate limit).
+  (c) keygate — dist/keygate_envoy.wasm doing the same job (role rule + ip rate limit), with the
+                 key inline in its configuration ("inline keys");
+  (d) fetched — the same, with the key set fetched by `remote_jwks` from a JWKS that a second
+                 listener of the same Envoy serves ("fetched keys"; `same` tokens only: what
+                 differs from (c) is where the key comes from, not the signature check).
 (b) and (c) run for each algorithm (HS256, EdDSA, ES256: the same JWKS given to both), and for
 each algorithm twice: `same` (every request carries one token: the common case, served by
 keygate's verified-token cache and jwt_authn's jwt_cache_config, both 1,024 tokens) and `fresh` (every request carries a
@@ -150,10 +154,13 @@ def native_filters(alg):
     ]
 
 
-def keygate_filters(alg, wasm=WASM):
+def keygate_filters(alg, wasm=WASM, fetched=False):
+    # A fetched set may carry the HS256 bench key only with the explicit opt-in.
+    keys = ({"remote_jwks": {"cluster": "jwks", "uri": "http://jwks.local/.well-known/jwks.json",
+                             "insecure_allow_symmetric": alg == "HS256"}}
+            if fetched else {"jwks": {"keys": [jwk(alg)]}})
     plugin = {
-        "issuer": ISS, "audiences": [AUD],
-        "jwks": {"keys": [jwk(alg)]},
+        "issuer": ISS, "audiences": [AUD], **keys,
         "rules": [{"prefix": "/", "roles": ["doctor"]}],
         "rate_limits": [{"prefix": "/", "key": "ip", "limit": "1000000/second"}],
         "claims_to_headers": {"sub": "x-user-id", "roles": "x-user-roles"},
@@ -168,15 +175,32 @@ def keygate_filters(alg, wasm=WASM):
                               "value": json.dumps(plugin)}}}}]
 
 
+def jwks_listener(alg, port):
+    """A listener of the same Envoy answering the JWKS (fetched once per VM per 10 min)."""
+    route = {"match": {"prefix": "/"}, "direct_response": {
+        "status": 200, "body": {"inline_string": json.dumps({"keys": [jwk(alg)]})}}}
+    return {"name": "jwks",
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "filter_chains": [{"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "jwks",
+                    "route_config": {"virtual_hosts": [{"name": "jwks", "domains": ["*"],
+                                                        "routes": [route]}]},
+                    "http_filters": [router()]}}]}]}
+
+
 def config(variant, alg, port, admin_port):
     filters = {"none": lambda _: [], "native": native_filters, "keygate": keygate_filters,
+               "fetched": lambda a: keygate_filters(a, fetched=True),
                "baseline": lambda a: keygate_filters(a, BASELINE)}[variant](alg)
     route = {"match": {"prefix": "/"},
              "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}
     vhost = {"name": "all", "domains": ["*"], "routes": [route]}
     if variant == "native":
         vhost["rate_limits"] = [{"actions": [{"remote_address": {}}]}]
-    return {
+    doc = {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "static_resources": {"listeners": [{
             "name": "public",
@@ -189,6 +213,15 @@ def config(variant, alg, port, admin_port):
                     "route_config": {"virtual_hosts": [vhost]},
                     "http_filters": filters + [router()]}}]}]}]},
     }
+    if variant == "fetched":
+        jwks_port = free_port()
+        doc["static_resources"]["listeners"].append(jwks_listener(alg, jwks_port))
+        doc["static_resources"]["clusters"] = [{
+            "name": "jwks", "type": "STATIC", "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": "jwks", "endpoints": [{"lb_endpoints": [{
+                "endpoint": {"address": {"socket_address": {
+                    "address": "127.0.0.1", "port_value": jwks_port}}}}]}]}}]
+    return doc
 
 
 class Envoy:
@@ -269,8 +302,13 @@ def run(variant, alg, mode, args, scripts):
     try:
         url = f"http://127.0.0.1:{e.port}/api/records"
         tok = token(alg)
-        if status(url, tok) != "200":
-            sys.exit(f"{variant}: probe answered {status(url, tok)}; see {e.dir}/envoy.log")
+        for _ in range(50):  # the fetched variant answers once its VM has the key set
+            probe = status(url, tok)
+            if probe == "200":
+                break
+            time.sleep(0.1)
+        if probe != "200":
+            sys.exit(f"{variant}: probe answered {probe}; see {e.dir}/envoy.log")
         if variant != "none":
             for what, bad, want in bad_tokens(alg):
                 # Both must refuse; the status may differ (jwt_authn answers a wrong audience
@@ -317,6 +355,7 @@ def main():
     algs, modes = args.algs.split(","), args.tokens.split(",")
     rows = [("none", "-", "same")] + [(v, a, m) for a in algs for m in modes
                                       for v in ("native", "keygate") + (
+                                          ("fetched",) if m == "same" else ()) + (
                                           ("baseline",) if BASELINE else ())]
     scratch = tempfile.mkdtemp(prefix="keygate-bench-tokens-")
     scripts = {a: fresh_script(a, scratch) for a in algs} if "fresh" in modes else {}
@@ -356,6 +395,11 @@ def main():
             ratio = add_k / add_n if add_n > 0 else float("nan")
             print(f"| {a} | {m} | {kn['rps'] / nn['rps']:.2f}× | {kn['p99'] / nn['p99']:.2f}× | "
                   f"{ratio:.2f}× |")
+    fetched = [a for a in algs if ("fetched", a, "same") in med]
+    if fetched:
+        print("\nfetched/inline keys (same token), added CPU (target: the same): " + ", ".join(
+            f"{a} {(med[('fetched', a, 'same')]['cpu_us'] - base) / (med[('keygate', a, 'same')]['cpu_us'] - base):.2f}×"
+            for a in fetched))
     if BASELINE:
         print(f"\nbaseline {BASELINE} ({os.path.getsize(BASELINE) / 1024:.0f} KiB): "
               "keygate/baseline added CPU "

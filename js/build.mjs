@@ -28,6 +28,8 @@ await build({
       'import { readFileSync } from "node:fs";',
       'import { join } from "node:path";',
       'import { initSync } from "./keygate/keygate_js.js";',
+      'import { requireSimd128 } from "./keygate/simd.js";',
+      'requireSimd128();',
       'initSync({ module: readFileSync(join(__dirname, "keygate", "keygate_js_bg.wasm")) });',
       'import { createPool } from "./keygate/pool.js";',
       'globalThis[Symbol.for("keygate.offload")] ??= createPool(join(__dirname, "keygate", "pool-worker.js"));',

@@ -24,7 +24,7 @@ export type KeygateErrorCode =
   // from this package
   | "invalid_input" | "input_too_large" | "internal_error"
   // configuration and platform
-  | "config_invalid" | "entropy_unavailable"
+  | "config_invalid" | "entropy_unavailable" | "wasm_simd_unsupported"
   // tokens
   | "token_missing" | "token_too_large" | "token_malformed" | "token_algorithm_not_allowed"
   | "token_unknown_key" | "token_invalid" | "token_missing_claim" | "token_claim_too_large"
@@ -34,13 +34,18 @@ export type KeygateErrorCode =
   | "forbidden" | "rate_limited" | "rate_limit_state_invalid"
   // passwords
   | "password_too_short" | "password_too_long" | "hash_invalid" | "password_hash_failed"
+  // breached and blocklisted passwords, per-account login throttle
+  | "password_breached" | "password_blocklisted" | "breach_check_failed" | "login_state_invalid"
   // TOTP and QR codes
   | "totp_invalid" | "totp_replayed" | "totp_secret_invalid" | "totp_label_invalid" | "qr_too_long" | "qr_failed"
   // the login flow
   | "mfa_invalid" | "mfa_attempts_exceeded" | "mfa_locked" | "mfa_token_used" | "mfa_not_configured"
-  | "refresh_reused" | "refresh_revoked" | "reset_token_stale"
+  | "refresh_reused" | "refresh_revoked" | "reset_token_stale" | "mfa_token_stale" | "reauthentication_required"
+  // email addresses
+  | "email_invalid"
   // sessions
-  | "session_missing" | "session_invalid" | "session_expired" | "session_idle_timeout" | "session_user_id_invalid";
+  | "session_missing" | "session_invalid" | "session_expired" | "session_idle_timeout" | "session_user_id_invalid"
+  | "session_revoked";
 
 /** The optional details of a {@link KeygateError}. */
 export interface KeygateErrorDetails {
@@ -104,7 +109,7 @@ export interface PasswordOptions {
  * @example
  * const hash = hashPassword("correct horse battery staple");
  */
-export function hashPassword(password: string, options?: PasswordOptions): string;
+export function hashPassword(password: string, options?: PasswordOptions & NewPasswordChecks): string;
 
 /**
  * Checks a password against a stored PHC string (its own parameters are used). Constant time.
@@ -129,7 +134,7 @@ export function needsRehash(hash: string, options?: PasswordOptions): boolean;
  * @example
  * const hash = await hashPasswordAsync(password); // the event loop keeps serving meanwhile
  */
-export function hashPasswordAsync(password: string, options?: PasswordOptions): Promise<string>;
+export function hashPasswordAsync(password: string, options?: PasswordOptions & NewPasswordChecks): Promise<string>;
 
 /** {@link verifyPassword} off the main thread in Node (see {@link hashPasswordAsync}). */
 export function verifyPasswordAsync(hash: string, password: string): Promise<boolean>;
@@ -424,7 +429,58 @@ export interface SessionInfo {
   lastSeen: number;
   /** When the absolute timeout ends the session. */
   expiresAt: number;
+  /** The user's session epoch when the session was made (see {@link SessionState}). */
+  epoch: number;
 }
+
+/**
+ * Per-user session revocation state: store it with the user record, start from `{}`.
+ * Sessions of another `epoch` are refused (`endAllSessions` starts a new one: password change,
+ * reset, sign out everywhere); `revoked` lists sessions signed out one by one, each until its
+ * absolute timeout (at most 64; one more ends every session instead).
+ */
+export interface SessionState {
+  epoch?: number;
+  revoked?: { id: string; until: number }[];
+}
+
+/** Fresh proof for {@link Keygate.authorizeMfaChange}: exactly one member. */
+export type MfaChangeProof =
+  | { code: string }
+  | { password: string }
+  /** When the password was last entered: the access token's `auth_time`, or the session's `createdAt` (Unix seconds or a Date). */
+  | { authTime: number | Date };
+
+/** {@link Keygate.authorizeMfaChange}'s result: store `state` in both cases. */
+export type MfaChangeResult =
+  | { status: "ok"; state: Required<MfaState> }
+  | { status: "error"; error: string; message: string; state: Required<MfaState> };
+
+/** {@link Keygate.resetPassword} / {@link Keygate.changePassword}: store all three. */
+export interface PasswordChanged {
+  passwordHash: string;
+  /** Every session ended (new epoch). */
+  sessionState: Required<SessionState>;
+  /** The MFA state with the lock cleared, or null when none was given. */
+  mfaState: Required<MfaState> | null;
+}
+
+/**
+ * The one normal form of an email address: NFKC, full case folding, NFKC; refuses control,
+ * invisible (zero-width, bidi, soft hyphen…), whitespace and private-use characters and a local
+ * part or domain label that mixes scripts. Store and look up accounts by it.
+ * @throws KeygateError `email_invalid`.
+ */
+export function normalizeEmail(email: string): string;
+
+/**
+ * Whether a request's `Origin` (null when absent) is one of `allowed` ("https://app.example.com").
+ * Check it on cookie-authenticated requests that change state; a missing Origin is refused.
+ */
+export function originAllowed(origin: string | null | undefined, allowed: string[]): boolean;
+
+/** `sessionState` with every session ended (a new epoch). */
+export function endAllSessions(sessionState?: SessionState | null): Required<SessionState>;
 
 /**
  * One configuration: signing key, lifetimes, password/TOTP settings, session cookies.
@@ -455,8 +511,14 @@ export class Keygate {
     },
   ): string;
 
-  /** The claims of a valid access token, or `null` (bad signature, expired, wrong `type`, malformed…). */
-  verifyAccessToken(token: string | null | undefined, options?: NowOptions): Claims | null;
+  /**
+   * The claims of a valid access token, or `null` (bad signature, expired, wrong `type`, malformed…).
+   * With `sessionState` (the user's stored session state; use it at account endpoints), a token
+   * of an older session epoch (`sep` claim: issued before a password change, a reset or "sign
+   * out everywhere") or without `sep` is `null` too. Without it the check is stateless: the
+   * token lives its TTL (as at APIs behind the Envoy filter).
+   */
+  verifyAccessToken(token: string | null | undefined, options?: NowOptions & { sessionState?: SessionState | null }): Claims | null;
 
   /**
    * Verifies a token of any keygate type and throws the reason when it is refused.
@@ -491,10 +553,10 @@ export class Keygate {
    * const r = kg.login(await db.userByEmail(email), password);
    * if (r.status === "invalid") return json({ error: "Invalid credentials" }, 401);
    */
-  login(user: UserRecord | null, password: string, options?: NowOptions): LoginResult;
+  login(user: UserRecord | null, password: string, options?: LoginOptions): LoginResult & ThrottledLogin;
 
   /** {@link Keygate.login} with its Argon2id work off the main thread in Node (see {@link hashPasswordAsync}); inline elsewhere. */
-  loginAsync(user: UserRecord | null, password: string, options?: NowOptions): Promise<LoginResult>;
+  loginAsync(user: UserRecord | null, password: string, options?: LoginOptions): Promise<LoginResult & ThrottledLogin>;
 
   /**
    * Step two: the MFA-pending token and a TOTP code or a recovery code. Refuses replays, caps
@@ -523,10 +585,50 @@ export class Keygate {
    * A new session: send `cookie` as the `Set-Cookie` header.
    * @throws KeygateError `config_invalid` (`field: "session.secret"`) when no session secret is configured.
    */
-  createSession(userId: string, options?: NowOptions): SessionInfo;
+  createSession(userId: string, options?: NowOptions & { sessionState?: SessionState | null }): SessionInfo;
 
-  /** The session in a request's `Cookie` header (may be `null`), or `null` when missing, forged or expired. */
-  readSession(cookieHeader: string | null | undefined, options?: NowOptions): SessionInfo | null;
+  /**
+   * The session in a request's `Cookie` header (may be `null`), or `null` when missing, forged,
+   * expired, or — with `options.sessionState` (the user's stored state) — revoked. Without
+   * `sessionState` no revocation is checked: read once without it to learn `userId`, load that
+   * user's state, then read again with it.
+   */
+  readSession(cookieHeader: string | null | undefined, options?: NowOptions & { sessionState?: SessionState | null }): SessionInfo | null;
+
+  /** `sessionState` with the cookie's session revoked (logout), until its absolute timeout. */
+  revokeSession(cookieHeader: string | null | undefined, sessionState: SessionState | null | undefined, options?: NowOptions): Required<SessionState>;
+
+  /**
+   * May the user change or remove the second factor now? Needs fresh proof: the current TOTP
+   * code or a recovery code (`{code}`, users with MFA; counts toward the lock), the password
+   * (`{password}`), or a sign-in at most 5 minutes ago (`{authTime}`). Otherwise
+   * `error: "reauthentication_required"`.
+   */
+  authorizeMfaChange(user: UserRecord, state: MfaState | null | undefined, proof: MfaChangeProof, options?: NowOptions): MfaChangeResult;
+
+  /**
+   * Completes (re-)enrolment after authorizeMfaChange: `code` must be valid for the new `secret`.
+   * The returned state keeps the pending-token history (a pending token that signed in never
+   * signs in again) and clears the lock.
+   */
+  enrolMfa(secret: string, code: string, recoveryHashes: string[], state: MfaState | null | undefined, options?: NowOptions):
+    | { status: "ok"; state: Required<MfaState> }
+    | { status: "error"; error: string; message: string };
+
+  /** A reset token for a known user; for `null` (unknown account) the same work, then `null`. */
+  requestPasswordReset(user: Pick<UserRecord, "id" | "passwordHash"> | null, options?: NowOptions): string | null;
+
+  /**
+   * Completes a reset: new hash, every session ended, MFA lock cleared.
+   * @throws KeygateError `reset_token_stale`, `token_expired`, `token_mismatch`, `password_too_short`, …
+   */
+  resetPassword(token: string, user: UserRecord, newPassword: string, options?: NowOptions & { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
+
+  /**
+   * A password change proven by the current password; then as resetPassword.
+   * @throws KeygateError `reauthentication_required` for a wrong current password.
+   */
+  changePassword(user: UserRecord, currentPassword: string, newPassword: string, options?: { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
 
   /** The `Set-Cookie` value that deletes the session cookie (sign-out). */
   destroySessionCookie(): string;
@@ -534,3 +636,98 @@ export class Keygate {
   /** The public JWKS of the signing key (`{keys: []}` for HMAC secrets), for `/.well-known/jwks.json`. */
   jwks(): Jwks;
 }
+
+// ---- Rate limits without Envoy (issue 13) ---------------------------------------------------
+
+/** The answer of {@link checkRateLimit}. */
+export interface RateLimitResult {
+  /** Whether the request is admitted. */
+  allowed: boolean;
+  /** Seconds until a retry can be admitted; `null` when admitted. */
+  retryAfter: number | null;
+  /** The key's new state: store it on **every** answer (refusals included), e.g. in a Durable Object. */
+  state: string;
+  /** Headers to send on every answer: `RateLimit-Policy`, `RateLimit`, and `Retry-After` on a refusal. */
+  headers: { "RateLimit-Policy": string; RateLimit: string; "Retry-After"?: string };
+}
+
+/**
+ * One rate-limit decision for one key, by the core's GCRA (the same semantics as the Envoy
+ * filter's `rate_limits`): a fresh key gets `count` at once, then one per period / count.
+ *
+ * @param limit `"5/minute"` or a list that must all admit: `["200/day", "50/hour"]`.
+ * @param state The `state` returned last time for this key and limit, or `null` for a new key.
+ * @throws KeygateError `rate_limit_state_invalid` when `state` is garbage, truncated or another
+ *   limit's (never a silent fresh start); `config_invalid` (field `limit` / `limit[i]`).
+ * @example
+ * const r = checkRateLimit("5/minute", await storage.get(key) ?? null);
+ * await storage.put(key, r.state);
+ * if (!r.allowed) return new Response("slow down", { status: 429, headers: r.headers });
+ */
+export function checkRateLimit(limit: string | string[], state: string | null, options?: NowOptions): RateLimitResult;
+
+// ---- Per-account login throttling (issue 13) ------------------------------------------------
+
+/** Settings of the per-account throttle (all optional). */
+export interface ThrottleOptions {
+  /** Consecutive failures before the first lock. Defaults to 10 (1–1000). */
+  maxFailures?: number;
+  /** The first lock in seconds; each further failure doubles it. Defaults to 30. */
+  baseDelay?: number;
+  /** The longest lock in seconds. Defaults to 900 (15 minutes; at most 86400). */
+  maxDelay?: number;
+}
+
+/** Options of {@link Keygate.login}. */
+export interface LoginOptions extends NowOptions {
+  /**
+   * The per-account failure state stored for this login name (`null` for none yet). When this
+   * key is present, the core throttles the name: after `maxFailures` consecutive failures it is
+   * locked for an exponentially growing delay during which the password is not checked (a dummy
+   * Argon2id runs, the answer is `{status: "invalid"}` as for a wrong password). Keep one state
+   * per name typed — also for names with no account — and store it by compare-and-set or in a
+   * transaction.
+   * @throws KeygateError `login_state_invalid` for an unreadable state.
+   */
+  failures?: string | null;
+  /** Throttle settings (used only with `failures`). */
+  throttle?: ThrottleOptions;
+}
+
+/** With `options.failures`: the state to store for the name (`null`: delete it, the login succeeded). */
+export interface ThrottledLogin {
+  failures?: string | null;
+}
+
+// ---- Breached and blocklisted passwords (issue 13, NIST 800-63B §3.1.1.2) --------------------
+
+/** Checks {@link hashPassword} runs on a new password before hashing it. */
+export interface NewPasswordChecks {
+  /**
+   * Context words the password must not contain (case-insensitive; words under 4 characters
+   * are ignored; for an email its local part too), e.g. `["keygate", user.email]`.
+   * @throws KeygateError `password_blocklisted`.
+   */
+  blocklist?: string[];
+  /**
+   * The count {@link passwordBreachCount} returned for this password; above 0 is refused.
+   * @throws KeygateError `password_breached`.
+   */
+  breachCount?: number;
+}
+
+/**
+ * How often `password` appears in known breaches, by k-anonymity against a "Pwned Passwords"
+ * style range API: the core computes the SHA-1 and only its first 5 hex digits are passed to
+ * `fetchRange(prefix)`, which resolves to the range body (`SUFFIX:COUNT` lines) or a `Response`.
+ * Padding entries (count 0) are never a hit. Defaults to {@link pwnedPasswordsRange}.
+ * @throws KeygateError `breach_check_failed` when `fetchRange` fails, answers non-2xx or not in
+ *   the range format — never a silent 0; the caller decides whether to refuse or go on.
+ * @example
+ * const breachCount = await passwordBreachCount(password);
+ * const hash = hashPassword(password, { breachCount, blocklist: ["example-clinic", email] });
+ */
+export function passwordBreachCount(password: string, fetchRange?: (prefix: string) => Promise<string | Response> | string | Response): Promise<number>;
+
+/** The default `fetchRange`: `GET https://api.pwnedpasswords.com/range/<prefix>` with `Add-Padding: true`. */
+export function pwnedPasswordsRange(prefix: string): Promise<string>;

@@ -5,6 +5,7 @@
 // `import { … } from "keygate"` is ready with no init() call.
 import base64 from "./keygate/keygate_js_bg.wasm.js";
 import { initSync } from "./keygate/keygate_js.js";
+import { requireSimd128 } from "./keygate/simd.js";
 
 function decode(text) {
   if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
@@ -14,6 +15,7 @@ function decode(text) {
   return bytes;
 }
 
+requireSimd128(); // a clear KeygateError (wasm_simd_unsupported), e.g. on Safari before 16.4
 initSync({ module: decode(base64) });
 
 export * from "./keygate/api.js";

@@ -11,9 +11,10 @@
 
 use crate::entropy::{Entropy, EntropyError};
 use crate::{ConfigError, ErrorCode};
-use argon2::{Algorithm, Argon2, Version};
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine as _;
+use keygate_argon2id::Argon2id;
+pub use keygate_argon2id::Version;
 use serde::Deserialize;
 use std::fmt;
 use std::str::FromStr;
@@ -33,6 +34,29 @@ pub const MIN_STORED_OUTPUT_LEN: usize = 16;
 pub const MAX_STORED_OUTPUT_LEN: usize = 64;
 /// Longest stored hash string accepted; real ones are under 200 bytes.
 pub const MAX_PHC_LEN: usize = 256;
+
+/// The Argon2 variant named in a PHC string. Only [`Algorithm::Argon2id`] is ever computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// `argon2d`: parses (so it can be flagged for rehash), never verifies.
+    Argon2d,
+    /// `argon2i`: parses, never verifies.
+    Argon2i,
+    /// `argon2id`: the only variant hashed and verified.
+    Argon2id,
+}
+
+impl Algorithm {
+    /// The PHC identifier: `argon2d`, `argon2i` or `argon2id`.
+    #[must_use]
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Argon2d => "argon2d",
+            Self::Argon2i => "argon2i",
+            Self::Argon2id => "argon2id",
+        }
+    }
+}
 
 /// Argon2id cost parameters. Always within the bounds below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,6 +436,7 @@ impl PasswordHasher {
     }
 }
 
+// Argon2id itself is `keygate_argon2id` (simd128 in the npm module, the same code natively).
 fn argon2_into(
     algorithm: Algorithm,
     version: Version,
@@ -420,16 +445,17 @@ fn argon2_into(
     salt: &[u8],
     output: &mut [u8],
 ) -> Result<(), PasswordError> {
-    let params = argon2::Params::new(
-        params.memory_cost,
+    if algorithm != Algorithm::Argon2id {
+        return Err(PasswordError::HashInvalid);
+    }
+    Argon2id::new(
+        version,
         params.time_cost,
+        params.memory_cost,
         params.parallelism,
-        Some(output.len()),
     )
-    .map_err(|_| PasswordError::HashFailed)?;
-    Argon2::new(algorithm, version, params)
-        .hash_password_into(password, salt, output)
-        .map_err(|_| PasswordError::HashFailed)
+    .and_then(|a| a.hash_into(password, salt, output))
+    .map_err(|_| PasswordError::HashFailed)
 }
 
 /// A parsed Argon2 PHC string: `$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>` (B64 = standard
@@ -703,19 +729,14 @@ mod tests {
 
     #[test]
     fn rfc9106_argon2id_vector_ok() {
-        // RFC 9106 §5.3: Argon2id with secret and associated data.
-        let params = argon2::ParamsBuilder::new()
-            .m_cost(32)
-            .t_cost(3)
-            .p_cost(4)
-            .data(argon2::AssociatedData::new(&[0x04; 12]).unwrap())
-            .build()
-            .unwrap();
-        let secret = [0x03; 8];
-        let ctx =
-            Argon2::new_with_secret(&secret, Algorithm::Argon2id, Version::V0x13, params).unwrap();
+        // RFC 9106 §5.3: Argon2id with secret and associated data, through the code that
+        // `argon2_into` runs.
         let mut out = [0u8; 32];
-        ctx.hash_password_into(&[0x01; 32], &[0x02; 16], &mut out)
+        Argon2id::new(Version::V0x13, 3, 32, 4)
+            .unwrap()
+            .with_secret(&[0x03; 8])
+            .with_associated_data(&[0x04; 12])
+            .hash_into(&[0x01; 32], &[0x02; 16], &mut out)
             .unwrap();
         let expected = [
             0x0d, 0x64, 0x0d, 0xf5, 0x8d, 0x78, 0x76, 0x6c, 0x08, 0xc0, 0x37, 0xa3, 0x4a, 0x8b,
@@ -805,7 +826,8 @@ mod tests {
         let h = low();
         let params = argon2::Params::new(64, 1, 1, Some(32)).unwrap();
         let mut out = [0u8; 32];
-        Argon2::new(Algorithm::Argon2id, Version::V0x10, params)
+        // The `argon2` crate as an independent reference for version 16.
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x10, params)
             .hash_password_into(PW.as_bytes(), b"saltsaltsalt", &mut out)
             .unwrap();
         let phc = format!(

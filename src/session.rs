@@ -6,6 +6,12 @@
 //! request at `now`, [`Sessions::touch`] slides the idle timeout and
 //! [`Sessions::destroy_cookie`] signs out.
 //!
+//! Revocation is state the caller stores per user, a [`SessionState`]: a session *epoch*
+//! (every session made in an older epoch is refused: [`SessionState::end_all`] after a
+//! password change, a reset or "sign out everywhere") and the ids of single sessions revoked
+//! at logout, each kept only until that session's absolute timeout ([`Sessions::revoke`]).
+//! [`Sessions::read_current`] reads a cookie and refuses a revoked session.
+//!
 //! Cookie value: `base64url(payload) "." base64url(HMAC-SHA256(secret, domain ‖ name ‖ payload))`
 //! where the first part is [`Session`]'s `Display` form. The cookie name is under the MAC, so a
 //! value issued for one cookie is refused under another.
@@ -16,10 +22,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::fmt;
 use std::str::FromStr;
+use subtle::ConstantTimeEq;
 
 /// Fewest secret bytes accepted (HMAC-SHA256 key strength).
 pub const MIN_SECRET_LEN: usize = 32;
@@ -42,11 +49,16 @@ pub const MAX_COOKIES: usize = 128;
 pub const MAX_CLOCK_SKEW: u64 = 60;
 /// The prefix that makes browsers insist on `Secure`, `Path=/` and no `Domain`.
 pub const HOST_PREFIX: &str = "__Host-";
+/// Most single-session revocations a [`SessionState`] holds; one more ends every session of
+/// the user instead (a new epoch), so the state stays bounded and nothing revoked comes back.
+pub const MAX_REVOKED_SESSIONS: usize = 64;
 
 const SESSION_ID_LEN: usize = 16;
-const PAYLOAD_VERSION: u8 = 1;
-/// version + session id + created_at + last_seen.
-const PAYLOAD_FIXED_LEN: usize = 1 + SESSION_ID_LEN + 8 + 8;
+/// Version 1 payloads (no epoch) still read, as epoch 0.
+const PAYLOAD_V1: u8 = 1;
+const PAYLOAD_VERSION: u8 = 2;
+/// version + session id + created_at + last_seen + epoch.
+const PAYLOAD_FIXED_LEN: usize = 1 + SESSION_ID_LEN + 8 + 8 + 8;
 const MAX_PAYLOAD_LEN: usize = PAYLOAD_FIXED_LEN + MAX_USER_ID_LEN;
 /// Longest base64url text of a payload (unpadded).
 const MAX_PAYLOAD_TEXT_LEN: usize = MAX_PAYLOAD_LEN.div_ceil(3) * 4;
@@ -330,6 +342,21 @@ impl Sessions {
         now: u64,
         rng: &mut impl Entropy,
     ) -> Result<Session, SessionError> {
+        self.create_in(user_id, &SessionState::default(), now, rng)
+    }
+
+    /// As [`Sessions::create`], in the user's current epoch (`state`, the [`SessionState`]
+    /// stored with the user): [`SessionState::end_all`] later ends it.
+    ///
+    /// # Errors
+    /// As [`Sessions::create`].
+    pub fn create_in(
+        &self,
+        user_id: &str,
+        state: &SessionState,
+        now: u64,
+        rng: &mut impl Entropy,
+    ) -> Result<Session, SessionError> {
         check_user_id(user_id)?;
         let session_id = rng.bytes::<SESSION_ID_LEN>()?;
         Ok(Session {
@@ -337,7 +364,83 @@ impl Sessions {
             session_id,
             created_at: now,
             last_seen: now,
+            epoch: state.epoch,
         })
+    }
+
+    /// [`Sessions::read`], then refuses a session `state` revoked: made in an older epoch
+    /// than `state.epoch` (or a newer one: state lost or rolled back), or revoked by id.
+    /// `state` is the [`SessionState`] stored for the session's user; look the user up by
+    /// [`Session::user_id`] of an unchecked [`Sessions::read`] first.
+    ///
+    /// # Errors
+    /// As [`Sessions::read`]; [`SessionError::Revoked`].
+    pub fn read_current(
+        &self,
+        cookie_header: &str,
+        state: &SessionState,
+        now: u64,
+    ) -> Result<Session, SessionError> {
+        let session = self.read(cookie_header, now)?;
+        self.check(&session, state, now)?;
+        Ok(session)
+    }
+
+    /// Whether a verified `session` is still current under `state` (see
+    /// [`Sessions::read_current`]).
+    ///
+    /// # Errors
+    /// [`SessionError::Revoked`].
+    pub fn check(
+        &self,
+        session: &Session,
+        state: &SessionState,
+        now: u64,
+    ) -> Result<(), SessionError> {
+        if session.epoch != state.epoch {
+            return Err(SessionError::Revoked);
+        }
+        let id = session.session_id();
+        let revoked = state
+            .revoked
+            .iter()
+            .any(|r| r.until > now && bool::from(r.id.as_bytes().ct_eq(id.as_bytes())));
+        if revoked {
+            return Err(SessionError::Revoked);
+        }
+        Ok(())
+    }
+
+    /// `state` with `session` revoked (logout): its id is kept until the session's absolute
+    /// timeout, when the cookie would be refused anyway; expired entries are dropped. When
+    /// [`MAX_REVOKED_SESSIONS`] are already held, every session of the user ends instead.
+    #[must_use]
+    pub fn revoke(&self, session: &Session, state: &SessionState, now: u64) -> SessionState {
+        let until = session.created_at.saturating_add(self.absolute_timeout);
+        let mut revoked: Vec<RevokedSession> = state
+            .revoked
+            .iter()
+            .filter(|r| r.until > now)
+            .cloned()
+            .collect();
+        if session.epoch != state.epoch || until <= now {
+            // Already refused (older epoch, or past its lifetime).
+            return SessionState {
+                epoch: state.epoch,
+                revoked,
+            };
+        }
+        if revoked.len() >= MAX_REVOKED_SESSIONS {
+            return state.end_all();
+        }
+        revoked.push(RevokedSession {
+            id: session.session_id(),
+            until,
+        });
+        SessionState {
+            epoch: state.epoch,
+            revoked,
+        }
     }
 
     /// The signed cookie value: `<session>.<base64url MAC>`.
@@ -522,6 +625,41 @@ pub struct Session {
     session_id: [u8; SESSION_ID_LEN],
     created_at: u64,
     last_seen: u64,
+    epoch: u64,
+}
+
+/// Per-user revocation state the caller stores with the user record (JSON, camelCase, every
+/// member optional on input). Start from the default; store what [`Sessions::revoke`] and
+/// [`SessionState::end_all`] return.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct SessionState {
+    /// Sessions made in another epoch are refused. Starts at 0.
+    pub epoch: u64,
+    /// Sessions revoked one by one (logout), until their absolute timeout.
+    pub revoked: Vec<RevokedSession>,
+}
+
+/// One revoked session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RevokedSession {
+    /// [`Session::session_id`].
+    pub id: String,
+    /// Unix seconds after which the entry may be dropped (the session's absolute timeout).
+    pub until: u64,
+}
+
+impl SessionState {
+    /// Every session of the user ends (password change, reset, "sign out everywhere"): the
+    /// next epoch, with no single revocations left to keep.
+    #[must_use]
+    pub fn end_all(&self) -> Self {
+        Self {
+            epoch: self.epoch.saturating_add(1),
+            revoked: Vec::new(),
+        }
+    }
 }
 
 impl Session {
@@ -550,12 +688,19 @@ impl Session {
         self.last_seen
     }
 
+    /// The user's session epoch when the session was made (see [`SessionState`]).
+    #[must_use]
+    pub const fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     fn payload(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(PAYLOAD_FIXED_LEN + self.user_id.len());
         out.push(PAYLOAD_VERSION);
         out.extend_from_slice(&self.session_id);
         out.extend_from_slice(&self.created_at.to_be_bytes());
         out.extend_from_slice(&self.last_seen.to_be_bytes());
+        out.extend_from_slice(&self.epoch.to_be_bytes());
         out.extend_from_slice(self.user_id.as_bytes());
         out
     }
@@ -565,12 +710,18 @@ impl Session {
             reason: "the session payload is malformed",
         };
         let (&version, rest) = payload.split_first().ok_or(BAD)?;
-        if version != PAYLOAD_VERSION {
+        if version != PAYLOAD_VERSION && version != PAYLOAD_V1 {
             return Err(BAD);
         }
         let (session_id, rest) = rest.split_first_chunk::<SESSION_ID_LEN>().ok_or(BAD)?;
         let (created_at, rest) = rest.split_first_chunk::<8>().ok_or(BAD)?;
-        let (last_seen, user_id) = rest.split_first_chunk::<8>().ok_or(BAD)?;
+        let (last_seen, rest) = rest.split_first_chunk::<8>().ok_or(BAD)?;
+        let (epoch, user_id) = if version == PAYLOAD_V1 {
+            (0, rest)
+        } else {
+            let (epoch, user_id) = rest.split_first_chunk::<8>().ok_or(BAD)?;
+            (u64::from_be_bytes(*epoch), user_id)
+        };
         let user_id = std::str::from_utf8(user_id).map_err(|_| BAD)?;
         check_user_id(user_id).map_err(|_| BAD)?;
         let created_at = u64::from_be_bytes(*created_at);
@@ -583,6 +734,7 @@ impl Session {
             session_id: *session_id,
             created_at,
             last_seen,
+            epoch,
         })
     }
 }
@@ -631,6 +783,9 @@ pub enum SessionError {
     EntropyUnavailable,
     /// [`Sessions::create`] got an empty or over-long user id.
     UserIdInvalid,
+    /// The session was signed out (logout), or all the user's sessions were ended (password
+    /// change, reset, sign out everywhere).
+    Revoked,
 }
 
 impl fmt::Display for SessionError {
@@ -651,6 +806,7 @@ impl fmt::Display for SessionError {
                 f,
                 "the user id must be 1 to {MAX_USER_ID_LEN} bytes of UTF-8"
             ),
+            Self::Revoked => f.write_str("this session was signed out; sign in again"),
         }
     }
 }
@@ -666,6 +822,7 @@ impl ErrorCode for SessionError {
             Self::IdleTimeout => "session_idle_timeout",
             Self::EntropyUnavailable => "entropy_unavailable",
             Self::UserIdInvalid => "session_user_id_invalid",
+            Self::Revoked => "session_revoked",
         }
     }
 }
@@ -1073,7 +1230,7 @@ mod tests {
         let s = sessions();
         let good = new_session(&s, "u", T0);
         let mut payload = good.payload();
-        payload[0] = 2; // unknown version
+        payload[0] = 3; // unknown version
         let created_after_seen = {
             let mut p = good.payload();
             p[17..25].copy_from_slice(&(T0 + 1).to_be_bytes());
@@ -1092,6 +1249,112 @@ mod tests {
             let e = text.parse::<Session>().unwrap_err();
             assert_eq!(e.code(), "session_invalid", "{text}");
         }
+    }
+
+    #[test]
+    fn v1_payload_reads_as_epoch_zero_ok() {
+        let s = sessions();
+        let good = new_session(&s, "u", T0);
+        // Version 1: no epoch between last_seen and the user id.
+        let mut v1 = vec![PAYLOAD_V1];
+        v1.extend_from_slice(&good.payload()[1..33]);
+        v1.extend_from_slice(b"u");
+        let value = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&v1),
+            URL_SAFE_NO_PAD.encode(s.tag(&v1))
+        );
+        let read = s.decode(&value, T0 + 1).unwrap();
+        assert_eq!(read.epoch(), 0);
+        assert_eq!(read.session_id(), good.session_id());
+    }
+
+    #[test]
+    fn revoked_session_fails() {
+        let s = sessions();
+        let state = SessionState::default();
+        let a = s
+            .create_in("u", &state, T0, &mut SeededEntropy::new(1))
+            .unwrap();
+        let b = s
+            .create_in("u", &state, T0 + 10, &mut SeededEntropy::new(2))
+            .unwrap();
+        let (ca, cb) = (cookie(&s, &a), cookie(&s, &b));
+        assert!(s.read_current(&ca, &state, T0 + 1).is_ok());
+        // Logout of `a`: a copy of its cookie is refused, `b` still works.
+        let after = s.revoke(&a, &state, T0 + 1);
+        assert_eq!(
+            s.read_current(&ca, &after, T0 + 2).unwrap_err(),
+            SessionError::Revoked
+        );
+        assert_eq!(
+            s.read_current(&ca, &after, T0 + 2).unwrap_err().code(),
+            "session_revoked"
+        );
+        assert!(s.read_current(&cb, &after, T0 + 2).is_ok());
+        // The entry lives until `a`'s absolute timeout, then is dropped on the next revoke.
+        assert_eq!(after.revoked[0].until, T0 + s.absolute_timeout());
+        let later = s.revoke(&b, &after, T0 + s.absolute_timeout());
+        assert_eq!(later.revoked.len(), 1);
+        assert_eq!(later.revoked[0].id, b.session_id());
+        // End all: every session of the old epoch is refused; a new one works.
+        let ended = after.end_all();
+        assert_eq!(ended.epoch, 1);
+        assert!(ended.revoked.is_empty());
+        assert_eq!(
+            s.read_current(&cb, &ended, T0 + 3).unwrap_err(),
+            SessionError::Revoked
+        );
+        let c = s
+            .create_in("u", &ended, T0 + 3, &mut SeededEntropy::new(3))
+            .unwrap();
+        assert_eq!(c.epoch(), 1);
+        assert!(s.read_current(&cookie(&s, &c), &ended, T0 + 4).is_ok());
+        // A session from a newer epoch than stored (state rolled back) is refused too.
+        assert_eq!(
+            s.read_current(&cookie(&s, &c), &state, T0 + 4).unwrap_err(),
+            SessionError::Revoked
+        );
+    }
+
+    #[test]
+    fn revocation_list_is_bounded_fails() {
+        let s = sessions();
+        let mut state = SessionState::default();
+        for i in 0..MAX_REVOKED_SESSIONS as u64 {
+            let x = s
+                .create_in("u", &state, T0, &mut SeededEntropy::new(i))
+                .unwrap();
+            state = s.revoke(&x, &state, T0 + 1);
+        }
+        assert_eq!(state.revoked.len(), MAX_REVOKED_SESSIONS);
+        let live = s
+            .create_in("u", &state, T0, &mut SeededEntropy::new(999))
+            .unwrap();
+        let one_more = s
+            .create_in("u", &state, T0, &mut SeededEntropy::new(1000))
+            .unwrap();
+        let state = s.revoke(&one_more, &state, T0 + 1);
+        // Full: everything ends instead of forgetting a revocation.
+        assert_eq!(state.epoch, 1);
+        assert!(state.revoked.is_empty());
+        assert!(s.read_current(&cookie(&s, &live), &state, T0 + 2).is_err());
+    }
+
+    #[test]
+    fn session_state_json_round_trip_ok() {
+        let st: SessionState =
+            serde_json::from_str(r#"{"epoch": 2, "revoked": [{"id": "abc", "until": 5}]}"#)
+                .unwrap();
+        assert_eq!(st.epoch, 2);
+        let back: SessionState =
+            serde_json::from_str(&serde_json::to_string(&st).unwrap()).unwrap();
+        assert_eq!(back, st);
+        assert_eq!(
+            serde_json::from_str::<SessionState>("{}").unwrap(),
+            SessionState::default()
+        );
+        assert!(serde_json::from_str::<SessionState>(r#"{"epoch": 1, "x": 1}"#).is_err());
     }
 
     #[test]

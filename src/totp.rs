@@ -1,4 +1,4 @@
-//! Time-based one-time passwords (RFC 6238) through `totp-rs`, with the time passed in.
+//! Time-based one-time passwords (RFC 6238) over the `hmac` crate, with the time passed in.
 //!
 //! Secrets are RFC 4648 base32 without padding, as pyotp and authenticator apps use them.
 //! [`verify`] returns the matched time step; store it and pass it back as `last_used_step`
@@ -6,6 +6,7 @@
 
 use crate::entropy::{Entropy, EntropyError};
 use crate::{ConfigError, ErrorCode};
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use std::fmt;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
@@ -42,13 +43,47 @@ impl TotpAlgorithm {
             Self::Sha512 => "SHA512",
         }
     }
+}
 
-    const fn to_totp_rs(self) -> totp_rs::Algorithm {
-        match self {
-            Self::Sha1 => totp_rs::Algorithm::SHA1,
-            Self::Sha256 => totp_rs::Algorithm::SHA256,
-            Self::Sha512 => totp_rs::Algorithm::SHA512,
+/// HMAC keyed once with a decoded secret; each step clones it, so the key's inner and outer
+/// pads are hashed once per verify instead of once per step.
+enum KeyedMac {
+    Sha1(Hmac<sha1::Sha1>),
+    Sha256(Hmac<sha2::Sha256>),
+    Sha512(Hmac<sha2::Sha512>),
+}
+
+impl KeyedMac {
+    fn new(algorithm: TotpAlgorithm, key: &[u8]) -> Result<Self, TotpError> {
+        // HMAC takes keys of any length; the error arm is unreachable but stays closed.
+        let bad = |_| TotpError::SecretInvalid;
+        Ok(match algorithm {
+            TotpAlgorithm::Sha1 => Self::Sha1(Hmac::new_from_slice(key).map_err(bad)?),
+            TotpAlgorithm::Sha256 => Self::Sha256(Hmac::new_from_slice(key).map_err(bad)?),
+            TotpAlgorithm::Sha512 => Self::Sha512(Hmac::new_from_slice(key).map_err(bad)?),
+        })
+    }
+
+    /// RFC 4226 §5.3 HOTP for `counter`: dynamic truncation of the HMAC, modulo 10^digits.
+    fn hotp(&self, counter: u64, digits: u8) -> u32 {
+        fn run<M: Mac + Clone>(mac: &M, counter: u64) -> u32 {
+            let mut mac = mac.clone();
+            mac.update(&counter.to_be_bytes());
+            let h = mac.finalize().into_bytes();
+            // The offset is the low nibble of the last byte; digests are ≥ 20 bytes, so the
+            // four bytes at offset ≤ 15 always exist.
+            let offset = usize::from(h.last().copied().unwrap_or(0) & 0x0f);
+            match h.get(offset..offset + 4) {
+                Some(&[a, b, c, d]) => u32::from_be_bytes([a & 0x7f, b, c, d]),
+                _ => 0,
+            }
         }
+        let value = match self {
+            Self::Sha1(m) => run(m, counter),
+            Self::Sha256(m) => run(m, counter),
+            Self::Sha512(m) => run(m, counter),
+        };
+        value % 10u32.pow(u32::from(digits))
     }
 }
 
@@ -181,15 +216,8 @@ impl TotpConfig {
         self.window
     }
 
-    fn totp(&self, key: Vec<u8>) -> Result<totp_rs::Totp, TotpError> {
-        totp_rs::Builder::new()
-            .with_algorithm(self.algorithm.to_totp_rs())
-            .with_digits(self.digits)
-            .with_skew(0)
-            .with_step_duration(self.period)
-            .with_secret(key)
-            .build()
-            .map_err(|_| TotpError::SecretInvalid)
+    fn keyed(&self, secret: &str) -> Result<KeyedMac, TotpError> {
+        KeyedMac::new(self.algorithm, &decode_secret(secret)?)
     }
 }
 
@@ -255,8 +283,8 @@ pub fn provisioning_uri(
 /// # Errors
 /// [`TotpError::SecretInvalid`] when `secret` is not base32 of 128 to 1024 bits.
 pub fn generate(cfg: &TotpConfig, secret: &str, now: u64) -> Result<String, TotpError> {
-    let totp = cfg.totp(decode_secret(secret)?)?;
-    Ok(totp.generate(now).to_string())
+    let code = cfg.keyed(secret)?.hotp(now / cfg.period, cfg.digits);
+    Ok(format!("{code:0width$}", width = usize::from(cfg.digits)))
 }
 
 /// Checks `code` against the steps `now / period ± window` and returns the step it matched.
@@ -274,10 +302,12 @@ pub fn verify(
     now: u64,
     last_used_step: Option<u64>,
 ) -> Result<u64, TotpError> {
-    let totp = cfg.totp(decode_secret(secret)?)?;
+    let mac = cfg.keyed(secret)?;
     if code.len() != usize::from(cfg.digits) || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(TotpError::Invalid);
     }
+    // At most 8 ASCII digits: the value fits in u32. The code is the caller's, not a secret.
+    let given = code.bytes().fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
     let current = now / cfg.period;
     let window = u64::from(cfg.window);
     let mut found = Choice::from(0);
@@ -285,11 +315,11 @@ pub fn verify(
     // Every step is computed and compared; the last match wins, so on a (rare) collision the
     // later step is recorded, which only narrows what can be replayed.
     for step in current.saturating_sub(window)..=current.saturating_add(window) {
-        let Some(time) = step.checked_mul(cfg.period) else {
+        // A step whose start time does not fit in u64 seconds is not a real time.
+        if step.checked_mul(cfg.period).is_none() {
             continue;
-        };
-        let expected = totp.generate(time).to_string();
-        let eq = expected.as_bytes().ct_eq(code.as_bytes());
+        }
+        let eq = mac.hotp(step, cfg.digits).ct_eq(&given);
         matched.conditional_assign(&step, eq);
         found |= eq;
     }

@@ -10,10 +10,13 @@
 //! (the core's stable code), and `field` / `claim` when known.
 
 mod config;
+mod edge_fns;
 mod error;
+mod login_throttle;
 mod module_fns;
 mod state;
 
+pub use edge_fns::*;
 pub use error::KgError;
 pub use module_fns::*;
 pub use state::Keygate;

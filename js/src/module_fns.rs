@@ -321,3 +321,37 @@ mod tests {
         );
     }
 }
+
+/// The one normal form of an email address (NFKC, case folding; control, invisible and
+/// mixed-script addresses refused): the key to store and look accounts up by.
+///
+/// # Errors
+/// `email_invalid`.
+#[wasm_bindgen(js_name = normalizeEmail)]
+pub fn normalize_email(email: &str) -> Result<String, KgError> {
+    keygate::email::normalize_email(email).map_err(|e| KgError::from_code(&e))
+}
+
+/// Whether an `Origin` header value is one of `allowed` (see the core's `origin_allowed`).
+#[wasm_bindgen(js_name = originAllowed)]
+#[must_use]
+pub fn origin_allowed(origin: Option<String>, allowed: Vec<String>) -> bool {
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    keygate::origin::origin_allowed(origin.as_deref(), &allowed)
+}
+
+/// The user's session state with every session ended (a new epoch).
+///
+/// # Errors
+/// `invalid_input` for a malformed state.
+#[wasm_bindgen(js_name = endAllSessions)]
+pub fn end_all_sessions(state_json: Option<String>) -> Result<String, KgError> {
+    let state: keygate::session::SessionState = match state_json {
+        None => keygate::session::SessionState::default(),
+        Some(s) => serde_json::from_str(&s)
+            .map_err(|_| KgError::input("state", "must be the session state keygate returned"))?,
+    };
+    Ok(serde_json::to_value(state.end_all())
+        .map_err(|_| KgError::input("state", "unserialisable"))?
+        .to_string())
+}

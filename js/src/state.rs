@@ -7,8 +7,10 @@ use crate::config::build;
 use crate::error::KgError;
 use crate::unix_secs;
 use keygate::flow::{
-    Authenticator, Issued, LoginOutcome, MfaMethod, MfaState, RefreshFamily, RefreshOutcome, User,
+    Authenticator, Issued, LoginOutcome, MfaMethod, MfaState, PasswordChanged, Proof,
+    RefreshFamily, RefreshOutcome, User,
 };
+use keygate::session::SessionState;
 use keygate::token::{CustomClaims, TokenType};
 use keygate::{ErrorCode, OsEntropy, Session, Sessions};
 use serde::Deserialize;
@@ -21,7 +23,7 @@ const MAX_RECORD_LEN: usize = 256 * 1024;
 /// The user record as the JS side passes it (unknown fields were dropped there).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct JsUser {
+pub(crate) struct JsUser {
     id: String,
     #[serde(default)]
     password_hash: Option<String>,
@@ -31,24 +33,27 @@ struct JsUser {
     mfa_enabled: bool,
     #[serde(default)]
     mfa_secret: Option<String>,
+    #[serde(default)]
+    session_epoch: u64,
 }
 
 impl JsUser {
-    fn parse(json: &str) -> Result<Self, KgError> {
+    pub(crate) fn parse(json: &str) -> Result<Self, KgError> {
         parse_record(json, "user")
     }
 
-    fn as_user(&self) -> User<'_> {
+    pub(crate) fn as_user(&self) -> User<'_> {
         User {
             id: &self.id,
             password_hash: self.password_hash.as_deref().unwrap_or_default(),
             roles: &self.roles,
             mfa_enabled: self.mfa_enabled,
             mfa_secret: self.mfa_secret.as_deref(),
+            session_epoch: self.session_epoch,
         }
     }
 
-    fn require_hash(&self) -> Result<(), KgError> {
+    pub(crate) fn require_hash(&self) -> Result<(), KgError> {
         match self.password_hash {
             Some(_) => Ok(()),
             None => Err(KgError::input("user.passwordHash", "must be a string")),
@@ -80,7 +85,26 @@ fn session_json(sessions: &Sessions, s: &Session) -> Value {
         "createdAt": s.created_at(),
         "lastSeen": s.last_seen(),
         "expiresAt": s.created_at().saturating_add(sessions.absolute_timeout()),
+        "epoch": s.epoch(),
     })
+}
+
+fn session_state(json: Option<&str>) -> Result<Option<SessionState>, KgError> {
+    json.map(|j| parse_record::<SessionState>(j, "options.sessionState"))
+        .transpose()
+}
+
+fn mfa_state(json: Option<&str>, field: &str) -> Result<MfaState, KgError> {
+    Ok(match json {
+        None => MfaState::default(),
+        Some(s) => parse_record::<MfaState>(s, field)?,
+    })
+}
+
+fn changed_json(c: PasswordChanged) -> String {
+    json!({ "passwordHash": c.password_hash, "sessionState": c.sessions,
+            "mfaState": c.mfa_state })
+    .to_string()
 }
 
 fn token_type(name: &str) -> Result<TokenType, KgError> {
@@ -95,7 +119,7 @@ fn token_type(name: &str) -> Result<TokenType, KgError> {
 /// One configuration: signing key, lifetimes, password and TOTP settings, session cookies.
 #[wasm_bindgen]
 pub struct Keygate {
-    auth: Authenticator,
+    pub(crate) auth: Authenticator,
     sessions: Option<Sessions>,
 }
 
@@ -188,6 +212,25 @@ impl Keygate {
             token_type(token_type_name)?,
             unix_secs(now, "options.now")?,
         )?;
+        serde_json::to_string(&claims).map_err(|_| KgError::input("token", "claims unreadable"))
+    }
+
+    /// Claims JSON of an access token that is also of the user's current session epoch
+    /// (`sessionState` JSON), for account endpoints.
+    ///
+    /// # Errors
+    /// As `verify`; `token_invalid` for a token of another epoch.
+    #[wasm_bindgen(js_name = verifyAccessCurrent)]
+    pub fn verify_access_current(
+        &self,
+        token: &str,
+        state_json: Option<String>,
+        now: f64,
+    ) -> Result<String, KgError> {
+        let state = session_state(state_json.as_deref())?.unwrap_or_default();
+        let claims =
+            self.auth
+                .verify_access_current(token, &state, unix_secs(now, "options.now")?)?;
         serde_json::to_string(&claims).map_err(|_| KgError::input("token", "claims unreadable"))
     }
 
@@ -428,28 +471,236 @@ impl Keygate {
         })
     }
 
-    /// `{"cookie", "userId", "sessionId", "createdAt", "lastSeen", "expiresAt"}`.
+    /// `{"cookie", "userId", "sessionId", "createdAt", "lastSeen", "expiresAt", "epoch"}`, in
+    /// the epoch of `state_json` (the user's stored session state) when given.
     ///
     /// # Errors
     /// `session_user_id_invalid`, `entropy_unavailable`, `config_invalid` without a secret.
     #[wasm_bindgen(js_name = createSession)]
-    pub fn create_session(&self, user_id: &str, now: f64) -> Result<String, KgError> {
+    pub fn create_session(
+        &self,
+        user_id: &str,
+        now: f64,
+        state_json: Option<String>,
+    ) -> Result<String, KgError> {
         let sessions = self.sessions()?;
-        let s = sessions.create(user_id, unix_secs(now, "options.now")?, &mut OsEntropy)?;
+        let state = session_state(state_json.as_deref())?.unwrap_or_default();
+        let s = sessions.create_in(
+            user_id,
+            &state,
+            unix_secs(now, "options.now")?,
+            &mut OsEntropy,
+        )?;
         Ok(session_json(sessions, &s).to_string())
     }
 
     /// The session in a `Cookie` header, touched at `now` (its `cookie` slides the idle
-    /// timeout).
+    /// timeout); with `state_json`, a revoked session is refused too.
     ///
     /// # Errors
-    /// `session_missing`, `session_invalid`, `session_expired`, `session_idle_timeout`.
+    /// `session_missing`, `session_invalid`, `session_expired`, `session_idle_timeout`,
+    /// `session_revoked`.
     #[wasm_bindgen(js_name = readSession)]
-    pub fn read_session(&self, cookie_header: &str, now: f64) -> Result<String, KgError> {
+    pub fn read_session(
+        &self,
+        cookie_header: &str,
+        now: f64,
+        state_json: Option<String>,
+    ) -> Result<String, KgError> {
         let sessions = self.sessions()?;
         let now = unix_secs(now, "options.now")?;
-        let s = sessions.read(cookie_header, now)?;
+        let s = match session_state(state_json.as_deref())? {
+            Some(state) => sessions.read_current(cookie_header, &state, now)?,
+            None => sessions.read(cookie_header, now)?,
+        };
         Ok(session_json(sessions, &sessions.touch(&s, now)).to_string())
+    }
+
+    /// `state_json` with the session of `cookie_header` revoked (logout); unchanged when the
+    /// cookie is missing or no longer valid.
+    ///
+    /// # Errors
+    /// Malformed state, `config_invalid` without a session secret.
+    #[wasm_bindgen(js_name = revokeSession)]
+    pub fn revoke_session(
+        &self,
+        cookie_header: &str,
+        state_json: Option<String>,
+        now: f64,
+    ) -> Result<String, KgError> {
+        let sessions = self.sessions()?;
+        let now = unix_secs(now, "options.now")?;
+        let state = session_state(state_json.as_deref())?.unwrap_or_default();
+        let next = match sessions.read(cookie_header, now) {
+            Ok(s) => sessions.revoke(&s, &state, now),
+            Err(_) => state,
+        };
+        Ok(json!(next).to_string())
+    }
+
+    /// `{"status": "ok", state}` or `{"status": "error", error, message, state}`: may the
+    /// user change or remove the second factor now? `proof_json` is `{"code"}`,
+    /// `{"password"}` or `{"authTime"}`.
+    ///
+    /// # Errors
+    /// Malformed user, state or proof.
+    #[wasm_bindgen(js_name = authorizeMfaChange)]
+    pub fn authorize_mfa_change(
+        &self,
+        user_json: &str,
+        state_json: Option<String>,
+        proof_json: &str,
+        now: f64,
+    ) -> Result<String, KgError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct JsProof {
+            code: Option<String>,
+            password: Option<String>,
+            auth_time: Option<u64>,
+        }
+        let now = unix_secs(now, "options.now")?;
+        let user = JsUser::parse(user_json)?;
+        let state = mfa_state(state_json.as_deref(), "state")?;
+        let p: JsProof = parse_record(proof_json, "proof")?;
+        let proof = match (&p.code, &p.password, p.auth_time) {
+            (Some(c), None, None) => Proof::Code(c),
+            (None, Some(pw), None) => Proof::Password(pw),
+            (None, None, Some(t)) => Proof::AuthTime(t),
+            _ => {
+                return Err(KgError::input(
+                    "proof",
+                    "must have exactly one of code, password or authTime",
+                ))
+            }
+        };
+        let r = self
+            .auth
+            .authorize_mfa_change(&user.as_user(), &state, proof, now);
+        let out = match r.outcome {
+            Ok(()) => json!({ "status": "ok", "state": r.state }),
+            Err(e) => {
+                let e = KgError::from(e);
+                json!({ "status": "error", "error": e.code, "message": e.message,
+                        "state": r.state })
+            }
+        };
+        Ok(out.to_string())
+    }
+
+    /// `{"status": "ok", state}` (store it with the new secret) or `{"status": "error",
+    /// error, message}` when `code` is wrong for the new `secret`.
+    ///
+    /// # Errors
+    /// Malformed state.
+    #[wasm_bindgen(js_name = enrolMfa)]
+    pub fn enrol_mfa(
+        &self,
+        secret: &str,
+        code: &str,
+        recovery_hashes: Vec<String>,
+        state_json: Option<String>,
+        now: f64,
+    ) -> Result<String, KgError> {
+        let now = unix_secs(now, "options.now")?;
+        let state = mfa_state(state_json.as_deref(), "state")?;
+        let out = match self
+            .auth
+            .enrol_mfa(&state, secret, code, recovery_hashes, now)
+        {
+            Ok(state) => json!({ "status": "ok", "state": state }),
+            Err(e) => {
+                let e = KgError::from(e);
+                json!({ "status": "error", "error": e.code, "message": e.message })
+            }
+        };
+        Ok(out.to_string())
+    }
+
+    /// A reset token for a known user, `None` (after the same work) for an unknown one.
+    ///
+    /// # Errors
+    /// Malformed user, entropy failure.
+    #[wasm_bindgen(js_name = requestPasswordReset)]
+    pub fn request_password_reset(
+        &self,
+        user_json: Option<String>,
+        now: f64,
+    ) -> Result<Option<String>, KgError> {
+        let now = unix_secs(now, "options.now")?;
+        let user = user_json.as_deref().map(JsUser::parse).transpose()?;
+        if let Some(u) = &user {
+            u.require_hash()?;
+        }
+        let record = user.as_ref().map(JsUser::as_user);
+        Ok(self
+            .auth
+            .request_password_reset(record.as_ref(), now, &mut OsEntropy)?)
+    }
+
+    /// `{"passwordHash", "sessionState", "mfaState"}` after a valid reset token.
+    ///
+    /// # Errors
+    /// `token_*`, `token_mismatch`, `reset_token_stale`, password policy, malformed records.
+    #[wasm_bindgen(js_name = resetPassword)]
+    pub fn reset_password(
+        &self,
+        token: &str,
+        user_json: &str,
+        new_password: &str,
+        mfa_state_json: Option<String>,
+        session_state_json: Option<String>,
+        now: f64,
+    ) -> Result<String, KgError> {
+        let now = unix_secs(now, "options.now")?;
+        let user = JsUser::parse(user_json)?;
+        user.require_hash()?;
+        let mfa = mfa_state_json
+            .as_deref()
+            .map(|s| parse_record::<MfaState>(s, "options.mfaState"))
+            .transpose()?;
+        let sessions = session_state(session_state_json.as_deref())?.unwrap_or_default();
+        let changed = self.auth.reset_password(
+            token,
+            &user.as_user(),
+            new_password,
+            mfa.as_ref(),
+            &sessions,
+            now,
+            &mut OsEntropy,
+        )?;
+        Ok(changed_json(changed))
+    }
+
+    /// As `resetPassword`, proven by the current password instead of a token.
+    ///
+    /// # Errors
+    /// `reauthentication_required` for a wrong current password; as `resetPassword`.
+    #[wasm_bindgen(js_name = changePassword)]
+    pub fn change_password(
+        &self,
+        user_json: &str,
+        current_password: &str,
+        new_password: &str,
+        mfa_state_json: Option<String>,
+        session_state_json: Option<String>,
+    ) -> Result<String, KgError> {
+        let user = JsUser::parse(user_json)?;
+        user.require_hash()?;
+        let mfa = mfa_state_json
+            .as_deref()
+            .map(|s| parse_record::<MfaState>(s, "options.mfaState"))
+            .transpose()?;
+        let sessions = session_state(session_state_json.as_deref())?.unwrap_or_default();
+        let changed = self.auth.change_password(
+            &user.as_user(),
+            current_password,
+            new_password,
+            mfa.as_ref(),
+            &sessions,
+            &mut OsEntropy,
+        )?;
+        Ok(changed_json(changed))
     }
 
     /// The `Set-Cookie` value that signs out.
@@ -629,15 +880,15 @@ mod tests {
             "reset_token_stale"
         );
 
-        let s = parse(&kg.create_session("u3", NOW).unwrap());
+        let s = parse(&kg.create_session("u3", NOW, None).unwrap());
         let cookie = s["cookie"].as_str().unwrap();
         assert!(cookie.starts_with("__Host-session="));
         let pair = cookie.split(';').next().unwrap();
-        let read = parse(&kg.read_session(pair, NOW + 60.0).unwrap());
+        let read = parse(&kg.read_session(pair, NOW + 60.0, None).unwrap());
         assert_eq!(read["userId"], "u3");
         assert_eq!(read["lastSeen"], NOW + 60.0);
         assert_eq!(
-            kg.read_session("", NOW).unwrap_err().code,
+            kg.read_session("", NOW, None).unwrap_err().code,
             "session_missing"
         );
         assert!(kg.destroy_session_cookie().unwrap().contains("Max-Age=0"));

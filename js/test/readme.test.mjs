@@ -8,7 +8,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,7 +49,13 @@ const users = {
   byEmail: async (e) => (e === user.email ? user : null),
   byId: async (id) => (id === user.id ? user : null),
   setHash: async (id, h) => { user = { ...user, passwordHash: h }; },
+  update: async (id, fields) => { user = { ...user, ...fields }; },
 };
+const newPassword = "a brand new passphrase 2026", currentPassword = newPassword;
+let sessionState = {};
+const body = { code }, claims = {}, session = { createdAt: Math.floor(Date.now() / 1000) };
+const newSecret = __kg.generateTotpSecret();
+const recoveryHashes = __kg.generateRecoveryCodes().hashes;
 const request = new Request("https://app.example/", { headers: { cookie: kg.createSession(user.id).cookie.split(";")[0] } });
 const headers = new Headers();
 `;
@@ -106,6 +112,7 @@ console.log(JSON.stringify(__ran));
 `;
 }
 
+
 for (const file of ["README.md", "js/README.md"]) {
   test(`${file}: every js block runs`, () => {
     const dir = mkdtempSync(join(tmpdir(), "keygate-readme-"));
@@ -139,6 +146,14 @@ for (const file of ["README.md", "js/README.md"]) {
         for (const [, dir] of b.code.matchAll(/^(\w[\w/.-]*\/)\s/gm)) {
           assert.ok(existsSync(join(ROOT, dir)), `${file}:${b.line}: ${dir} exists`);
         }
+      } else if (b.lang === "json") {
+        // A document, or the members of one (`"remote_jwks": {…}`).
+        const parses = (t) => { try { JSON.parse(t); return true; } catch { return false; } };
+        assert.ok(parses(b.code) || parses(`{${b.code}}`), `${file}:${b.line}: the json block parses`);
+      } else if (b.lang === "yaml") {
+        const py = join(ROOT, ".venv", "bin", "python");
+        const r = spawnSync(py, ["-c", "import sys, yaml; yaml.safe_load(sys.stdin)"], { input: b.code, encoding: "utf8" });
+        assert.equal(r.status, 0, `${file}:${b.line}: the yaml block parses\n${r.stderr}`);
       } else if (b.lang !== "js") {
         assert.fail(`${file}:${b.line}: a \`\`\`${b.lang} block this test does not check`);
       }

@@ -1,24 +1,25 @@
-//! The per-request decision ([`Gateway::check`]).
+//! The per-request decision ([`Gateway::check`]) and its second half after a wait for keys
+//! ([`Gateway::resume`] goes on through [`Gateway::resume_keys`]).
 
 use super::config::Mode;
+use super::decision::{Callout, Decision, Held, Pending, Stage};
 use super::outcome::{
-    loggable_request, www_authenticate, Forward, LocalReply, Metric, Outcome, ShadowRefusal,
-    StripToken,
+    loggable_request, www_authenticate, Forward, LocalReply, Metric, ShadowRefusal, StripToken,
 };
 use super::request::HttpRequest;
 use super::slots::{check_slot, SlotCheck};
 use super::store::SharedStore;
 use super::token_source::{cookie_header_without, presented, Presented, TokenSource};
 use super::Gateway;
-use crate::policy::{Decision, DenyReason, Principal, RouteDecision};
+use crate::policy::{Decision as Access, DenyReason, Principal, RouteDecision};
 use crate::ratelimit::{KeySource, RateDecision, RateLimitError, RateLimitRule};
 use crate::token::{Claims, TokenError};
 
 use crate::ErrorCode;
 
 /// `RateLimit-Policy` / `RateLimit` values of the limits a request passed.
-#[derive(Default)]
-struct Passed {
+#[derive(Debug, Default)]
+pub(super) struct Passed {
     policies: Vec<String>,
     states: Vec<String>,
 }
@@ -41,25 +42,178 @@ struct Refusal {
     rule: String,
 }
 
+/// The request as the decision after the pre-token limits needs it (what a wait keeps).
+struct Seen<'r> {
+    method: &'r str,
+    path: &'r str,
+    client: Option<&'r str>,
+}
+
+/// A token checked against the keys, or why the decision must wait or cannot be made.
+pub(super) enum Verified {
+    Done(Result<Claims, TokenError>),
+    Wait(Callout),
+    Unavailable,
+}
+
+/// How the decision after the pre-token limits ended.
+enum Step {
+    /// Decided: continue (`Ok`) or the refusal.
+    Done(Result<(), Refusal>),
+    /// The one token presented (by source `source`) waits for a refetch of the key set.
+    Wait {
+        callout: Callout,
+        source: usize,
+        token: String,
+    },
+}
+
 impl Gateway {
     /// Decides one request at `now_ms` (Unix milliseconds), reading and updating rate-limit
-    /// state in `store`. Never panics; see the module docs for the order of checks.
+    /// state in `store`. Never panics; see the module docs for the order of checks. With
+    /// `remote_jwks`, a token whose key is not loaded yet may make the answer
+    /// [`Decision::Wait`] (see [`super::decision`]).
     ///
     /// In `"shadow"` mode the same decision is made (rate-limit state is updated exactly as
-    /// in `"enforce"` mode), but a refusal comes back as [`Outcome::Continue`] carrying it in
+    /// in `"enforce"` mode), but a refusal comes back as [`Decision::Continue`] carrying it in
     /// [`Forward::shadow_refusal`], with only the claim headers changed.
     pub fn check<'g>(
         &'g self,
         request: &impl HttpRequest,
         store: &impl SharedStore,
         now_ms: u64,
-    ) -> Outcome<'g> {
+    ) -> Decision<'g> {
+        let seen = Seen {
+            method: request.method(),
+            path: request.path(),
+            client: request.remote_address(),
+        };
         let mut passed = Passed::default();
         let mut claims = None;
         let mut found = Presented::Absent;
-        let decided = self.decide(request, store, now_ms, &mut passed, &mut claims, &mut found);
+        let step = match self.pre_token_limits(request, &seen, store, now_ms, &mut passed) {
+            Err(refusal) => Step::Done(Err(refusal)),
+            Ok(()) => {
+                // Which sources hold a token is cheap to know (no decoding) and decides
+                // whether a refusal names an RFC 6750 `error` at all.
+                found = presented(&self.sources, request, self.validation.max_token_len);
+                self.decide(&seen, &found, store, now_ms, &mut passed, &mut claims, true)
+            }
+        };
+        match step {
+            Step::Done(decided) => {
+                self.finish(decided, &seen, passed, claims.as_ref(), || match &found {
+                    Presented::One { source, .. } => {
+                        self.strip_token(*source, |name| cookie_header_without(request, name))
+                    }
+                    Presented::Absent | Presented::Several => None,
+                })
+            }
+            Step::Wait {
+                callout,
+                source,
+                token,
+            } => {
+                // The request is not at hand after the wait: what `forward_token: false` will
+                // need from its `Cookie` lines is taken now.
+                let cookie_rest = match self.sources.get(source) {
+                    Some(TokenSource::Cookie { name }) if !self.forward_token => {
+                        cookie_header_without(request, name)
+                    }
+                    _ => None,
+                };
+                self.hold(callout, &seen, source, token, cookie_rest, passed)
+            }
+        }
+    }
+
+    /// Goes on with a request that waited for the key set (see [`Gateway::resume`]): verify
+    /// its token on the keys loaded now (it waits no second time), then the rest of the same
+    /// decision — `sub` limits, requirement, `forward_token`, shadow mode — as
+    /// [`Gateway::check`] would have made it.
+    pub(super) fn resume_keys<'g>(
+        &'g self,
+        held: Held,
+        store: &impl SharedStore,
+        now_ms: u64,
+    ) -> Decision<'g> {
+        let Held {
+            method,
+            path,
+            client,
+            token,
+            source,
+            cookie_rest,
+            mut passed,
+        } = held;
+        let seen = Seen {
+            method: &method,
+            path: &path,
+            client: client.as_deref(),
+        };
+        let found = Presented::One {
+            source,
+            token: Ok(token),
+        };
+        let mut claims = None;
+        match self.decide(
+            &seen,
+            &found,
+            store,
+            now_ms,
+            &mut passed,
+            &mut claims,
+            false,
+        ) {
+            Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_ref(), || {
+                self.strip_token(source, |_| cookie_rest)
+            }),
+            Step::Wait {
+                callout,
+                source,
+                token,
+            } => self.hold(callout, &seen, source, token, cookie_rest, passed),
+        }
+    }
+
+    /// [`Decision::Wait`]: everything the rest of the decision needs, kept with the callout.
+    fn hold<'g>(
+        &'g self,
+        callout: Callout,
+        seen: &Seen<'_>,
+        source: usize,
+        token: String,
+        cookie_rest: Option<Vec<u8>>,
+        passed: Passed,
+    ) -> Decision<'g> {
+        let pending = Pending {
+            callout: callout.id,
+            stage: Stage::Keys(Held {
+                method: seen.method.to_owned(),
+                path: seen.path.to_owned(),
+                client: seen.client.map(str::to_owned),
+                token,
+                source,
+                cookie_rest,
+                passed,
+            }),
+        };
+        Decision::Wait(callout, pending)
+    }
+
+    /// The answer for a decision made: in `"enforce"` mode the refusal, or continue with the
+    /// claim headers, the RateLimit headers and the token stripped (`forward_token: false`);
+    /// in `"shadow"` mode always continue, with only the claim headers changed, carrying the
+    /// refusal to log.
+    fn finish<'g>(
+        &'g self,
+        decided: Result<(), Refusal>,
+        seen: &Seen<'_>,
+        passed: Passed,
+        claims: Option<&Claims>,
+        strip_token: impl FnOnce() -> Option<StripToken<'g>>,
+    ) -> Decision<'g> {
         let set_request_headers = claims
-            .as_ref()
             .map(|c| self.claim_headers.values(c))
             .unwrap_or_default();
         let forward = |shadow_refusal, metric| Forward {
@@ -71,47 +225,50 @@ impl Gateway {
             metric,
         };
         match (decided, self.mode) {
-            (Err(r), Mode::Enforce) => Outcome::Reply(r.reply),
+            (Err(r), Mode::Enforce) => Decision::Reply(r.reply),
             (Err(r), Mode::Shadow) => {
                 let refusal = ShadowRefusal {
                     status: r.reply.status,
                     code: r.reply.code,
                     rule: r.rule,
-                    request: loggable_request(request.method(), request.path()),
+                    request: loggable_request(seen.method, seen.path),
                 };
-                Outcome::Continue(forward(Some(refusal), r.reply.metric.shadow()))
+                // `forward_token: false` is about what the upstream may see, not a refusal:
+                // shadow mode keeps it, or a rollout would leak tokens the operator kept back.
+                let mut f = forward(Some(refusal), r.reply.metric.shadow());
+                f.strip_token = strip_token();
+                Decision::Continue(f)
             }
-            (Ok(()), Mode::Shadow) => Outcome::Continue(forward(None, Metric::ShadowAllowed)),
+            (Ok(()), Mode::Shadow) => {
+                let mut f = forward(None, Metric::ShadowAllowed);
+                f.strip_token = strip_token();
+                Decision::Continue(f)
+            }
             (Ok(()), Mode::Enforce) => {
                 let mut f = forward(None, Metric::Allowed);
                 f.response_headers = passed.headers();
-                f.strip_token = self.strip_token(request, &found);
-                Outcome::Continue(f)
+                f.strip_token = strip_token();
+                Decision::Continue(f)
             }
         }
     }
 
-    /// The decision itself; fills in the limits passed, the verified claims and what the
-    /// token sources held, as far as it got.
-    fn decide(
+    /// Step 1: the `ip`/`header:` limits, before any token work.
+    fn pre_token_limits(
         &self,
         request: &impl HttpRequest,
+        seen: &Seen<'_>,
         store: &impl SharedStore,
         now_ms: u64,
         passed: &mut Passed,
-        claims: &mut Option<Claims>,
-        found: &mut Presented,
     ) -> Result<(), Refusal> {
-        let (method, path) = (request.method(), request.path());
-        let client = request.remote_address();
-
-        for (i, rule) in self.limits.matching(method, path) {
+        for (i, rule) in self.limits.matching(seen.method, seen.path) {
             if rule.key_source().is_pre_token() {
                 let header = rule
                     .key_source()
                     .header_name()
                     .and_then(|h| request.header(h));
-                let key = rule.key_source().key(client, None, header);
+                let key = rule.key_source().key(seen.client, None, header);
                 self.limit(i, rule, &key, store, now_ms, passed)
                     .map_err(|reply| Refusal {
                         reply,
@@ -119,38 +276,59 @@ impl Gateway {
                     })?;
             }
         }
+        Ok(())
+    }
 
-        let route = self.policy.requirement(method, path);
+    /// Steps 2–5: the rule, the token (which may wait for keys when `may_wait`; not when
+    /// resuming: the keys are what they are now), the `sub` limits, the requirement. Fills
+    /// in the limits passed and the verified claims as far as it got.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        seen: &Seen<'_>,
+        found: &Presented,
+        store: &impl SharedStore,
+        now_ms: u64,
+        passed: &mut Passed,
+        claims: &mut Option<Claims>,
+        may_wait: bool,
+    ) -> Step {
+        let route = self.policy.requirement(seen.method, seen.path);
         let rule = match route {
             RouteDecision::Rule { index, .. } => format!("rules[{index}]"),
             RouteDecision::NoMatch => "no rule".to_owned(),
             RouteDecision::PathNotNormalized => "path not normalized".to_owned(),
         };
-        let refuse = |reply| Refusal {
-            reply,
-            rule: rule.clone(),
+        let refuse = |reply| {
+            Step::Done(Err(Refusal {
+                reply,
+                rule: rule.clone(),
+            }))
         };
-        // Which sources hold a token is cheap to know (no decoding) and decides whether a
-        // refusal names an RFC 6750 `error` at all.
-        *found = presented(&self.sources, request, self.validation.max_token_len);
         let RouteDecision::Rule { .. } = route else {
             // No token work for requests refused whoever sends them.
             return match self.policy.authorize(&route, None) {
-                Decision::Forbidden(reason) => Err(refuse(forbidden(&reason, !found.is_absent()))),
-                _ => Err(refuse(forbidden(
-                    &DenyReason::NoRuleMatches,
-                    !found.is_absent(),
-                ))),
+                Access::Forbidden(reason) => refuse(forbidden(&reason, !found.is_absent())),
+                _ => refuse(forbidden(&DenyReason::NoRuleMatches, !found.is_absent())),
             };
         };
         let mut token_error = None;
-        if let Presented::One { token, .. } = &*found {
-            match token
-                .clone()
-                .and_then(|t| self.verify_token(&t, now_ms / 1000))
-            {
-                Ok(c) => *claims = Some(c),
-                Err(e) => token_error = Some(e),
+        if let Presented::One { source, token } = found {
+            match token {
+                Err(e) => token_error = Some(e.clone()),
+                Ok(t) => match self.verify(t, route.is_public(), now_ms, may_wait) {
+                    Verified::Done(Ok(c)) => *claims = Some(c),
+                    Verified::Done(Err(e)) => token_error = Some(e),
+                    // The issuer's outage is not the client's: refused before any metering.
+                    Verified::Unavailable => return refuse(jwks_unavailable()),
+                    Verified::Wait(callout) => {
+                        return Step::Wait {
+                            callout,
+                            source: *source,
+                            token: t.clone(),
+                        }
+                    }
+                },
             }
         }
 
@@ -158,19 +336,20 @@ impl Gateway {
         // verified `sub`, otherwise by address — anonymous requests, and also invalid or
         // duplicated tokens, so a flood of bad signatures is metered too.
         let sub = claims.as_ref().map(|c| c.sub.as_str());
-        for (i, limit) in self.limits.matching(method, path) {
+        for (i, limit) in self.limits.matching(seen.method, seen.path) {
             if !limit.key_source().is_pre_token() {
-                let key = KeySource::Sub.key(client, sub, None);
-                self.limit(i, limit, &key, store, now_ms, passed)
-                    .map_err(|reply| Refusal {
+                let key = KeySource::Sub.key(seen.client, sub, None);
+                if let Err(reply) = self.limit(i, limit, &key, store, now_ms, passed) {
+                    return Step::Done(Err(Refusal {
                         reply,
                         rule: format!("rate_limits[{i}]"),
-                    })?;
+                    }));
+                }
             }
         }
 
         if matches!(found, Presented::Several) {
-            return Err(refuse(invalid_request()));
+            return refuse(invalid_request());
         }
         let principal = claims.as_ref().map(|c| Principal {
             sub: c.sub.clone(),
@@ -178,32 +357,28 @@ impl Gateway {
             permissions: c.permissions.clone(),
         });
         match self.policy.authorize(&route, principal.as_ref()) {
-            Decision::Allow => Ok(()),
-            Decision::Unauthenticated(reason) => Err(refuse(match &token_error {
+            Access::Allow => Step::Done(Ok(())),
+            Access::Unauthenticated(reason) => refuse(match &token_error {
                 Some(e) => token_refused(e),
                 None => token_missing(&reason),
-            })),
-            Decision::Forbidden(reason) => Err(refuse(forbidden(&reason, true))),
+            }),
+            Access::Forbidden(reason) => refuse(forbidden(&reason, true)),
         }
     }
 
-    /// `forward_token: false`: how to take the one token found out of the request.
+    /// `forward_token: false`: how to take the one token found (by source `source`) out of
+    /// the request; `cookie` gives the `Cookie` header without the token cookie `name`.
     fn strip_token<'g>(
         &'g self,
-        request: &impl HttpRequest,
-        found: &Presented,
+        source: usize,
+        cookie: impl FnOnce(&str) -> Option<Vec<u8>>,
     ) -> Option<StripToken<'g>> {
         if self.forward_token {
             return None;
         }
-        let Presented::One { source, .. } = found else {
-            return None;
-        };
-        Some(match self.sources.get(*source)? {
+        Some(match self.sources.get(source)? {
             TokenSource::Header { name, .. } => StripToken::Header(name),
-            TokenSource::Cookie { name } => {
-                StripToken::Cookie(cookie_header_without(request, name))
-            }
+            TokenSource::Cookie { name } => StripToken::Cookie(cookie(name)),
         })
     }
 
@@ -227,6 +402,18 @@ impl Gateway {
             SlotCheck::Unavailable => Err(rate_limited(rule, None)),
         }
     }
+}
+
+/// 503 while no key set could be loaded: never a pass-through, never a 401 that blames the
+/// client for the issuer's outage.
+fn jwks_unavailable() -> LocalReply {
+    LocalReply::new(
+        503,
+        "jwks_unavailable",
+        "the keys that verify tokens could not be loaded yet; retry shortly",
+        Metric::JwksUnavailable,
+        vec![("retry-after", "1".to_owned())],
+    )
 }
 
 fn token_missing(reason: &DenyReason) -> LocalReply {

@@ -1,5 +1,6 @@
 //! The filter's configuration document: the Envoy plugin `configuration` JSON.
 
+use super::jwks::RemoteJwksConfig;
 use crate::json::object_only;
 use crate::policy::RuleConfig;
 use crate::ratelimit::RateLimitRuleConfig;
@@ -32,8 +33,14 @@ pub struct GatewayConfig {
     #[serde(default)]
     pub audiences: Vec<String>,
     /// Inline JWK Set of verifying keys (`oct` HS256/384/512, `OKP` Ed25519, `EC` P-256,
-    /// `RSA`); a token's `kid` selects the key, a key's `alg` pins the algorithm. Required.
-    pub jwks: Jwks,
+    /// `RSA`); a token's `kid` selects the key, a key's `alg` pins the algorithm. Defaults to
+    /// none; this or `remote_jwks` (or both) is required.
+    #[serde(default)]
+    pub jwks: Option<Jwks>,
+    /// The issuer's JWK Set, fetched through a proxy cluster and cached (see
+    /// [`super::jwks`]). Defaults to none.
+    #[serde(default)]
+    pub remote_jwks: Option<RemoteJwksConfig>,
     /// Where to look for the token, in order; the first source present is used. Defaults to
     /// `[{"header": "authorization", "prefix": "Bearer "}]`.
     #[serde(default)]
@@ -340,7 +347,7 @@ mod tests {
                 "token_sources[0].cookei",
             ),
             (r#"{"jwks": {"keys": [{"k": "x"}]}}"#, "jwks.keys[0]"),
-            (r#"{"issuer": "x"}"#, "configuration"),
+            (r#"{"issuer": 3}"#, "issuer"),
             ("{not json", "configuration"),
             ("", "configuration"),
             (
@@ -367,8 +374,10 @@ mod tests {
             assert_eq!(e.field, field, "{json}: {e}");
             assert!(!e.message.is_empty());
         }
-        let e = GatewayConfig::from_json(br#"{"issuer": "x"}"#).unwrap_err();
-        assert!(e.message.contains("jwks"), "{e}");
+        let e = GatewayConfig::from_json(br#"{"remote_jwks": {"uri": 5}}"#).unwrap_err();
+        assert_eq!(e.field, "remote_jwks.uri", "{e}");
+        let e = GatewayConfig::from_json(br#"{"remote_jwks": {"cache": 5}}"#).unwrap_err();
+        assert_eq!(e.field, "remote_jwks.cache", "{e}");
         let e = GatewayConfig::from_json(br#"{"jwks": "s3cr3t-value"}"#).unwrap_err();
         assert_eq!(e.field, "jwks");
         assert!(!e.message.contains("s3cr3t"), "{e}");

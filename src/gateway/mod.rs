@@ -3,9 +3,10 @@
 //! [`Gateway::from_json`] parses and validates the plugin configuration once (each error a
 //! [`ConfigError`] naming the field). Per request, [`Gateway::check`] takes a view of the
 //! request ([`HttpRequest`]), the shared rate-limit store ([`SharedStore`]) and the time, and
-//! returns an [`Outcome`] the shell acts on: continue upstream (headers to remove, set, and
-//! add to the response) or a local reply (401/403/429 with RFC 6750 / RateLimit headers and a
-//! JSON body). The shell decides nothing.
+//! returns a [`Decision`] the shell acts on: continue upstream (headers to remove, set, and
+//! add to the response), a local reply (401/403/429/503 with RFC 6750 / RateLimit headers and
+//! a JSON body), or wait for a callout first (a JWKS fetch with `remote_jwks`, see
+//! [`decision`] and [`jwks`]). The shell decides nothing.
 //!
 //! # Order of checks
 //! 1. `ip`/`header:` rate limits matching the request (every one applies) — before any token
@@ -14,17 +15,25 @@
 //!    normalized → 403 (with no RFC 6750 `error` attribute when no credentials were sent);
 //! 3. every `token_sources` entry, every line and element of its header: a token found more
 //!    than once → 400 `invalid_request` (never verify one copy while the upstream reads
-//!    another); longer than `max_token_bytes` → `token_too_large` before any decoding; then
-//!    signature, `type` (only `access`), `exp`/`nbf`/`iat`, `iss`, `aud`. On a `public` route
-//!    a valid token still yields claim headers and an invalid one is ignored;
+//!    another; refused at step 5, after the `sub` limits have metered it); longer than
+//!    `max_token_bytes` → `token_too_large` before any decoding; then signature, `type`
+//!    (only `access`), `exp`/`nbf`/`iat`, `iss`, `aud`. On a `public` route a valid token
+//!    still yields claim headers and an invalid one is ignored.
+//!    With `remote_jwks`, a token whose key is not loaded waits for one refetch
+//!    ([`Decision::Wait`], then [`Gateway::resume`], which goes on from here); without any
+//!    key set yet: 503 `jwks_unavailable`;
 //! 4. `sub` rate limits, for every request that matched a rule: by the verified `sub`, else
 //!    by address (anonymous, invalid and duplicated tokens alike: bad signatures are metered);
-//! 5. the rule's requirement → 401 (no or invalid token) or 403 (`insufficient_scope`);
+//! 5. a duplicated token → 400; the rule's requirement → 401 (no or invalid token) or 403
+//!    (`insufficient_scope`);
 //! 6. continue, with `claims_to_headers` removed from the request and set from the claims,
 //!    and with `forward_token: false` the token removed.
 //!
 //! In `"shadow"` mode the same decision is made and counted, but a refusal is returned as a
 //! continue carrying [`ShadowRefusal`] (to log once) with only the claim headers changed.
+//! That holds for a decision finished by [`Gateway::resume`] too, and for a would-be 503
+//! `jwks_unavailable`: the request goes on upstream (without claim headers) and the refusal
+//! is logged and counted (`keygate.shadow.jwks_unavailable`).
 //!
 //! A request refused by a later rate limit has still spent its share of the earlier ones
 //! (there is no multi-key transaction in shared data); this can only make limits stricter.
@@ -49,8 +58,11 @@
 mod check;
 mod claim_headers;
 mod config;
+pub mod decision;
+pub mod jwks;
 mod outcome;
 mod request;
+mod resume;
 pub mod slots;
 pub mod store;
 pub mod token_cache;
@@ -60,6 +72,11 @@ pub use claim_headers::{
     ClaimHeaders, MAX_CLAIM_HEADERS, MAX_CLAIM_HEADER_VALUE_LEN, MAX_CLAIM_NAME_LEN,
 };
 pub use config::{GatewayConfig, Mode, TokenSourceConfig, MAX_CONFIG_LEN};
+pub use decision::{
+    Callout, CalloutFailure, CalloutId, CalloutRequest, CalloutResponse, CalloutResult, Decision,
+    HttpCallout, Pending,
+};
+pub use jwks::{FetchReport, JwksCache, RemoteJwks, RemoteJwksConfig, JWKS_KEYS_GAUGE};
 pub use outcome::{Forward, LocalReply, Metric, Outcome, ShadowRefusal, StripToken};
 pub use request::{encode_proxy_wasm_map, HttpRequest, RequestHeaders, MAX_HEADERS};
 pub use store::{MemoryStore, SharedStore, StoreError, SENTINEL};
@@ -68,18 +85,21 @@ pub use token_source::{
     presented, Presented, TokenSource, MAX_COOKIE_NAME_LEN, MAX_PREFIX_LEN, MAX_TOKEN_SOURCES,
 };
 
+use check::Passed;
+use resume::Keys;
+use std::cell::{Cell, RefCell};
+
 use crate::policy::{Policy, PolicyConfig};
 use crate::ratelimit::RateLimits;
 use crate::token::{decode, Claims, KeySet, TokenError, TokenType, Validation};
 use crate::ConfigError;
 use sha2::{Digest, Sha256};
-use std::cell::RefCell;
 
 /// A validated, compiled filter configuration. Build once per configuration, share
 /// (`Rc`/`Arc`), call [`Gateway::check`] per request.
 #[derive(Debug, Clone)]
 pub struct Gateway {
-    keys: KeySet,
+    keys: Keys,
     validation: Validation,
     sources: Vec<TokenSource>,
     policy: Policy,
@@ -88,8 +108,13 @@ pub struct Gateway {
     seed: [u8; 32],
     mode: Mode,
     forward_token: bool,
+    /// The last [`CalloutId`] handed out.
+    callouts: Cell<u64>,
     /// Verified tokens of this gateway (one per VM); borrowed only inside one call.
     tokens: RefCell<TokenCache>,
+    /// Key sets installed since the gateway was made: a cache that saw an older count is
+    /// emptied before use, even if emptying it at the change itself could not borrow it.
+    key_sets: Cell<u64>,
 }
 
 impl Gateway {
@@ -114,7 +139,27 @@ impl Gateway {
     /// # Errors
     /// [`ConfigError`] naming the field.
     pub fn new(config: &GatewayConfig, seed: [u8; 32]) -> Result<Self, ConfigError> {
-        let keys = KeySet::from_jwks(&config.jwks).map_err(|e| e.within("jwks"))?;
+        let inline = config
+            .jwks
+            .as_ref()
+            .map(|j| KeySet::from_jwks(j).map_err(|e| e.within("jwks")))
+            .transpose()?;
+        let keys = match (&config.remote_jwks, inline) {
+            (None, Some(keys)) => Keys::Inline(keys),
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "jwks",
+                    "required: an inline JWK Set, or `remote_jwks` to fetch one",
+                ))
+            }
+            (Some(remote), inline) => {
+                let remote = RemoteJwks::new(remote).map_err(|e| e.within("remote_jwks"))?;
+                Keys::Remote(Box::new(RefCell::new(JwksCache::new(
+                    remote,
+                    inline.as_ref(),
+                ))))
+            }
+        };
         let mut validation = Validation::new(TokenType::Access);
         validation.issuer.clone_from(&config.issuer);
         validation.audiences.clone_from(&config.audiences);
@@ -150,7 +195,9 @@ impl Gateway {
             seed,
             mode: config.mode,
             forward_token: config.forward_token,
+            callouts: Cell::new(0),
             tokens: RefCell::new(TokenCache::default()),
+            key_sets: Cell::new(0),
         })
     }
 
@@ -190,6 +237,7 @@ impl Gateway {
     /// The key set changed (a `remote_jwks` refresh or rotation): forget every verified
     /// token, so none outlives the key that verified it.
     pub fn key_set_changed(&self) {
+        self.key_sets.set(self.key_sets.get().wrapping_add(1));
         if let Ok(mut cache) = self.tokens.try_borrow_mut() {
             cache.key_set_changed();
         }
@@ -201,12 +249,20 @@ impl Gateway {
         self.tokens.try_borrow().map_or((0, 0), |c| c.stats())
     }
 
-    /// Verifies `token` at `now` (Unix seconds) through the verified-token cache.
-    fn verify_token(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+    /// Verifies `token` at `now` (Unix seconds) on `keys` through the verified-token cache.
+    pub(super) fn verify_cached(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        now: u64,
+    ) -> Result<Claims, TokenError> {
         match self.tokens.try_borrow_mut() {
-            Ok(mut cache) => cache.verify(token, &self.keys, &self.validation, now),
+            Ok(mut cache) => {
+                cache.key_set(self.key_sets.get());
+                cache.verify(token, keys, &self.validation, now)
+            }
             // Never borrowed across a call; if it were, the full check still decides.
-            Err(_) => decode(token, &self.keys, &self.validation, now),
+            Err(_) => decode(token, keys, &self.validation, now),
         }
     }
 

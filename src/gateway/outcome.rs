@@ -16,6 +16,12 @@ pub enum Metric {
     Denied403,
     /// Refused with 429.
     RateLimited,
+    /// Refused with 503: no key set loaded (`remote_jwks`).
+    JwksUnavailable,
+    /// A JWKS fetch loaded a key set (not a request: never shadowed).
+    JwksFetched,
+    /// A JWKS fetch failed; the last good set was kept (not a request: never shadowed).
+    JwksFetchFailed,
     /// Shadow mode: would have continued.
     ShadowAllowed,
     /// Shadow mode: would have been refused with 400.
@@ -26,21 +32,27 @@ pub enum Metric {
     ShadowDenied403,
     /// Shadow mode: would have been refused with 429.
     ShadowRateLimited,
+    /// Shadow mode: would have been refused with 503 `jwks_unavailable`.
+    ShadowJwksUnavailable,
 }
 
 impl Metric {
     /// Every metric, for defining them up front.
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 14] = [
         Self::Allowed,
         Self::Denied400,
         Self::Denied401,
         Self::Denied403,
         Self::RateLimited,
+        Self::JwksUnavailable,
+        Self::JwksFetched,
+        Self::JwksFetchFailed,
         Self::ShadowAllowed,
         Self::ShadowDenied400,
         Self::ShadowDenied401,
         Self::ShadowDenied403,
         Self::ShadowRateLimited,
+        Self::ShadowJwksUnavailable,
     ];
 
     /// The metric name (`keygate.allowed`, `keygate.shadow.denied_401`, …).
@@ -52,15 +64,19 @@ impl Metric {
             Self::Denied401 => "keygate.denied_401",
             Self::Denied403 => "keygate.denied_403",
             Self::RateLimited => "keygate.rate_limited",
+            Self::JwksUnavailable => "keygate.jwks_unavailable",
+            Self::JwksFetched => "keygate.jwks_fetched",
+            Self::JwksFetchFailed => "keygate.jwks_fetch_failed",
             Self::ShadowAllowed => "keygate.shadow.allowed",
             Self::ShadowDenied400 => "keygate.shadow.denied_400",
             Self::ShadowDenied401 => "keygate.shadow.denied_401",
             Self::ShadowDenied403 => "keygate.shadow.denied_403",
             Self::ShadowRateLimited => "keygate.shadow.rate_limited",
+            Self::ShadowJwksUnavailable => "keygate.shadow.jwks_unavailable",
         }
     }
 
-    /// The shadow-mode counterpart.
+    /// The shadow-mode counterpart (the fetch counters, which count no request, stay).
     #[must_use]
     pub const fn shadow(self) -> Self {
         match self {
@@ -69,6 +85,9 @@ impl Metric {
             Self::Denied401 | Self::ShadowDenied401 => Self::ShadowDenied401,
             Self::Denied403 | Self::ShadowDenied403 => Self::ShadowDenied403,
             Self::RateLimited | Self::ShadowRateLimited => Self::ShadowRateLimited,
+            Self::JwksUnavailable | Self::ShadowJwksUnavailable => Self::ShadowJwksUnavailable,
+            Self::JwksFetched => Self::JwksFetched,
+            Self::JwksFetchFailed => Self::JwksFetchFailed,
         }
     }
 }
@@ -183,7 +202,7 @@ pub(crate) fn loggable_request(method: &str, path: &str) -> String {
 /// A response the proxy sends itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalReply {
-    /// 400, 401, 403 or 429.
+    /// 400, 401, 403, 429 or 503.
     pub status: u16,
     /// Response headers (`content-type`, `www-authenticate`, `retry-after`, …).
     pub headers: Vec<(&'static str, String)>,
@@ -291,6 +310,11 @@ mod tests {
             Metric::Denied401.shadow().name(),
             "keygate.shadow.denied_401"
         );
+        assert_eq!(
+            Metric::JwksUnavailable.shadow().name(),
+            "keygate.shadow.jwks_unavailable"
+        );
+        assert_eq!(Metric::JwksFetched.shadow(), Metric::JwksFetched);
         let names: std::collections::BTreeSet<_> = Metric::ALL.map(Metric::name).into();
         assert_eq!(names.len(), Metric::ALL.len());
     }

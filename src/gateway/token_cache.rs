@@ -47,6 +47,8 @@ pub struct TokenCache {
     max_bytes: usize,
     hits: u64,
     misses: u64,
+    /// The key set the entries were verified on (see [`TokenCache::key_set`]).
+    key_set: u64,
 }
 
 impl Default for TokenCache {
@@ -69,6 +71,7 @@ impl TokenCache {
             max_bytes,
             hits: 0,
             misses: 0,
+            key_set: 0,
         }
     }
 
@@ -110,6 +113,15 @@ impl TokenCache {
         self.entries.clear();
         self.order.clear();
         self.bytes = 0;
+    }
+
+    /// The entries are for key set number `key_set` (the caller counts installs): a number
+    /// other than the last one given empties the cache first, as [`TokenCache::key_set_changed`].
+    pub fn key_set(&mut self, key_set: u64) {
+        if key_set != self.key_set {
+            self.key_set_changed();
+            self.key_set = key_set;
+        }
     }
 
     /// Tokens held.

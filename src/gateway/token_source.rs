@@ -205,7 +205,8 @@ pub fn presented(sources: &[TokenSource], request: &impl HttpRequest, max_len: u
 pub fn cookie_header_without(request: &impl HttpRequest, name: &str) -> Option<Vec<u8>> {
     let mut out: Vec<u8> = Vec::new();
     for value in request.header_values("cookie") {
-        for piece in value.split(|b| *b == b';') {
+        // Split as `cookie_values` reads them (`;` and `,`), so no other cookie is lost.
+        for piece in value.split(|b| *b == b';' || *b == b',') {
             if cookie_values(piece, name.as_bytes()).next().is_some() {
                 continue;
             }
@@ -474,7 +475,8 @@ mod tests {
             .with_headers(&[("cookie", "a=1; t=tok"), ("cookie", " b=2 ;t=x,c=3")]);
         assert_eq!(
             cookie_header_without(&r, "t").as_deref(),
-            Some(&b"a=1; b=2"[..])
+            Some(&b"a=1; b=2; c=3"[..]),
+            "a comma-joined pair is a cookie of its own, kept"
         );
         let r = MockRequest::get("/").with_headers(&[("cookie", "t=tok")]);
         assert_eq!(cookie_header_without(&r, "t"), None);

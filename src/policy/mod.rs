@@ -13,6 +13,7 @@
 //! a token was presented but failed verification, report the token's own error instead of
 //! [`DenyReason::TokenMissing`].
 
+pub mod lint;
 mod roles;
 mod route;
 

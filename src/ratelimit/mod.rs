@@ -52,6 +52,7 @@
 //! file for descriptors that carry no quota of their own.
 
 mod descriptors;
+mod edge;
 mod gcra;
 mod key;
 mod quota;
@@ -59,6 +60,7 @@ mod shared;
 mod state;
 
 pub use descriptors::{DescriptorLimits, MAX_DESCRIPTOR_NODES, MAX_DOMAINS};
+pub use edge::{EdgeDecision, EdgeLimit};
 pub use gcra::{Limiter, RateDecision};
 pub use key::{ip_key, is_header_name, KeySource, MAX_KEY_HEADER_LEN};
 pub use quota::{Quota, MAX_COUNT, MAX_PERIOD_SECS, MAX_QUOTA_LEN, MIN_COUNT, MIN_PERIOD_SECS};

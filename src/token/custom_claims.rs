@@ -9,6 +9,11 @@ use crate::ConfigError;
 /// every verifier (the filter included) applies.
 pub const MAX_CUSTOM_CLAIMS_LEN: usize = 4096;
 
+/// Claims the login flow writes beside the registered ones and later trusts: `auth_time`
+/// (how recent a sign-in was, for MFA changes), `pwh` (the password-hash binding) and `sep`
+/// (the session epoch an account endpoint checks).
+const FLOW_OWNED: &[&str] = &["auth_time", "pwh", "sep"];
+
 /// Extra claims for access tokens. A constructed value is always valid: no name keygate owns
 /// (`sub`, `type`, `roles`, `iat`, `exp`, `nbf`, `iss`, `aud`, `jti`, `sid`, `amr`,
 /// `permissions`, `fam`, `gen`), at most [`MAX_EXTRA_CLAIMS`] names, at most
@@ -22,7 +27,10 @@ impl CustomClaims {
     /// # Errors
     /// A [`ConfigError`] whose field is the refused claim's name (or `""` for the whole object).
     pub fn new(claims: Map<String, Value>) -> Result<Self, ConfigError> {
-        if let Some(name) = claims.keys().find(|k| KNOWN.contains(&k.as_str())) {
+        if let Some(name) = claims
+            .keys()
+            .find(|k| KNOWN.contains(&k.as_str()) || FLOW_OWNED.contains(&k.as_str()))
+        {
             return Err(ConfigError::new(
                 name.as_str(),
                 "is a claim keygate sets itself; choose another name",
@@ -79,7 +87,7 @@ mod tests {
 
     #[test]
     fn registered_names_fails() {
-        for name in KNOWN {
+        for &name in KNOWN.iter().chain(FLOW_OWNED) {
             let e = CustomClaims::new(map(json!({ name: "x" }))).unwrap_err();
             assert_eq!(e.field, name);
         }

@@ -64,7 +64,11 @@ try {
     await page.fill("#signup-email", email);
     await page.fill("#signup-password", password);
     await page.click("#signup-submit");
-    await page.locator("#auth-msg.ok").waitFor();
+    await page.locator("#auth-msg.ok", { hasText: "confirmation link" }).waitFor();
+    // The confirmation link from the demo's outbox, opened in the page.
+    const mail = await stack.outbox(email);
+    await page.goto(`${stack.url}${mail.link}`);
+    await page.locator("#auth-msg.ok", { hasText: "Account created" }).waitFor();
     await page.fill("#signin-password", password);
     await page.click("#signin-submit");
     await page.locator("#home-card").waitFor();

@@ -57,12 +57,18 @@ try {
     assert.equal((await call("POST", "/__demo/seed")).status, 404, "runner-only endpoint hidden");
   });
 
-  await check("register → 201; the same email again → 409; a short password → 400", async () => {
+  await check("register → 202; the outbox link → 201; the same email again → the same 202; a short password → 400", async () => {
     const r = await call("POST", "/api/auth/register", { body: { email, password } });
-    assert.equal(r.status, 201, r.text);
-    assert.equal(r.json.email, email);
-    userId = r.json.id;
-    assert.equal((await call("POST", "/api/auth/register", { body: { email, password } })).status, 409);
+    assert.equal(r.status, 202, r.text);
+    const mail = await stack.outbox(email);
+    assert.equal(mail.kind, "confirm-signup");
+    const made = await call("POST", "/api/auth/register/confirm", { body: { email, token: mail.token } });
+    assert.equal(made.status, 201, made.text);
+    assert.equal(made.json.email, email);
+    userId = made.json.id;
+    const again = await call("POST", "/api/auth/register", { body: { email, password } });
+    assert.equal(again.status, 202, "no enumeration: the same answer for a taken address");
+    assert.equal(again.text, r.text);
     const short = await call("POST", "/api/auth/register", { body: { email: "b@example.com", password: "x" } });
     assert.equal(short.status, 400);
     assert.ok(short.json.error, "error code present");

@@ -204,6 +204,18 @@ def test_forward_token_false_removes_it(upstream):
         assert r.body["header_values"]["cookie"] == ["a=1; b=2"], r.body
         r = e.raw("GET", "/api/auth/ping", [("cookie", "__Host-access=junk")])
         assert r.status == 200 and "cookie" not in r.body["header_values"], r.body
+        # A comma-joined pair is a cookie of its own: only the token goes.
+        r = e.raw("GET", "/api/records", [("cookie", f"a=1, __Host-access={pyjwt(c)}; b=2")])
+        assert r.status == 200, r
+        assert r.body["header_values"]["cookie"] == ["a=1; b=2"], r.body
+    finally:
+        e.stop()
+    # Shadow mode keeps `forward_token: false`: a rollout must not leak what is kept back.
+    cfg["mode"] = "shadow"
+    e = Envoy(cfg, upstream)
+    try:
+        r = e.request("GET", "/admin/users", token=pyjwt(claims(roles=["nurse"])))
+        assert r.status == 200 and "authorization" not in r.body["header_values"], r.body
     finally:
         e.stop()
 
@@ -263,8 +275,13 @@ def test_permissions_via_roles_map(envoy):
     # A permissions claim grants directly.
     c = claims(roles=[], permissions=["patients:read"])
     assert envoy.request("GET", "/api/patients/7", token=pyjwt(c)).status == 200
-    # POST is not matched by the GET-only rule; the catch-all needs any valid token.
-    assert envoy.request("POST", "/api/patients/7", token=pyjwt(claims(roles=["guest"])),
+    # Every other method needs patients:write: the GET-only rule's other methods must not fall
+    # through to the catch-all (issue 14's trap; the example carries the second rule).
+    r = envoy.request("POST", "/api/patients/7", token=pyjwt(claims(roles=["guest"])), body=b"{}")
+    assert r.status == 403 and r.body["error"] == "forbidden"
+    r = envoy.request("DELETE", "/api/patients/7", token=pyjwt(claims(roles=["nurse"])))
+    assert r.status == 403
+    assert envoy.request("POST", "/api/patients/7", token=pyjwt(claims(roles=["doctor"])),
                          body=b"{}").status == 200
 
 
@@ -523,7 +540,7 @@ BAD_CONFIGS = {
     "bad_quota": (lambda c: c["rate_limits"][0].update(limit="5/fortnight"), "rate_limits[0].limit"),
     "short_key": (lambda c: c["jwks"]["keys"][0].update(k="c2hvcnQ"), "jwks"),
     "unknown_alg": (lambda c: c["jwks"]["keys"][0].update(alg="HS999"), "jwks"),
-    "bad_rule": (lambda c: c["rules"].append({"prefix": "/x"}), "rules[4]"),
+    "bad_rule": (lambda c: c["rules"].append({"prefix": "/x"}), "rules[5]"),
     "bad_key_kind": (lambda c: c["rate_limits"][0].update(key="cookie"), "rate_limits[0].key"),
 }
 
@@ -650,7 +667,7 @@ def test_shadow_mode(upstream):
         logs = e.logs()
         lines = [l for l in logs.splitlines() if "keygate shadow: would refuse" in l]
         assert len(lines) == 5, lines
-        assert any("401 token_missing (rules[3]): GET /api/records" in l for l in lines), lines
+        assert any("401 token_missing (rules[4]): GET /api/records" in l for l in lines), lines
         assert any("403 forbidden (rules[1]): GET /admin/users" in l for l in lines), lines
         assert any("429 rate_limited (rate_limits[0]): POST /api/auth/login" in l for l in lines)
         assert nurse.split(".")[2] not in logs and forged.split(".")[1] not in logs

@@ -32,11 +32,17 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(1);
 /// Longest deadline honoured, whatever `grpc-timeout` says.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Per-key serialisation shards inside one replica. Without them, N concurrent requests of
+/// one hot descriptor race each other's compare-and-set, and a loser can lose a round per
+/// admission of the others; with them only other replicas race (one round trip each).
+const KEY_LOCK_SHARDS: usize = 1024;
+
 /// The service.
 pub struct Rls {
     store: Arc<Store>,
     limits: Arc<DescriptorLimits>,
     healthy: AtomicBool,
+    key_locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
 /// One descriptor's plan: what to decide, or nothing for an unknown descriptor.
@@ -53,6 +59,9 @@ impl Rls {
             store,
             limits,
             healthy: AtomicBool::new(true),
+            key_locks: (0..KEY_LOCK_SHARDS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -111,6 +120,7 @@ impl Rls {
     /// The compare-and-set loop: decide on what was read, swap it in only if unchanged.
     async fn decide_one(&self, p: &Planned) -> Result<SharedDecision, StoreError> {
         let key = p.key.key();
+        let _serialised = self.key_lock(key).lock().await;
         let (mut stored, mut now_ms) = self.store.read(key).await?;
         for _ in 0..MAX_CAS_ATTEMPTS {
             let d = decide(
@@ -138,6 +148,15 @@ impl Rls {
         Err(StoreError(format!(
             "descriptor state changed {MAX_CAS_ATTEMPTS} times while deciding (contention)"
         )))
+    }
+
+    fn key_lock(&self, key: &str) -> &tokio::sync::Mutex<()> {
+        // FNV-1a: the key is already a SHA-256 hex digest, any spread-out hash will do.
+        let h = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let shard = usize::try_from(h % KEY_LOCK_SHARDS as u64).unwrap_or(0);
+        &self.key_locks[shard]
     }
 
     fn note_failure(&self, why: &str) {

@@ -2,10 +2,11 @@
 // keygate is imported exactly as users do (`from "keygate"`, the module list of README "workerd and
 // Cloudflare Workers"); jose is npm's jose bundled by esbuild into one ES module named "jose".
 //
-// GET /run?impl=keygate|jose&op=verify|sign&n=N runs N iterations in one request and answers with
+// GET /run?impl=keygate|jose&op=verify|sign&n=N (and impl=keygate&op=argon2: hashPassword at the
+// seed's t=3, m=64 MiB, p=4) runs N iterations in one request and answers with
 // a checksum. workerd's clocks stand still while JavaScript runs (Spectre mitigation), so the
 // client times the requests and subtracts an n=0 request.
-import { Keygate } from "keygate";
+import { Keygate, hashPassword } from "keygate";
 import { jwtVerify, SignJWT } from "jose";
 
 const LEEWAY = 30; // keygate's default leeway (src/token/validation.rs DEFAULT_LEEWAY_SECS)
@@ -87,6 +88,17 @@ export default {
         }
         // The last token must verify with keygate.
         if (n > 0) ok = kg.verifyAccessToken(last) === null ? 0 : n;
+        break;
+      }
+      case "keygate argon2": {
+        let last;
+        for (let i = 0; i < n; i++) {
+          last = hashPassword("correct horse battery staple");
+          check += last.length;
+        }
+        ok = n;
+        // The output must be a seed-parameter hash (verified outside the timed requests: n=1 only).
+        if (n === 1 && !last.startsWith("$argon2id$v=19$m=65536,t=3,p=4$")) ok = 0;
         break;
       }
       default:

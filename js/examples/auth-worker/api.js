@@ -17,6 +17,11 @@ export default {
       "x-user-id": request.headers.get("x-user-id"),
       "x-user-roles": request.headers.get("x-user-roles"),
     };
+    // Only reading is served here; answering other methods as if they were GET is how a
+    // POST past a GET-only rule would read a record.
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return error(405, "method_not_allowed", `${request.method} is not served here`, { allow: "GET, HEAD" });
+    }
     const patient = url.pathname.match(/^\/api\/patients\/([^/]+)$/);
     if (patient) {
       const p = PATIENTS[patient[1]];

@@ -5,10 +5,14 @@ export const JSON_HEADERS = {
   "cache-control": "no-store",
 };
 
-/** A JSON response; `headers` may hold several `set-cookie` values as an array. */
+/**
+ * A JSON response. A header given here replaces the default of the same name (one
+ * `cache-control`, never `no-store, public, …`); `set-cookie` may be an array of values.
+ */
 export function json(status, body, headers = {}) {
   const h = new Headers(JSON_HEADERS);
   for (const [name, value] of Object.entries(headers)) {
+    h.delete(name);
     for (const v of Array.isArray(value) ? value : [value]) h.append(name, v);
   }
   return new Response(JSON.stringify(body), { status, headers: h });
@@ -42,6 +46,13 @@ export async function readJson(request) {
   } catch {
     return { response: error(400, "invalid_json", "The body must be a JSON object") };
   }
+}
+
+/** Like readJson, but a request without a body (no JSON content type, empty) is `{}`. */
+export async function readOptionalJson(request) {
+  const type = request.headers.get("content-type") ?? "";
+  if (!type.toLowerCase().startsWith("application/json")) return { body: {} };
+  return readJson(request);
 }
 
 /** `body[name]` if it is a non-empty string of at most `max` characters, else undefined. */

@@ -1,6 +1,8 @@
-// The Durable Object's SQLite tables. keygate keeps no state of its own: the user record, the
-// per-user MFA state (last TOTP step, recovery-code hashes, attempts on the pending MFA token)
-// and every refresh-token family live here, and go in and out of keygate as plain objects.
+// One account's SQLite tables, inside that account's own Durable Object (one object per
+// normalised email: see worker.js). keygate keeps no state of its own: the user record, its MFA
+// state (last TOTP step, recovery-code hashes, pending-token history), its session state
+// (epoch + revoked sessions) and its refresh-token families live here, and go in and out of
+// keygate as plain objects.
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS users (
@@ -11,7 +13,9 @@ CREATE TABLE IF NOT EXISTS users (
   mfa_enabled        INTEGER NOT NULL DEFAULT 0,
   mfa_secret         TEXT,
   pending_mfa_secret TEXT,                     -- enrolment started, not yet confirmed
+  pending_mfa_at     INTEGER,                  -- when (ms); a pending secret expires
   mfa_state          TEXT,                     -- JSON: keygate's MFA state object
+  session_state      TEXT,                     -- JSON: keygate's session state object
   created_at         INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS refresh_families (
@@ -32,7 +36,9 @@ function userFromRow(row) {
     mfaEnabled: row.mfa_enabled === 1,
     mfaSecret: row.mfa_secret ?? undefined,
     pendingMfaSecret: row.pending_mfa_secret ?? undefined,
+    pendingMfaAt: row.pending_mfa_at ?? undefined,
     mfaState: row.mfa_state ? JSON.parse(row.mfa_state) : undefined,
+    sessionState: row.session_state ? JSON.parse(row.session_state) : {},
     createdAt: row.created_at,
   };
 }
@@ -68,27 +74,44 @@ export class Store {
     return true;
   }
 
-  countUsers() {
-    return this.#first("SELECT COUNT(*) AS n FROM users").n;
-  }
-
   setPasswordHash(id, hash) {
     this.#sql.exec("UPDATE users SET password_hash = ? WHERE id = ?", hash, id);
   }
 
-  setPendingMfaSecret(id, secret) {
-    this.#sql.exec("UPDATE users SET pending_mfa_secret = ? WHERE id = ?", secret, id);
+  /** A new password with everything it ends (keygate's resetPassword / changePassword result). */
+  setPasswordChanged(id, { passwordHash, sessionState, mfaState }) {
+    this.#sql.exec(
+      "UPDATE users SET password_hash = ?, session_state = ?, mfa_state = COALESCE(?, mfa_state) WHERE id = ?",
+      passwordHash, JSON.stringify(sessionState), mfaState ? JSON.stringify(mfaState) : null, id,
+    );
+    this.revokeAllFamilies(id);
+  }
+
+  setPendingMfaSecret(id, secret, at) {
+    this.#sql.exec("UPDATE users SET pending_mfa_secret = ?, pending_mfa_at = ? WHERE id = ?", secret, at, id);
   }
 
   enableMfa(id, secret, state) {
     this.#sql.exec(
-      "UPDATE users SET mfa_enabled = 1, mfa_secret = ?, pending_mfa_secret = NULL, mfa_state = ? WHERE id = ?",
+      "UPDATE users SET mfa_enabled = 1, mfa_secret = ?, pending_mfa_secret = NULL, pending_mfa_at = NULL, mfa_state = ? WHERE id = ?",
       secret, JSON.stringify(state), id,
+    );
+  }
+
+  /** MFA off; the state keeps its pending-token history (a used pending token stays used). */
+  disableMfa(id, state) {
+    this.#sql.exec(
+      "UPDATE users SET mfa_enabled = 0, mfa_secret = NULL, pending_mfa_secret = NULL, pending_mfa_at = NULL, mfa_state = ? WHERE id = ?",
+      JSON.stringify({ ...state, recoveryHashes: [] }), id,
     );
   }
 
   setMfaState(id, state) {
     this.#sql.exec("UPDATE users SET mfa_state = ? WHERE id = ?", JSON.stringify(state), id);
+  }
+
+  setSessionState(id, state) {
+    this.#sql.exec("UPDATE users SET session_state = ? WHERE id = ?", JSON.stringify(state), id);
   }
 
   family(familyId) {
@@ -104,6 +127,12 @@ export class Store {
     );
   }
 
+  revokeAllFamilies(userId) {
+    for (const row of this.#sql.exec("SELECT family FROM refresh_families WHERE user_id = ?", userId).toArray()) {
+      this.putFamily({ ...JSON.parse(row.family), revoked: true });
+    }
+  }
+
   meta(key) {
     return this.#first("SELECT value FROM meta WHERE key = ?", key)?.value ?? null;
   }
@@ -113,5 +142,9 @@ export class Store {
       "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
       key, value,
     );
+  }
+
+  deleteMeta(key) {
+    this.#sql.exec("DELETE FROM meta WHERE key = ?", key);
   }
 }

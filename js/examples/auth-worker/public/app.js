@@ -110,15 +110,31 @@ $("signup-form").addEventListener("submit", (e) => {
     const r = await call("POST", "/api/auth/register", {
       email: $("signup-email").value, password: $("signup-password").value,
     }, { anonymous: true });
-    if (r.status === 201) {
+    if (r.status === 202) {
+      // The same answer whether or not the address has an account: the link is in the mail.
       $("signin-email").value = $("signup-email").value;
-      selectTab("signin");
-      message($("auth-msg"), "Account created — sign in now.", "ok");
+      message($("auth-msg"), "Check your email for the confirmation link (demo: the outbox page).", "ok");
     } else {
       message($("auth-msg"), `${describe(r)} (${r.status}).`, "error");
     }
   });
 });
+
+// A sign-up confirmation link: /#confirm=<email>:<token>.
+async function confirmSignup() {
+  const m = location.hash.match(/^#confirm=([^:]+):(.+)$/);
+  if (!m) return;
+  history.replaceState(null, "", location.pathname);
+  const email = decodeURIComponent(m[1]);
+  const r = await call("POST", "/api/auth/register/confirm", { email, token: m[2] }, { anonymous: true });
+  if (r.status === 201) {
+    $("signin-email").value = email;
+    selectTab("signin");
+    message($("auth-msg"), "Account created — sign in now.", "ok");
+  } else {
+    message($("auth-msg"), `${describe(r)} (${r.status}).`, "error");
+  }
+}
 
 $("reset-form").addEventListener("submit", (e) => {
   e.preventDefault();
@@ -161,7 +177,12 @@ async function rotate() {
 }
 
 $("mfa-setup").addEventListener("click", () => busy($("mfa-setup"), async () => {
-  const r = await call("POST", "/api/auth/mfa/setup");
+  let r = await call("POST", "/api/auth/mfa/setup");
+  if (r.status === 403 && r.data?.error === "reauthentication_required") {
+    // Changing a factor needs fresh proof: the password again (or the current code).
+    const password = window.prompt("Enter your password to change MFA");
+    if (password) r = await call("POST", "/api/auth/mfa/setup", { password });
+  }
   if (r.status !== 200) return message($("enrol-msg"), `${describe(r)} (${r.status}).`, "error");
   $("qr-img").src = `data:image/png;base64,${r.data.qr_code}`;
   $("mfa-secret").textContent = r.data.secret;
@@ -243,4 +264,5 @@ $("call-refresh").addEventListener("click", () => busy($("call-refresh"), async 
   addResult("POST", "/api/auth/refresh", { status: r.status, data: r.status === 200 ? { rotated: true, expires_in: r.data.expires_in } : r.data });
 }));
 
-refreshHome();
+window.addEventListener("hashchange", confirmSignup);
+confirmSignup().then(refreshHome);
