@@ -57,13 +57,18 @@ fn request_header_bytes() -> Option<Vec<u8>> {
 }
 
 /// The request being filtered, read from the host once: every request header in one host
-/// call (`proxy_get_header_map_pairs`), as bytes, plus the downstream `source.address`.
+/// call (`proxy_get_header_map_pairs`), as bytes, plus the downstream `source.address` when
+/// `address` (the gateway's [`needs_client_address`](keygate::gateway::Gateway::needs_client_address)).
 /// Unreadable headers read as a request without headers (refused by the policy: no path).
 #[must_use]
-pub fn read_request() -> RequestHeaders {
-    let remote = hostcalls::get_property(vec!["source", "address"])
-        .ok()
-        .flatten();
+pub fn read_request(address: bool) -> RequestHeaders {
+    let remote = if address {
+        hostcalls::get_property(vec!["source", "address"])
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
     request_header_bytes()
         .and_then(|bytes| RequestHeaders::from_proxy_wasm_map(&bytes, remote.as_deref()))
         .unwrap_or_default()

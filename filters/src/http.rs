@@ -139,7 +139,11 @@ impl HttpContext for KeygateHttp {
             self.refused = true;
             return unavailable("keygate: no configuration loaded");
         };
-        let decision = gateway.check(&read_request(), &HostStore, now_ms());
+        let decision = gateway.check(
+            &read_request(gateway.needs_client_address()),
+            &HostStore,
+            now_ms(),
+        );
         self.act(&gateway, decision, false)
     }
 

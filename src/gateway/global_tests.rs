@@ -521,3 +521,21 @@ fn slots_only_for_rules_counted_locally_ok() {
     assert_eq!(g.rate_limit_slots(), 4096);
     assert_eq!(s.len(), 4096);
 }
+
+#[test]
+fn token_cache_hit_still_asks_the_service_ok() {
+    let (g, s) = gateway("local");
+    let r = MockRequest::get("/api/data/1").bearer(&token("erin"));
+    let ok = response(1, vec![status(1, 5, 10, None); 2], &[]);
+    for _ in 0..3 {
+        let (c, p, req) = wait(g.check(&r, &s, NOW_MS));
+        assert_eq!(entries(&req.descriptors[0])[1], ("sub", "erin"));
+        assert_eq!(
+            g.resume(p, &answer(c.id, ok.clone()), &s, NOW_MS).status(),
+            200
+        );
+    }
+    // Verified once, then served from the verified-token cache: every request was still asked.
+    let (hits, misses) = g.token_cache_stats();
+    assert_eq!((hits, misses), (2, 1));
+}

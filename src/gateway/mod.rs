@@ -67,6 +67,7 @@ mod resume;
 pub mod rls;
 pub mod slots;
 pub mod store;
+pub mod token_cache;
 mod token_source;
 
 pub use claim_headers::{
@@ -83,6 +84,7 @@ pub use outcome::{Forward, LocalReply, Metric, Outcome, ShadowRefusal, StripToke
 pub use request::{encode_proxy_wasm_map, HttpRequest, RequestHeaders, MAX_HEADERS};
 pub use rls::{FailureMode, GrpcCallout, RateLimitService, RateLimitServiceConfig};
 pub use store::{MemoryStore, SharedStore, StoreError, SENTINEL};
+pub use token_cache::TokenCache;
 pub use token_source::{
     presented, Presented, TokenSource, MAX_COOKIE_NAME_LEN, MAX_PREFIX_LEN, MAX_TOKEN_SOURCES,
 };
@@ -93,7 +95,7 @@ use std::cell::{Cell, RefCell};
 
 use crate::policy::{Policy, PolicyConfig};
 use crate::ratelimit::RateLimits;
-use crate::token::{KeySet, TokenType, Validation};
+use crate::token::{decode, Claims, KeySet, TokenError, TokenType, Validation};
 use crate::ConfigError;
 use sha2::{Digest, Sha256};
 
@@ -114,6 +116,11 @@ pub struct Gateway {
     rls: Option<RateLimitService>,
     /// The last [`CalloutId`] handed out.
     callouts: Cell<u64>,
+    /// Verified tokens of this gateway (one per VM); borrowed only inside one call.
+    tokens: RefCell<TokenCache>,
+    /// Key sets installed since the gateway was made: a cache that saw an older count is
+    /// emptied before use, even if emptying it at the change itself could not borrow it.
+    key_sets: Cell<u64>,
 }
 
 impl Gateway {
@@ -210,6 +217,8 @@ impl Gateway {
             forward_token: config.forward_token,
             rls,
             callouts: Cell::new(0),
+            tokens: RefCell::new(TokenCache::default()),
+            key_sets: Cell::new(0),
         })
     }
 
@@ -258,6 +267,46 @@ impl Gateway {
                 .rls
                 .as_ref()
                 .is_some_and(|r| r.failure_mode() == FailureMode::Local)
+    }
+
+    /// The key set changed (a `remote_jwks` refresh or rotation): forget every verified
+    /// token, so none outlives the key that verified it.
+    pub fn key_set_changed(&self) {
+        self.key_sets.set(self.key_sets.get().wrapping_add(1));
+        if let Ok(mut cache) = self.tokens.try_borrow_mut() {
+            cache.key_set_changed();
+        }
+    }
+
+    /// `(hits, misses)` of the verified-token cache.
+    #[must_use]
+    pub fn token_cache_stats(&self) -> (u64, u64) {
+        self.tokens.try_borrow().map_or((0, 0), |c| c.stats())
+    }
+
+    /// Verifies `token` at `now` (Unix seconds) on `keys` through the verified-token cache.
+    pub(super) fn verify_cached(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        now: u64,
+    ) -> Result<Claims, TokenError> {
+        match self.tokens.try_borrow_mut() {
+            Ok(mut cache) => {
+                cache.key_set(self.key_sets.get());
+                cache.verify(token, keys, &self.validation, now)
+            }
+            // Never borrowed across a call; if it were, the full check still decides.
+            Err(_) => decode(token, keys, &self.validation, now),
+        }
+    }
+
+    /// Whether a decision can depend on the client address (`source.address`): only through
+    /// a rate limit (`ip` keys, and the address fallback of `sub` and `header:` keys). Without
+    /// rate limits the shell need not read it (one host call per request saved).
+    #[must_use]
+    pub fn needs_client_address(&self) -> bool {
+        !self.limits.rules().is_empty()
     }
 
     /// `"enforce"` or `"shadow"`.

@@ -8,7 +8,7 @@ use super::decision::{Callout, CalloutId, CalloutResult, Decision, Pending, Stag
 use super::jwks::{FetchReport, JwksCache, Refetch};
 use super::store::SharedStore;
 use super::Gateway;
-use crate::token::{decode, has_key, KeySet, TokenError};
+use crate::token::{has_key, KeySet, TokenError};
 
 /// Where the verifying keys come from.
 #[derive(Debug, Clone)]
@@ -43,11 +43,18 @@ impl Gateway {
     /// requests waiting on it are resumed. Returns what a JWKS fetch did (for the
     /// `keygate.jwks_fetched` / `keygate.jwks_fetch_failed` counters, the `keygate.jwks_keys`
     /// gauge and one log line); `None` for a result it was not waiting for.
+    ///
+    /// A newly installed key set empties the verified-token cache: every cached token was
+    /// verified by a key that may be gone (entries die with their key).
     pub fn complete(&self, result: &CalloutResult, now_ms: u64) -> Option<FetchReport> {
         let Keys::Remote(cache) = &self.keys else {
             return None;
         };
-        cache.try_borrow_mut().ok()?.complete(result, now_ms)
+        let report = cache.try_borrow_mut().ok()?.complete(result, now_ms)?;
+        if report.ok {
+            self.key_set_changed();
+        }
+        Some(report)
     }
 
     /// Continues the decision of a request that waited for `result` (after
@@ -103,18 +110,17 @@ impl Gateway {
     ) -> Verified {
         let now = now_ms / 1000;
         let cache = match &self.keys {
-            Keys::Inline(keys) => {
-                return Verified::Done(decode(token, keys, &self.validation, now))
-            }
+            Keys::Inline(keys) => return Verified::Done(self.verify_cached(token, keys, now)),
             Keys::Remote(cache) => cache,
         };
         let Ok(mut cache) = cache.try_borrow_mut() else {
             return Verified::Unavailable;
         };
-        // The common case costs what inline keys cost: one decode.
+        // The common case costs what inline keys cost: one decode, or a verified-token cache
+        // hit (the cache holds only tokens verified on the key set installed now).
         let first = cache
             .keys()
-            .map(|keys| decode(token, keys, &self.validation, now));
+            .map(|keys| self.verify_cached(token, keys, now));
         match first {
             Some(Err(TokenError::UnknownKey | TokenError::AlgorithmNotAllowed)) | None => {}
             Some(done) => return Verified::Done(done),

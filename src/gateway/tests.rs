@@ -965,3 +965,112 @@ fn non_utf8_headers_never_panic_ok() {
         403
     );
 }
+
+// --- the verified-token cache inside the decision (issue 10) -------------------------------
+
+/// Hits so far.
+fn hits(g: &Gateway) -> u64 {
+    g.token_cache_stats().0
+}
+
+#[test]
+fn cache_hit_still_checks_rules_limits_and_time_fails() {
+    let json = with(|v| v["rate_limits"][2]["limit"] = serde_json::json!("2/hour"));
+    let (g, s) = (
+        Gateway::from_json(json.as_bytes()).unwrap(),
+        MemoryStore::new(),
+    );
+    g.prepare_store(&s).unwrap();
+    let nurse = token(&claims("n1", &["nurse"]));
+    // Verified once on a public route (a miss), then every use below is a hit.
+    assert_eq!(
+        header(
+            &forward(run(
+                &g,
+                &s,
+                &MockRequest::get("/api/auth/me").bearer(&nurse)
+            )),
+            "x-user-id"
+        ),
+        Some("n1")
+    );
+    assert_eq!(g.token_cache_stats(), (0, 1));
+    // The rule's roles: a nurse is not an admin, cached or not.
+    let r = reply(run(&g, &s, &MockRequest::get("/admin/x").bearer(&nurse)));
+    assert_eq!((r.status, r.code), (403, "forbidden"));
+    assert_eq!(hits(&g), 1);
+    // Permissions: patients:read only on GET.
+    let f = forward(run(
+        &g,
+        &s,
+        &MockRequest::get("/api/patients/7").bearer(&nurse),
+    ));
+    assert_eq!(header(&f, "x-user-id"), Some("n1"));
+    // The `sub` limit (2/hour) counts hits like misses: the third /api/ request is 429.
+    let r = reply(run(
+        &g,
+        &s,
+        &MockRequest::get("/api/records").bearer(&nurse),
+    ));
+    assert_eq!((r.status, r.code), (429, "rate_limited"));
+    assert_eq!(hits(&g), 3);
+    // Expiry on a hit (exp = NOW + 900, leeway 30).
+    let late = (NOW + 900 + 31) * 1000;
+    let r = reply(g.check(&MockRequest::get("/admin/x").bearer(&nurse), &s, late));
+    assert_eq!((r.status, r.code), (401, "token_expired"));
+}
+
+#[test]
+fn cache_hit_keeps_duplicates_shadow_and_forward_token_ok() {
+    let json = with(|v| {
+        v["mode"] = serde_json::json!("shadow");
+        v["forward_token"] = serde_json::json!(false);
+    });
+    let (g, s) = (
+        Gateway::from_json(json.as_bytes()).unwrap(),
+        MemoryStore::new(),
+    );
+    g.prepare_store(&s).unwrap();
+    let nurse = token(&claims("n1", &["nurse"]));
+    for round in 0..2 {
+        let f = forward(run(&g, &s, &MockRequest::get("/admin/x").bearer(&nurse)));
+        assert_eq!(f.metric, Metric::ShadowDenied403, "round {round}");
+        assert_eq!(f.strip_token, Some(StripToken::Header("authorization")));
+        assert_eq!(f.shadow_refusal.unwrap().code, "forbidden");
+    }
+    assert_eq!(g.token_cache_stats(), (1, 1));
+    // The same (cached) token twice: 400 before any verification, in enforce mode too.
+    let g = gateway();
+    let t = token(&claims("alice", &[]));
+    forward(run(&g, &s, &MockRequest::get("/api/records").bearer(&t)));
+    let r = MockRequest::get("/api/records")
+        .bearer(&t)
+        .with_headers(&[("cookie", &format!("__Host-access={t}"))]);
+    assert_invalid_request(run(&g, &s, &r));
+    assert_eq!(g.token_cache_stats(), (0, 1));
+}
+
+#[test]
+fn key_set_change_empties_the_cache_even_mid_borrow_ok() {
+    let (g, s) = (gateway(), MemoryStore::new());
+    let t = token(&claims("alice", &[]));
+    for _ in 0..2 {
+        forward(run(&g, &s, &MockRequest::get("/api/records").bearer(&t)));
+    }
+    assert_eq!(g.token_cache_stats(), (1, 1));
+    g.key_set_changed();
+    forward(run(&g, &s, &MockRequest::get("/api/records").bearer(&t)));
+    assert_eq!(
+        g.token_cache_stats(),
+        (1, 2),
+        "verified again after the change"
+    );
+    // A change while the cache is borrowed can not empty it there and then: the count of key
+    // sets does it before the next use.
+    {
+        let _held = g.tokens.borrow();
+        g.key_set_changed();
+    }
+    forward(run(&g, &s, &MockRequest::get("/api/records").bearer(&t)));
+    assert_eq!(g.token_cache_stats(), (1, 3));
+}

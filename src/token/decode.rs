@@ -84,6 +84,16 @@ fn check_claims(c: &Claims, v: &Validation, now: u64) -> Result<(), TokenError> 
             found: c.token_type,
         });
     }
+    check_times(c, v, now)?;
+    check_issuer_audience(c, v)
+}
+
+/// The time checks of [`decode`] alone (`exp`, `nbf`, `iat` at `now`, with the leeway): what a
+/// verified-token cache re-checks on every hit.
+///
+/// # Errors
+/// `token_expired` or `token_not_yet_valid`.
+pub fn check_times(c: &Claims, v: &Validation, now: u64) -> Result<(), TokenError> {
     // Fields are public, so a hand-built Validation may skip `check()`: clamp here so no
     // leeway can switch the time checks off (that needs `dangerous`).
     let leeway = v.leeway.min(super::validation::MAX_LEEWAY_SECS);
@@ -97,6 +107,10 @@ fn check_claims(c: &Claims, v: &Validation, now: u64) -> Result<(), TokenError> 
     if v.check_iat && c.iat > horizon {
         return Err(TokenError::NotYetValid { claim: "iat" });
     }
+    Ok(())
+}
+
+fn check_issuer_audience(c: &Claims, v: &Validation) -> Result<(), TokenError> {
     if let Some(expected) = &v.issuer {
         match &c.iss {
             None => return Err(TokenError::MissingClaim { claim: "iss" }),

@@ -26,7 +26,7 @@ pub use claims::{
     MAX_PERMISSIONS, MAX_PERMISSION_LEN, MAX_ROLES, MAX_ROLE_LEN, MAX_SUB_LEN, MAX_URI_CLAIM_LEN,
 };
 pub use custom_claims::{CustomClaims, MAX_CUSTOM_CLAIMS_LEN};
-pub use decode::decode;
+pub use decode::{check_times, decode};
 pub use encode::encode;
 pub use errors::TokenError;
 pub use header::{Header, MAX_HEADER_LEN};

@@ -921,3 +921,58 @@ proptest::proptest! {
         let _ = usable_keys(s.as_bytes(), &[], false);
     }
 }
+
+// --- fetched keys and the verified-token cache (issue 10) ----------------------------------
+
+#[test]
+fn installed_key_set_empties_the_token_cache_fails() {
+    let (g, s) = (remote_gateway(""), MemoryStore::new());
+    let (a, b) = (ed("a", 1), ed("b", 2));
+    let id = g.tick(NOW_MS)[0].id;
+    g.complete(&ok(id, jwks_of(&[&a])), NOW_MS).unwrap();
+    let t = token_of(&a);
+    for at in [NOW_MS, NOW_MS + 1] {
+        assert_eq!(
+            status_code(&g.check(&get("/x", Some(&t)), &s, at)),
+            (200, "ok")
+        );
+    }
+    assert_eq!(g.token_cache_stats(), (1, 1), "the second was a hit");
+    // A failed refresh installs nothing: the cache stays.
+    let refresh = NOW_MS + 600_000;
+    let id = g.tick(refresh)[0].id;
+    assert!(
+        !g.complete(&failed(id, CalloutFailure::NoResponse), refresh)
+            .unwrap()
+            .ok
+    );
+    assert_eq!(
+        status_code(&g.check(&get("/x", Some(&t)), &s, refresh + 1)),
+        (200, "ok")
+    );
+    assert_eq!(g.token_cache_stats(), (2, 1));
+    // The same set fetched again: installed, so the token is verified afresh (still good).
+    let id = g.tick(refresh + 10_000)[0].id;
+    g.complete(&ok(id, jwks_of(&[&a])), refresh + 10_000)
+        .unwrap();
+    assert_eq!(
+        status_code(&g.check(&get("/x", Some(&t)), &s, refresh + 10_001)),
+        (200, "ok")
+    );
+    assert_eq!(g.token_cache_stats(), (2, 2));
+    // The issuer rotates to B (without `a`); a request with B's token refetches. The token
+    // cached under A is refused afterwards, never served from the cache.
+    let later = refresh + 20_000;
+    let (callout, pending) = wait(g.check(&get("/y", Some(&token_of(&b))), &s, later));
+    let result = ok(callout.id, jwks_of(&[&b]));
+    assert!(g.complete(&result, later).unwrap().ok);
+    assert_eq!(
+        status_code(&g.resume(pending, &result, &s, later)),
+        (200, "ok")
+    );
+    assert_eq!(
+        status_code(&g.check(&get("/x", Some(&t)), &s, later + 1)),
+        (401, "token_unknown_key")
+    );
+    assert_eq!(g.token_cache_stats().0, 2, "no hit after the change");
+}

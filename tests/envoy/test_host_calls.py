@@ -1,0 +1,86 @@
+"""Host calls per request, counted: dist/keygate_envoy.wasm run by a counting proxy-wasm host
+in Node's V8 (tests/envoy/host_calls.mjs), so the count is of the real module, not a model."""
+import json
+import shutil
+import subprocess
+import time
+
+import jwt
+import pytest
+
+from conftest import ROOT, WASM
+
+SECRET = b"host-call-count-secret-host-call-count-secret"
+K = jwt.utils.base64url_encode(SECRET).decode()
+ISS, AUD = "https://auth.example.com", "api"
+HEADERS = [[":method", "GET"], [":path", "/api/records"], [":authority", "api"],
+           [":scheme", "http"], ["user-agent", "test"]]
+
+
+def plugin(rate_limits=True):
+    p = {"issuer": ISS, "audiences": [AUD],
+         "jwks": {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": K}]},
+         "rules": [{"prefix": "/", "roles": ["doctor"]}],
+         "claims_to_headers": {"sub": "x-user-id", "roles": "x-user-roles"}}
+    if rate_limits:
+        p["rate_limits"] = [{"prefix": "/", "key": "ip", "limit": "1000000/second"}]
+    return p
+
+
+def token(sub="alice", ttl=600):
+    now = int(time.time())
+    return jwt.encode({"sub": sub, "type": "access", "roles": ["doctor"], "iat": now - 5,
+                       "exp": now + ttl, "iss": ISS, "aud": AUD}, SECRET, algorithm="HS256",
+                      headers={"kid": "k1"})
+
+
+def count(tmp_path, config, tokens, requests):
+    node = shutil.which("node")
+    if not node:
+        pytest.fail("node is not installed: run `make setup`")
+    (tmp_path / "plugin.json").write_text(json.dumps(config))
+    (tmp_path / "req.json").write_text(json.dumps(
+        {"headers": HEADERS, "requests": requests, "tokens": tokens}))
+    out = subprocess.run([node, str(ROOT / "tests/envoy/host_calls.mjs"), str(WASM),
+                          str(tmp_path / "plugin.json"), str(tmp_path / "req.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_allowed_request_host_calls(tmp_path):
+    r = count(tmp_path, plugin(), [token()], 50)
+    assert r["statuses"] == [200]
+    # Everything the request needs in one read each; the two claim headers set (replace:
+    # no removal first); the rate-limit state read and CAS-written once; one counter.
+    assert r["phases"]["request_headers"] == {
+        "proxy_get_property": 1, "proxy_get_header_map_pairs": 1,
+        "proxy_get_current_time_nanoseconds": 1, "proxy_get_shared_data": 1,
+        "proxy_set_shared_data": 1, "proxy_increment_metric": 1,
+        "proxy_replace_header_map_value": 2}
+    assert r["phases"]["response_headers"] == {"proxy_add_header_map_value": 2}
+    assert r["phases"]["done"] == {}
+    assert ["x-user-id", "alice"] in r["request_headers"]
+    assert [h for h, _ in r["response_headers"]] == [":status", "ratelimit-policy", "ratelimit"]
+
+
+def test_without_rate_limits_no_address_and_no_response_work(tmp_path):
+    r = count(tmp_path, plugin(rate_limits=False), [token()], 20)
+    assert r["statuses"] == [200]
+    assert "proxy_get_property" not in r["phases"]["request_headers"]
+    assert "proxy_get_shared_data" not in r["phases"]["request_headers"]
+    assert sum(r["phases"]["request_headers"].values()) == 5
+    assert r["phases"]["response_headers"] == {}
+
+
+def test_fresh_and_repeated_tokens_and_refusals(tmp_path):
+    # Fresh tokens (every one a cache miss) and a repeated one (hits) give the same answers.
+    fresh = count(tmp_path, plugin(), [token(f"u{i}") for i in range(300)], 300)
+    assert fresh["statuses"] == [200]
+    expired = count(tmp_path, plugin(), [token(ttl=-120)], 10)
+    assert expired["statuses"] == [401]
+    assert expired["phases"]["request_headers"]["proxy_send_local_response"] == 1
+    assert "response_headers" not in expired["phases"] or \
+        expired["phases"]["response_headers"] == {}
+    forged = count(tmp_path, plugin(), [token()[:-3] + "AAA"], 10)
+    assert forged["statuses"] == [401]
