@@ -139,7 +139,7 @@ build-envoy: setup-rust setup-apt
 	cargo build --profile filter -p keygate-envoy --target wasm32-wasip1
 	@mkdir -p dist
 	wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers target/wasm32-wasip1/filter/keygate_envoy.wasm -o dist/keygate_envoy.wasm
-	@stat -c '%s' dist/keygate_envoy.wasm | awk '{printf "dist/keygate_envoy.wasm: %d bytes (%.0f KiB; target 400 KiB)\n", $$1, $$1/1024}'
+	@stat -c '%s' dist/keygate_envoy.wasm | awk '{printf "dist/keygate_envoy.wasm: %d bytes (%.0f KiB; target 320 KiB)\n", $$1, $$1/1024}'
 	cd dist && sha256sum keygate_envoy.wasm > keygate_envoy.wasm.sha256
 	cargo build --example mint
 
