@@ -57,6 +57,7 @@ try {
     assert.equal(jwks.status, 200);
     assert.equal(jwks.json.keys[0].kty, "OKP");
     assert.equal(jwks.json.keys[0].d, undefined, "no private part in the JWKS");
+    assert.equal(jwks.json.keys[0].kid, stack.keys.signingKey.kid, "SIGNING_KEY seeded the worker's first key");
     const plugin = assertNoKeyMaterial(stack.envoyConfig, [stack.keys.signingKey.d, stack.keys.sessionSecret]);
     assert.equal(plugin.remote_jwks.cluster, "auth_worker");
     assert.equal(plugin.jwks, undefined);
@@ -247,10 +248,14 @@ try {
   // leeway, so a retirement comes 31 s after the rotation (accessTokenTtl + leeway + the
   // worker's 1 s key cache) instead of 15 minutes.
   await stack.stop();
-  stack = new Stack({ dataDir: rotationDir, accessTokenTtl: 30, leeway: 0 });
+  stack = new Stack({ dataDir: rotationDir, accessTokenTtl: 30, leeway: 0, seedSigningKey: false });
   const rotationStarted = Date.now();
-  await check("rotation stack up (accessTokenTtl 30 s, leeway 0)", async () => {
+  await check("rotation stack up (accessTokenTtl 30 s, leeway 0, no SIGNING_KEY: the worker generates its first key)", async () => {
     await stack.start();
+    const jwks = await call("GET", "/.well-known/jwks.json");
+    assert.equal(jwks.json.keys.length, 1);
+    assert.notEqual(jwks.json.keys[0].kid, stack.keys.signingKey.kid);
+    assert.equal(jwks.json.keys[0].crv, "Ed25519");
   });
   const rseed = Object.fromEntries(stack.seeded.users.map((u) => [u.email.split("@")[0], u]));
   const signIn = async (u) => assertTokens(await call("POST", "/api/auth/login", { body: { email: u.email, password: u.password } }), 30).access_token;
@@ -260,7 +265,6 @@ try {
     oldToken = await signIn(rseed.admin);
     oldKid = kidOf(oldToken);
     assert.equal(kidOf(userToken), oldKid);
-    assert.equal(oldKid, stack.keys.signingKey.kid, "SIGNING_KEY seeded the worker's first key");
     const viaEnvoy = await call("POST", "/api/auth/keys/rotate", { token: userToken });
     assert.equal(viaEnvoy.status, 403, viaEnvoy.text);
     const direct = await request(stack.workerUrl, "POST", "/api/auth/keys/rotate", { token: userToken });
@@ -325,6 +329,19 @@ try {
     const fresh = await signIn(rseed.doctor);
     assert.equal((await call("GET", "/api/gateway/ping", { token: fresh })).status, 200);
     newToken = fresh;
+  });
+
+  await check("rotations are bounded: with 8 previous keys published the next rotation → 409 too_many_keys", async () => {
+    const login = await request(stack.workerUrl, "POST", "/api/auth/login", { body: { email: rseed.admin.email, password: rseed.admin.password } });
+    const admin = assertTokens(login, 30).access_token;
+    const statuses = [];
+    for (let i = 0; i < 9; i++) {
+      statuses.push((await request(stack.workerUrl, "POST", "/api/auth/keys/rotate", { token: admin })).status);
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200, 200, 200, 409]);
+    const jwks = await request(stack.workerUrl, "GET", "/.well-known/jwks.json");
+    assert.equal(jwks.json.keys.length, 9, "the current key and 8 previous ones");
+    assert.ok(jwks.json.keys.some((k) => k.kid === newKid), "the token's key is still published");
   });
 
   await check("worker stopped → Envoy keeps its last good key set: current tokens pass, a failed refetch is counted", async () => {

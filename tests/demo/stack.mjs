@@ -172,8 +172,11 @@ export class Stack {
    * @param {number} [o.publicPort] Envoy's public port; 0 or absent = a free one
    * @param {number} [o.accessTokenTtl] the worker's access-token lifetime, s (900)
    * @param {number} [o.leeway]    the worker's clock-skew leeway, s (30)
+   * @param {boolean} [o.seedSigningKey] pass keys.json's key as SIGNING_KEY (true); false: the
+   *   worker's key store generates its first key
    */
-  constructor({ dataDir, publicPort = 0, accessTokenTtl = 900, leeway = 30 }) {
+  constructor({ dataDir, publicPort = 0, accessTokenTtl = 900, leeway = 30, seedSigningKey = true }) {
+    this.seedSigningKey = seedSigningKey;
     this.dataDir = resolve(dataDir);
     this.publicPort = publicPort;
     this.accessTokenTtl = accessTokenTtl;
@@ -252,7 +255,7 @@ export class Stack {
   async startWorker() {
     const env = {
       ...process.env,
-      SIGNING_KEY: JSON.stringify(this.keys.signingKey),
+      SIGNING_KEY: this.seedSigningKey ? JSON.stringify(this.keys.signingKey) : "",
       ACCESS_TOKEN_TTL: String(this.accessTokenTtl),
       LEEWAY: String(this.leeway),
       SESSION_SECRET: this.keys.sessionSecret,
