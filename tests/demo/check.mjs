@@ -2,6 +2,7 @@
 // story over HTTP through Envoy, stop everything. Exit code 0 only if every step passed.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createPublicKey, verify } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -259,11 +260,14 @@ try {
   });
   const rseed = Object.fromEntries(stack.seeded.users.map((u) => [u.email.split("@")[0], u]));
   const signIn = async (u) => assertTokens(await call("POST", "/api/auth/login", { body: { email: u.email, password: u.password } }), 30).access_token;
-  let oldToken, oldKid, newToken, newKid, rotatedAt;
+  let oldToken, oldRefresh, oldKid, newToken, newKid, rotatedAt;
   await check("rotate: a plain user → 403 (Envoy, and the worker itself); an admin → a new EdDSA key, the old one kept", async () => {
     const userToken = await signIn(rseed.user);
-    oldToken = await signIn(rseed.admin);
+    const adminTokens = assertTokens(await call("POST", "/api/auth/login", { body: { email: rseed.admin.email, password: rseed.admin.password } }), 30);
+    oldToken = adminTokens.access_token;
+    oldRefresh = adminTokens.refresh_token;
     oldKid = kidOf(oldToken);
+    assert.equal(kidOf(oldRefresh), oldKid);
     assert.equal(kidOf(userToken), oldKid);
     const viaEnvoy = await call("POST", "/api/auth/keys/rotate", { token: userToken });
     assert.equal(viaEnvoy.status, 403, viaEnvoy.text);
@@ -283,8 +287,10 @@ try {
     newKid = r.json.current;
     assert.notEqual(newKid, oldKid);
     assert.deepEqual(r.json.previous.map((p) => p.kid), [oldKid]);
-    const retires = Date.parse(r.json.previous[0].retires_at);
-    assert.ok(Math.abs(retires - (rotatedAt + 31_000)) < 2000, `retires 31 s after the rotation: ${r.json.previous[0].retires_at}`);
+    const published = Date.parse(r.json.previous[0].published_until);
+    assert.ok(Math.abs(published - (rotatedAt + 31_000)) < 2000, `published 31 s after the rotation: ${r.json.previous[0].published_until}`);
+    const verified = Date.parse(r.json.previous[0].verified_until);
+    assert.ok(Math.abs(verified - (rotatedAt + 1_209_601_000)) < 2000, `verify-only for refreshTokenTtl: ${r.json.previous[0].verified_until}`);
     const jwks = await call("GET", "/.well-known/jwks.json");
     assert.deepEqual(jwks.json.keys.map((k) => k.kid), [newKid, oldKid], "both published, the new one first");
     assert.ok(jwks.json.keys.every((k) => k.kty === "OKP" && k.d === undefined));
@@ -329,6 +335,21 @@ try {
     const fresh = await signIn(rseed.doctor);
     assert.equal((await call("GET", "/api/gateway/ping", { token: fresh })).status, 200);
     newToken = fresh;
+  });
+
+  await check("a refresh token from before the rotation still refreshes (its key is verify-only at the worker, never published)", async () => {
+    const jwks = (await call("GET", "/.well-known/jwks.json")).json;
+    assert.ok(!jwks.keys.some((k) => k.kid === oldKid), "the old key is not published");
+    const r = assertTokens(await call("POST", "/api/auth/refresh", { body: { refresh_token: oldRefresh } }), 30);
+    assert.equal(kidOf(r.access_token), newKid, "the new pair is signed with the current key");
+    assert.equal(kidOf(r.refresh_token), newKid);
+    // Checked independently (node:crypto) against the published JWKS.
+    const [h, p, sig] = r.access_token.split(".");
+    const jwk = jwks.keys.find((k) => k.kid === newKid);
+    assert.ok(verify(null, Buffer.from(`${h}.${p}`), createPublicKey({ key: jwk, format: "jwk" }), Buffer.from(sig, "base64url")));
+    assert.equal((await call("GET", "/api/gateway/ping", { token: r.access_token })).status, 200);
+    // The old access token stays refused by Envoy.
+    assert.equal((await call("GET", "/api/gateway/ping", { token: oldToken })).status, 401);
   });
 
   await check("rotations are bounded: with 8 previous keys published the next rotation → 409 too_many_keys", async () => {

@@ -438,7 +438,7 @@ export class AuthStore extends DurableObject {
     const { me, response } = this.signedInFor(request);
     if (response) return response;
     if (!me.user.roles.includes("admin")) return error(403, "forbidden", "Only an admin can rotate the signing keys");
-    return rotateSigningKeys(this.env);
+    return rotateSigningKeys(this.env, me.user.id);
   }
 
   // --- runner-only endpoints (Envoy does not route /__demo/; they also need the run's token)

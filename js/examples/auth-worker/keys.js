@@ -5,10 +5,15 @@
 //   becomes the first key — so a deployment that signed with it keeps its tokens valid; without
 //   it the object generates an Ed25519 key. Once the object holds keys, SIGNING_KEY is ignored.
 // - `POST /api/auth/keys/rotate` (an admin, see auth.js) makes a new Ed25519 key current. The
-//   previous key loses its private half and stays published until accessTokenTtl + leeway (+ the
-//   isolate cache below) after the rotation — the last token it signed has expired by then —
-//   and is then deleted. keygate (`signingKeys`) decides which tokens those keys accept.
-// - Every isolate caches the live set for at most CACHE_MS (and never past the next retirement),
+//   previous key loses its private half and has two deadlines:
+//   · published (in /.well-known/jwks.json, so Envoy accepts its access tokens) until
+//     accessTokenTtl + leeway (+ the isolate cache below) after the rotation: the last access
+//     token it signed has expired by then;
+//   · verify-only here (never published) until max(refreshTokenTtl, resetTokenTtl, mfaTokenTtl)
+//     + leeway (+ cache) after the rotation, so a refresh token, reset link or MFA-pending
+//     token signed before the rotation still works at the worker; then it is deleted.
+//   keygate (`signingKeys`) decides which tokens those keys accept.
+// - Every isolate caches the live set for at most CACHE_MS (and never past the next deadline),
 //   so a rotation reaches every isolate within a second; the isolate that rotated sees it at once.
 import { DurableObject } from "cloudflare:workers";
 import { Keygate, generateSigningKey } from "keygate";
@@ -16,22 +21,34 @@ import { json, error } from "./http.js";
 
 /** How long an isolate uses the key set it read before reading it again. */
 export const CACHE_MS = 1000;
-/** Previous keys kept at most (each is retired on its own schedule); a rotation past it is refused. */
-const MAX_PREVIOUS = 8;
+/** Published previous keys at most; a rotation past it is refused (409 too_many_keys). */
+const MAX_PUBLISHED_PREVIOUS = 8;
+/** Previous keys kept at most, published or verify-only; a rotation past it drops the oldest
+ * verify-only key early (its refresh tokens then need a new sign-in). */
+const MAX_PREVIOUS = 32;
+/** keygate's defaults, written out: they set how long a retired key stays verify-only. */
+const RESET_TOKEN_TTL = 1800;
+const MFA_TOKEN_TTL = 300;
 
 function seconds(env, name, fallback) {
   const v = env[name];
   if (v === undefined || v === null || v === "") return fallback;
-  if (!/^\d{1,6}$/.test(String(v))) throw new Error(`${name} must be whole seconds, not ${JSON.stringify(v)}`);
+  if (!/^\d{1,7}$/.test(String(v))) throw new Error(`${name} must be whole seconds, not ${JSON.stringify(v)}`);
   return Number(v);
 }
 
-/** Token lifetimes of the deployment: ACCESS_TOKEN_TTL (default 900 s) and LEEWAY (default 30 s). */
+/** Token lifetimes of the deployment: ACCESS_TOKEN_TTL (900 s), REFRESH_TOKEN_TTL (14 days), LEEWAY (30 s). */
 export function lifetimes(env) {
-  return { accessTokenTtl: seconds(env, "ACCESS_TOKEN_TTL", 900), leeway: seconds(env, "LEEWAY", 30) };
+  return {
+    accessTokenTtl: seconds(env, "ACCESS_TOKEN_TTL", 900),
+    refreshTokenTtl: seconds(env, "REFRESH_TOKEN_TTL", 1_209_600),
+    resetTokenTtl: RESET_TOKEN_TTL,
+    mfaTokenTtl: MFA_TOKEN_TTL,
+    leeway: seconds(env, "LEEWAY", 30),
+  };
 }
 
-/** The keygate configuration of the worker for a live key set (current first). */
+/** The keygate configuration of the worker for a key set (current first). */
 export function keygateConfig(env, signingKeys) {
   return {
     signingKeys,
@@ -44,95 +61,132 @@ export function keygateConfig(env, signingKeys) {
 
 const keyStore = (env) => env.KEYS.get(env.KEYS.idFromName("signing-keys"));
 
-// This isolate's copy: {asked, until, version, kg}. `asked` is when it was read: an answer read
-// earlier never replaces one read later (requests interleave at the await).
+// This isolate's copy: {asked, until, version, kg, jwks}. `asked` is when it was read: an answer
+// read earlier never replaces one read later (requests interleave at the await).
 let cached = null;
 // Answers read before this time are not cached (set after a rotation in this isolate).
 let floor = 0;
 
-/** A Keygate for the live key set (cached per isolate, see CACHE_MS). */
-export async function keygateNow(env) {
+/**
+ * The live keys: `kg` signs with the current key and verifies with every live key (published
+ * and verify-only); `jwks` is the public JWKS of the published ones only.
+ */
+export async function keysNow(env) {
   const asked = Date.now();
-  if (cached && asked < cached.until) return cached.kg;
+  if (cached && asked < cached.until) return cached;
   const live = await keyStore(env).live();
-  const version = live.signingKeys.map((k) => k.kid).join(" ");
-  const kg = cached?.version === version ? cached.kg : new Keygate(keygateConfig(env, live.signingKeys));
-  if (asked >= floor && (!cached || asked >= cached.asked)) {
-    cached = { asked, until: Math.min(asked + CACHE_MS, live.nextRetirement ?? Infinity), version, kg };
+  const all = live.signingKeys.map((k) => k.kid);
+  const version = `${all.join(" ")} | ${live.publishedKids.join(" ")}`;
+  let entry = cached?.version === version ? { ...cached } : null;
+  if (!entry) {
+    const kg = new Keygate(keygateConfig(env, live.signingKeys));
+    const published = live.signingKeys.filter((k) => live.publishedKids.includes(k.kid));
+    const jwks = published.length === all.length ? kg.jwks() : new Keygate(keygateConfig(env, published)).jwks();
+    entry = { version, kg, jwks };
   }
-  return kg;
+  entry.asked = asked;
+  entry.until = Math.min(asked + CACHE_MS, live.nextChange ?? Infinity);
+  if (asked >= floor && (!cached || asked >= cached.asked)) cached = entry;
+  return entry;
 }
 
-/** `POST /api/auth/keys/rotate` once the caller is known to be an admin (auth.js checks). */
-export async function rotateSigningKeys(env) {
+/** A Keygate for the live key set (cached per isolate, see CACHE_MS). */
+export async function keygateNow(env) {
+  return (await keysNow(env)).kg;
+}
+
+/** `POST /api/auth/keys/rotate` once the caller (`sub`) is known to be an admin (auth.js checks). */
+export async function rotateSigningKeys(env, sub) {
   const r = await keyStore(env).rotate();
   if (r.error) return error(409, r.error, r.message);
   cached = null;
   floor = Date.now();
+  console.log(`auth worker: signing keys rotated by ${sub}: current kid ${r.current}`);
   return json(200, { current: r.current, previous: r.previous });
 }
 
 /**
- * The key store. Every method reads, decides and writes synchronously (SQLite, no await), so two
- * requests can never interleave inside one: a rotation cannot lose a key another just wrote.
+ * The key store. Every method reads, decides and writes synchronously (SQLite, no await) inside
+ * one storage transaction, so two requests can never interleave inside one and a failed write
+ * (a kid collision) leaves the keys as they were.
  */
 export class SigningKeyStore extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    // retire_at: NULL for the current key (exactly one), else when the key is deleted (ms).
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS signing_keys (
-      kid TEXT PRIMARY KEY, jwk TEXT NOT NULL, created_at INTEGER NOT NULL, retire_at INTEGER)`);
+    // publish_until / verify_until: NULL for the current key (exactly one), else when the key
+    // leaves the JWKS / is deleted (ms).
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS key_ring (
+      kid TEXT PRIMARY KEY, jwk TEXT NOT NULL, created_at INTEGER NOT NULL,
+      publish_until INTEGER, verify_until INTEGER)`);
   }
 
-  /** The live set, current first: `{signingKeys, nextRetirement}`. */
+  /** The live set, current first: `{signingKeys, publishedKids, nextChange}`. */
   live() {
-    const { signingKeys, nextRetirement } = this.#live(Date.now());
-    return { signingKeys, nextRetirement };
+    return this.ctx.storage.transactionSync(() => {
+      const now = Date.now();
+      const { rows } = this.#live(now);
+      const published = rows.filter((r) => r.publish_until === null || r.publish_until > now);
+      const deadlines = rows.flatMap((r) => [r.publish_until, r.verify_until]).filter((t) => t !== null && t > now);
+      return {
+        signingKeys: rows.map((r) => JSON.parse(r.jwk)),
+        publishedKids: published.map((r) => r.kid),
+        nextChange: deadlines.length ? Math.min(...deadlines) : null,
+      };
+    });
   }
 
   /** A new Ed25519 key becomes current; the previous one is kept (public half) until it retires. */
   rotate() {
-    const now = Date.now();
-    const before = this.#live(now);
-    const previous = before.rows.filter((r) => r.retire_at !== null);
-    if (previous.length >= MAX_PREVIOUS) {
-      return { error: "too_many_keys", message: `${MAX_PREVIOUS} previous keys are still published; wait until the oldest retires` };
-    }
-    const { accessTokenTtl, leeway } = lifetimes(this.env);
-    const retireAt = now + (accessTokenTtl + leeway) * 1000 + CACHE_MS;
-    const old = before.rows.find((r) => r.retire_at === null);
-    const { d, ...publicHalf } = JSON.parse(old.jwk);
-    const key = this.#newKey(now);
-    this.sql.exec("UPDATE signing_keys SET jwk = ?, retire_at = ? WHERE kid = ?", JSON.stringify(publicHalf), retireAt, old.kid);
-    this.sql.exec("INSERT INTO signing_keys (kid, jwk, created_at) VALUES (?, ?, ?)", key.kid, JSON.stringify(key), now);
-    const after = this.#live(now);
-    return {
-      current: key.kid,
-      previous: after.rows.filter((r) => r.retire_at !== null).map((r) => ({ kid: r.kid, retires_at: new Date(r.retire_at).toISOString() })),
-    };
+    return this.ctx.storage.transactionSync(() => {
+      const now = Date.now();
+      const { rows } = this.#live(now);
+      const previous = rows.filter((r) => r.publish_until !== null);
+      if (previous.filter((r) => r.publish_until > now).length >= MAX_PUBLISHED_PREVIOUS) {
+        return { error: "too_many_keys", message: `${MAX_PUBLISHED_PREVIOUS} previous keys are still published; wait until the oldest leaves the JWKS` };
+      }
+      // Oldest verify-only keys first out, so that at most MAX_PREVIOUS remain after this one joins.
+      const verifyOnly = previous.filter((r) => r.publish_until <= now).sort((a, b) => a.created_at - b.created_at);
+      for (const r of verifyOnly.slice(0, Math.max(0, previous.length + 1 - MAX_PREVIOUS))) {
+        this.sql.exec("DELETE FROM key_ring WHERE kid = ?", r.kid);
+        console.log(`auth worker: dropped the verify-only key ${r.kid} early (${MAX_PREVIOUS} previous keys at most)`);
+      }
+      const t = lifetimes(this.env);
+      const publishUntil = now + (t.accessTokenTtl + t.leeway) * 1000 + CACHE_MS;
+      const verifyUntil = now + (Math.max(t.refreshTokenTtl, t.resetTokenTtl, t.mfaTokenTtl) + t.leeway) * 1000 + CACHE_MS;
+      const old = rows.find((r) => r.publish_until === null);
+      const { d, ...publicHalf } = JSON.parse(old.jwk);
+      const key = this.#newKey(now);
+      this.sql.exec("UPDATE key_ring SET jwk = ?, publish_until = ?, verify_until = ? WHERE kid = ?",
+        JSON.stringify(publicHalf), publishUntil, verifyUntil, old.kid);
+      this.sql.exec("INSERT INTO key_ring (kid, jwk, created_at) VALUES (?, ?, ?)", key.kid, JSON.stringify(key), now);
+      const iso = (ms) => new Date(ms).toISOString();
+      return {
+        current: key.kid,
+        previous: this.#live(now).rows.filter((r) => r.publish_until !== null).map((r) => ({
+          kid: r.kid,
+          published_until: r.publish_until > now ? iso(r.publish_until) : null,
+          verified_until: iso(r.verify_until),
+        })),
+      };
+    });
   }
 
   #live(now) {
-    this.sql.exec("DELETE FROM signing_keys WHERE retire_at IS NOT NULL AND retire_at <= ?", now);
+    this.sql.exec("DELETE FROM key_ring WHERE verify_until IS NOT NULL AND verify_until <= ?", now);
     let rows = this.#rows();
-    if (!rows.some((r) => r.retire_at === null)) {
+    if (!rows.some((r) => r.publish_until === null)) {
       const key = this.#firstKey(now);
-      this.sql.exec("INSERT INTO signing_keys (kid, jwk, created_at) VALUES (?, ?, ?)", key.kid, JSON.stringify(key), now);
+      this.sql.exec("INSERT INTO key_ring (kid, jwk, created_at) VALUES (?, ?, ?)", key.kid, JSON.stringify(key), now);
       rows = this.#rows();
     }
-    const retirements = rows.filter((r) => r.retire_at !== null).map((r) => r.retire_at);
-    return {
-      rows,
-      signingKeys: rows.map((r) => JSON.parse(r.jwk)),
-      nextRetirement: retirements.length ? Math.min(...retirements) : null,
-    };
+    return { rows };
   }
 
   #rows() {
     // Current first, then the previous keys newest first.
     return this.sql.exec(
-      "SELECT kid, jwk, retire_at FROM signing_keys ORDER BY retire_at IS NOT NULL, created_at DESC, kid",
+      "SELECT kid, jwk, created_at, publish_until, verify_until FROM key_ring ORDER BY publish_until IS NOT NULL, created_at DESC, kid",
     ).toArray();
   }
 

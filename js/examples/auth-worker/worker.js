@@ -10,7 +10,7 @@ import appJs from "./public/app.js";
 import appCss from "./public/app.css";
 import { error, json, MAX_BODY_BYTES } from "./http.js";
 import { emailKey } from "./auth.js";
-import { keygateNow } from "./keys.js";
+import { keysNow } from "./keys.js";
 
 export { AuthStore } from "./auth.js";
 export { SigningKeyStore } from "./keys.js";
@@ -77,9 +77,11 @@ function subOfCaller(request, k) {
 
 async function route(request, env, url) {
   const path = url.pathname;
-  const k = await keygateNow(env); // the live signing keys (keys.js)
+  const live = await keysNow(env); // the live signing keys (keys.js)
+  const k = live.kg;
   if (path === "/.well-known/jwks.json" && request.method === "GET") {
-    return json(200, k.jwks(), { "cache-control": JWKS_CACHE_CONTROL });
+    // The published keys only: a retired key that still verifies refresh tokens here is not in it.
+    return json(200, live.jwks, { "cache-control": JWKS_CACHE_CONTROL });
   }
   if (path === "/__demo/seed" && request.method === "POST") return seed(request, env);
   if (path === "/__demo/outbox") {

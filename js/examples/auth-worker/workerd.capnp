@@ -51,6 +51,7 @@ const authWorker :Workerd.Worker = (
     (name = "AUDIENCE", fromEnvironment = "AUDIENCE"),
     (name = "DEMO_TOKEN", fromEnvironment = "DEMO_TOKEN"),          # guards /__demo/*
     (name = "ACCESS_TOKEN_TTL", fromEnvironment = "ACCESS_TOKEN_TTL"),  # optional, seconds (900)
+    (name = "REFRESH_TOKEN_TTL", fromEnvironment = "REFRESH_TOKEN_TTL"),  # optional, seconds (1209600)
     (name = "LEEWAY", fromEnvironment = "LEEWAY"),                  # optional, seconds (30)
   ],
   durableObjectNamespaces = [
