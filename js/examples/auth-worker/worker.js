@@ -9,9 +9,15 @@ import indexHtml from "./public/index.html";
 import appJs from "./public/app.js";
 import appCss from "./public/app.css";
 import { error, json, MAX_BODY_BYTES } from "./http.js";
-import { keygateFor, emailKey } from "./auth.js";
+import { emailKey } from "./auth.js";
+import { keysNow } from "./keys.js";
 
 export { AuthStore } from "./auth.js";
+export { SigningKeyStore } from "./keys.js";
+
+/** The JWKS lives this long in caches: a verifier that honours it (and does not refetch on an
+ * unknown kid, as keygate's filter does) learns a rotated-in key within 30 s. */
+const JWKS_CACHE_CONTROL = "public, max-age=30";
 
 const PAGE_HEADERS = {
   "cache-control": "no-cache",
@@ -45,9 +51,6 @@ const BY_BODY_TOKEN = {
   "/api/auth/password-reset/confirm": ["token", "reset"],
 };
 
-let kg;
-const keygate = (env) => (kg ??= keygateFor(env));
-
 function bodyJson(text) {
   try {
     const v = JSON.parse(text);
@@ -66,17 +69,19 @@ function objectOf(env, sub) {
 }
 
 /** The account a credential-authenticated request is about (the session is checked there). */
-function subOfCaller(request, env) {
+function subOfCaller(request, k) {
   const auth = request.headers.get("authorization") ?? "";
-  if (auth.startsWith("Bearer ")) return keygate(env).verifyAccessToken(auth.slice(7))?.sub ?? null;
-  return keygate(env).readSession(request.headers.get("cookie"))?.userId ?? null;
+  if (auth.startsWith("Bearer ")) return k.verifyAccessToken(auth.slice(7))?.sub ?? null;
+  return k.readSession(request.headers.get("cookie"))?.userId ?? null;
 }
 
 async function route(request, env, url) {
   const path = url.pathname;
-  const k = keygate(env);
+  const live = await keysNow(env); // the live signing keys (keys.js)
+  const k = live.kg;
   if (path === "/.well-known/jwks.json" && request.method === "GET") {
-    return json(200, k.jwks(), { "cache-control": "public, max-age=300" });
+    // The published keys only: a retired key that still verifies refresh tokens here is not in it.
+    return json(200, live.jwks, { "cache-control": JWKS_CACHE_CONTROL });
   }
   if (path === "/__demo/seed" && request.method === "POST") return seed(request, env);
   if (path === "/__demo/outbox") {
@@ -124,7 +129,7 @@ async function route(request, env, url) {
     return error(401, "refresh_revoked", "This sign-in has ended; sign in again");
   }
   if (path.startsWith("/api/auth/")) {
-    let sub = subOfCaller(request, env);
+    let sub = subOfCaller(request, k);
     if (!sub && path === "/api/auth/logout" && typeof body.refresh_token === "string") {
       sub = k.verifyRefreshToken(body.refresh_token)?.sub ?? null;
     }
