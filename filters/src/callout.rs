@@ -342,7 +342,7 @@ pub fn report_rls(gateway: &Gateway, metrics: &Metrics) {
             metrics.bump_rls_failed(failed);
         }
         if let Some(line) = line {
-            log(LogLevel::Warn, line);
+            log(LogLevel::Warn, &line);
         }
     }
 }
