@@ -2,10 +2,11 @@
 //! the gateway says what to send, whether a request waits, and what to do when it resumes.
 //!
 //! # Who sends, who resumes (proxy-wasm-rust-sdk 0.2.5 on Envoy)
-//! Every callout is sent by the **root context**, from `on_tick`, never by a request's
-//! context. The SDK routes an HTTP call's response to the context that was active when it
-//! was dispatched (`dispatcher::register_callout` records `active_id`), and Envoy cancels a
-//! context's outstanding calls when that context is destroyed. A JWKS fetch is shared by every
+//! Every JWKS callout is sent by the **root context**, from `on_tick`, never by a request's
+//! context. The SDK routes a call's response to the context that was active when it was
+//! dispatched (`dispatcher::register_callout` records `active_id`) and drops it when that
+//! context is gone (Envoy itself ties every call to the root context, so the call is always
+//! answered and the SDK's token entry always removed). A JWKS fetch is shared by every
 //! request waiting for it and also serves the timer's refreshes, so it must not die with the
 //! client that happened to trigger it: the root, which lives as long as the VM, owns it. (A
 //! request context cannot dispatch on the root's behalf: switching the effective context
@@ -342,7 +343,7 @@ pub fn report_rls(gateway: &Gateway, metrics: &Metrics) {
             metrics.bump_rls_failed(failed);
         }
         if let Some(line) = line {
-            log(LogLevel::Warn, line);
+            log(LogLevel::Warn, &line);
         }
     }
 }

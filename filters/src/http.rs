@@ -54,7 +54,13 @@ impl KeygateHttp {
     /// `resumed`: the request was paused, so a continue must resume it.
     fn act(&mut self, gateway: &Gateway, decision: Decision<'_>, resumed: bool) -> Action {
         if let Decision::Wait(callout, pending) = decision {
-            // The rate-limit service is asked by the request itself: the call dies with it.
+            // The rate-limit service is asked from the request's callback, with no tick in
+            // between. Envoy still ties the call to the root context (proxy-wasm-cpp-host's
+            // `grpc_call` runs on `contextOrEffectiveContext()->root_context()`), so it is
+            // never cancelled with the request: it always ends in `on_grpc_receive` or
+            // `on_grpc_close` (at `timeout_ms` at the latest), where the SDK's dispatcher
+            // removes its token entry and hands the answer to this context by id, or drops it
+            // when this context is gone (tests/ratelimit/test_resets.py).
             if let Some(CalloutRequest::Grpc(grpc)) = &callout.request {
                 match dispatch_grpc(grpc) {
                     Ok(token) => {

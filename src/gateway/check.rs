@@ -31,10 +31,12 @@ impl Passed {
         if self.policies.is_empty() {
             return Vec::new();
         }
-        vec![
-            ("ratelimit-policy", self.policies.join(", ")),
-            ("ratelimit", self.states.join(", ")),
-        ]
+        let mut headers = vec![("ratelimit-policy", self.policies.join(", "))];
+        // A service that stated no remaining count or reset gives no `RateLimit` item.
+        if !self.states.is_empty() {
+            headers.push(("ratelimit", self.states.join(", ")));
+        }
+        headers
     }
 }
 

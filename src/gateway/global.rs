@@ -291,7 +291,7 @@ impl Gateway {
             Ok(r) if r.status == 0 => interpret(&r.body, r.body_len, asked.len()).ok(),
             _ => None,
         };
-        rls.record(answer.is_none());
+        rls.record(answer.is_none(), now_ms);
         let Some(answer) = answer else {
             return match rls.failure_mode() {
                 FailureMode::Allow => Ok(()),
@@ -340,7 +340,7 @@ impl Gateway {
                 if let Some(q) = quota_of(a) {
                     let (policy, state) = status_headers(s, q);
                     passed.policies.push(policy);
-                    passed.states.push(state);
+                    passed.states.extend(state);
                 }
             }
             passed.service_headers.extend(answer.headers);
@@ -370,7 +370,9 @@ impl Gateway {
                 if let Some(q) = quota_of(a) {
                     let (policy, state) = status_headers(s, q);
                     headers.push(("ratelimit-policy", policy));
-                    headers.push(("ratelimit", state));
+                    if let Some(state) = state {
+                        headers.push(("ratelimit", state));
+                    }
                 }
             }
             None => {
@@ -393,7 +395,7 @@ impl Gateway {
     /// [`RATE_LIMIT_SERVICE_FAILED`]), and the one log line of a failure burst that started
     /// or ended (it never contains a descriptor value). `None` without `rate_limit_service`.
     #[must_use]
-    pub fn rate_limit_service_report(&self) -> Option<(u64, Option<&'static str>)> {
+    pub fn rate_limit_service_report(&self) -> Option<(u64, Option<String>)> {
         self.rls
             .as_ref()
             .map(super::rls::RateLimitService::take_report)

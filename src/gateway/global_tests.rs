@@ -185,7 +185,11 @@ fn over_limit_is_429_with_service_numbers_ok() {
 fn ok_continues_with_headers_ok() {
     let (g, s) = gateway("local");
     let (c, p, _) = wait(g.check(&login(), &s, NOW_MS));
-    let body = response(1, vec![status(1, 1, 30, None)], &[("x-quota", "1 left")]);
+    let body = response(
+        1,
+        vec![status(1, 1, 30, Some((2, 2)))],
+        &[("x-quota", "1 left")],
+    );
     let Decision::Continue(f) = g.resume(p, &answer(c.id, body), &s, NOW_MS) else {
         panic!()
     };
@@ -196,6 +200,25 @@ fn ok_continues_with_headers_ok() {
     assert_eq!(
         f.service_headers,
         [("x-quota".to_owned(), "1 left".to_owned())]
+    );
+}
+
+#[test]
+fn admitted_without_stated_numbers_gets_no_ratelimit_item_ok() {
+    let (g, s) = gateway("local");
+    let (c, p, _) = wait(g.check(&login(), &s, NOW_MS));
+    // No current_limit (so limit_remaining means nothing): policy only, named by the config.
+    let body = response(1, vec![status(1, 0, 0, None)], &[]);
+    let Decision::Continue(f) = g.resume(p, &answer(c.id, body), &s, NOW_MS) else {
+        panic!()
+    };
+    assert!(f
+        .response_headers
+        .contains(&("ratelimit-policy", "\"2/minute\";q=2;w=60".to_owned())));
+    assert!(
+        !f.response_headers.iter().any(|(k, _)| *k == "ratelimit"),
+        "{:?}",
+        f.response_headers
     );
 }
 
@@ -323,27 +346,59 @@ fn failure_burst_logged_once_then_recovery_ok() {
         id,
         response: Err(CalloutFailure::GrpcStatus(14)),
     };
+    let later = NOW_MS + crate::gateway::rls::LOG_INTERVAL_MS;
     let (c, p, _) = wait(g.check(&login(), &s, NOW_MS));
     let _ = g.resume(p, &fail(c.id), &s, NOW_MS);
     let (_, line) = g.rate_limit_service_report().unwrap();
     assert!(line.unwrap().contains("failure_mode: allow"));
-    let (c, p, _) = wait(g.check(&login(), &s, NOW_MS));
+    let (c, p, _) = wait(g.check(&login(), &s, later));
     let ok = response(1, vec![status(1, 1, 1, None)], &[]);
-    let _ = g.resume(p, &answer(c.id, ok), &s, NOW_MS);
+    let _ = g.resume(p, &answer(c.id, ok), &s, later);
     let (failed, line) = g.rate_limit_service_report().unwrap();
     assert_eq!(
-        (failed, line),
+        (failed, line.as_deref()),
         (0, Some("keygate: the rate-limit service answers again"))
     );
     // No log line ever names a descriptor value.
-    let (c, p, _) = wait(g.check(&login(), &s, NOW_MS));
-    let _ = g.resume(p, &fail(c.id), &s, NOW_MS);
+    let at = later + crate::gateway::rls::LOG_INTERVAL_MS;
+    let (c, p, _) = wait(g.check(&login(), &s, at));
+    let _ = g.resume(p, &fail(c.id), &s, at);
     assert!(!g
         .rate_limit_service_report()
         .unwrap()
         .1
         .unwrap()
         .contains("203.0.113.9"));
+}
+
+#[test]
+fn flapping_service_logs_once_per_interval_with_a_count_ok() {
+    let (g, s) = gateway("allow");
+    let fail = |id| CalloutResult {
+        id,
+        response: Err(CalloutFailure::GrpcStatus(14)),
+    };
+    let mut lines = Vec::new();
+    // Fail, recover, fail, … every 100 ms for 5 s: one line (the first failure).
+    for i in 0..50u64 {
+        let now = NOW_MS + i * 100;
+        let (c, p, _) = wait(g.check(&login(), &s, now));
+        let result = if i % 2 == 0 {
+            fail(c.id)
+        } else {
+            answer(c.id, response(1, vec![status(1, 1, 1, None)], &[]))
+        };
+        let _ = g.resume(p, &result, &s, now);
+        lines.extend(g.rate_limit_service_report().unwrap().1);
+    }
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    // After the interval the state it is in now is logged, with the failures meanwhile.
+    let now = NOW_MS + crate::gateway::rls::LOG_INTERVAL_MS;
+    let (c, p, _) = wait(g.check(&login(), &s, now));
+    let ok = answer(c.id, response(1, vec![status(1, 1, 1, None)], &[]));
+    let _ = g.resume(p, &ok, &s, now);
+    let line = g.rate_limit_service_report().unwrap().1.unwrap();
+    assert!(line.contains("answers again (24 failed calls"), "{line}");
 }
 
 #[test]
@@ -538,4 +593,54 @@ fn token_cache_hit_still_asks_the_service_ok() {
     // Verified once, then served from the verified-token cache: every request was still asked.
     let (hits, misses) = g.token_cache_stats();
     assert_eq!((hits, misses), (2, 1));
+}
+
+#[test]
+fn blank_header_value_falls_back_to_the_address_ok() {
+    let mut v: serde_json::Value = serde_json::from_str(&config("local", "")).unwrap();
+    v["rate_limits"] = serde_json::json!([
+        {"name": "api", "prefix": "/api/auth/", "key": "header:x-api-key", "limit": "2/minute",
+         "scope": "global"}
+    ]);
+    let g = Gateway::from_json(v.to_string().as_bytes()).unwrap();
+    let s = MemoryStore::new();
+    g.prepare_store(&s).unwrap();
+    for blank in ["", " ", "\t "] {
+        let r = login().with_headers(&[("x-api-key", blank)]);
+        let (_, _, req) = wait(g.check(&r, &s, NOW_MS));
+        // Never an empty descriptor value (the protocol needs one byte at least).
+        assert_eq!(
+            entries(&req.descriptors[0]),
+            [("keygate_rule", "api"), ("remote_address", "203.0.113.9")],
+            "{blank:?}"
+        );
+    }
+    let r = login().with_headers(&[("x-api-key", "k-1")]);
+    let (_, _, req) = wait(g.check(&r, &s, NOW_MS));
+    assert_eq!(entries(&req.descriptors[0])[1], ("header", "k-1"));
+}
+
+#[test]
+fn more_descriptors_than_a_call_takes_refused_ok() {
+    let rule = |i: usize, key: &str| {
+        serde_json::json!({"name": format!("r{i}"), "prefix": "/", "key": key,
+            "limit": ["1/second", "2/minute", "3/hour", "4/day"], "scope": "global"})
+    };
+    let build = |n: usize, key: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(&config("local", "")).unwrap();
+        v["rate_limits"] = (0..n).map(|i| rule(i, key)).collect();
+        Gateway::from_json(v.to_string().as_bytes())
+    };
+    // 16 rules × 4 quotas = 64 descriptors in one call: accepted; one more rule is not.
+    for key in ["ip", "sub"] {
+        assert!(build(16, key).is_ok(), "{key}");
+        let e = build(17, key).unwrap_err();
+        assert_eq!(e.field, "rate_limits[16]", "{key}: {e}");
+    }
+    // Pre- and post-token calls are separate: 16 of each is fine.
+    let mut v: serde_json::Value = serde_json::from_str(&config("local", "")).unwrap();
+    v["rate_limits"] = (0..32)
+        .map(|i| rule(i, if i < 16 { "ip" } else { "sub" }))
+        .collect();
+    assert!(Gateway::from_json(v.to_string().as_bytes()).is_ok());
 }

@@ -203,6 +203,26 @@ impl Gateway {
                 ));
             }
         }
+        // One call carries every matching global rule of a stage (one descriptor per quota):
+        // refuse a configuration whose call could exceed what a service takes.
+        for pre in [true, false] {
+            let mut descriptors = 0usize;
+            for (i, r) in limits.rules().iter().enumerate() {
+                if r.is_global() && r.key_source().is_pre_token() == pre {
+                    descriptors += r.limiter().quotas().len();
+                    if descriptors > rls::MAX_DESCRIPTORS_PER_CALL {
+                        return Err(ConfigError::new(
+                            format!("rate_limits[{i}]"),
+                            format!(
+                                "global rules could ask more than {} descriptors (one per \
+                                 quota) in one call; the rate-limit service refuses more",
+                                rls::MAX_DESCRIPTORS_PER_CALL
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         let token_headers: Vec<&str> = sources.iter().map(TokenSource::header_name).collect();
         let claim_headers = ClaimHeaders::new(&config.claims_to_headers, &token_headers)?;
         Ok(Self {

@@ -24,7 +24,7 @@ use crate::ConfigError;
 use prost::Message;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 /// The gRPC service and method of Envoy's rate-limit service protocol.
 pub const RLS_SERVICE: &str = "envoy.service.ratelimit.v3.RateLimitService";
@@ -36,6 +36,12 @@ pub const MAX_RLS_RESPONSE_BYTES: usize = 64 * 1024;
 pub const MAX_SERVICE_HEADERS: usize = 16;
 /// Longest header value taken from an answer.
 pub const MAX_SERVICE_HEADER_VALUE_LEN: usize = 1024;
+/// Most descriptors keygate puts in one call (one per quota of each matching global rule of
+/// a stage): `keygate-ratelimit` takes at most as many; configurations that could ask more
+/// are refused at load.
+pub const MAX_DESCRIPTORS_PER_CALL: usize = 64;
+/// At most one failure/recovery log line per this long (milliseconds).
+pub const LOG_INTERVAL_MS: u64 = 10_000;
 /// Descriptor values longer than this are sent as `sha256:<hex>` of the value.
 pub const MAX_DESCRIPTOR_VALUE_LEN: usize = 256;
 /// Longest `Retry-After` taken from a service (7 days).
@@ -116,8 +122,11 @@ pub struct RateLimitService {
     failing: Cell<bool>,
     /// Failures not yet reported to the shell.
     failures: Cell<u64>,
-    /// The log line for a new failure burst, not yet taken by the shell.
-    log: Cell<Option<&'static str>>,
+    /// The state logged last (`Some(true)`: failing), the time of that line, and the
+    /// failures since it: a service that flaps gets one line per [`LOG_INTERVAL_MS`].
+    logged: Cell<(Option<bool>, u64, u64)>,
+    /// The log line not yet taken by the shell.
+    log: RefCell<Option<String>>,
 }
 
 impl Clone for RateLimitService {
@@ -129,7 +138,8 @@ impl Clone for RateLimitService {
             failure_mode: self.failure_mode,
             failing: Cell::new(false),
             failures: Cell::new(0),
-            log: Cell::new(None),
+            logged: Cell::new((None, 0, 0)),
+            log: RefCell::new(None),
         }
     }
 }
@@ -184,7 +194,8 @@ impl RateLimitService {
             failure_mode: config.failure_mode,
             failing: Cell::new(false),
             failures: Cell::new(0),
-            log: Cell::new(None),
+            logged: Cell::new((None, 0, 0)),
+            log: RefCell::new(None),
         })
     }
 
@@ -239,36 +250,56 @@ impl RateLimitService {
         }
     }
 
-    /// Notes one answer: a failure is counted; the first of a burst gets a log line.
-    pub(super) fn record(&self, failed: bool) {
+    /// Notes one answer at `now_ms`: a failure is counted; a change between failing and
+    /// answering gets a log line, at most one per [`LOG_INTERVAL_MS`] (a change within the
+    /// interval is logged with the next answer after it, with the failures meanwhile).
+    pub(super) fn record(&self, failed: bool, now_ms: u64) {
+        let (logged, at, mut since) = self.logged.get();
         if failed {
             self.failures.set(self.failures.get().saturating_add(1));
-            if !self.failing.replace(true) {
-                self.log.set(Some(match self.failure_mode {
-                    FailureMode::Local => {
-                        "keygate: the rate-limit service failed; global limits are enforced \
-                         per proxy (failure_mode: local) until it answers again"
-                    }
-                    FailureMode::Deny => {
-                        "keygate: the rate-limit service failed; requests under global limits \
-                         are refused (failure_mode: deny) until it answers again"
-                    }
-                    FailureMode::Allow => {
-                        "keygate: the rate-limit service failed; requests under global limits \
-                         pass unlimited (failure_mode: allow) until it answers again"
-                    }
-                }));
-            }
-        } else if self.failing.replace(false) {
-            self.log
-                .set(Some("keygate: the rate-limit service answers again"));
+            since = since.saturating_add(1);
         }
+        self.failing.set(failed);
+        let due = logged.is_none() || now_ms >= at.saturating_add(LOG_INTERVAL_MS);
+        // Nothing to say while it answers and always has, or while the last line still holds.
+        if logged.unwrap_or(false) == failed || !due {
+            self.logged.set((logged, at, since));
+            return;
+        }
+        let line = if failed {
+            match self.failure_mode {
+                FailureMode::Local => {
+                    "keygate: the rate-limit service failed; global limits are enforced \
+                     per proxy (failure_mode: local) until it answers again"
+                }
+                FailureMode::Deny => {
+                    "keygate: the rate-limit service failed; requests under global limits \
+                     are refused (failure_mode: deny) until it answers again"
+                }
+                FailureMode::Allow => {
+                    "keygate: the rate-limit service failed; requests under global limits \
+                     pass unlimited (failure_mode: allow) until it answers again"
+                }
+            }
+        } else {
+            "keygate: the rate-limit service answers again"
+        };
+        let line = if since > 1 || (!failed && since > 0) {
+            format!("{line} ({since} failed calls since the last such line)")
+        } else {
+            line.to_owned()
+        };
+        if let Ok(mut log) = self.log.try_borrow_mut() {
+            *log = Some(line);
+        }
+        self.logged.set((Some(failed), now_ms, 0));
     }
 
     /// Failures since the last call (for `keygate.rate_limit_service_failed`) and the log
-    /// line of a burst that started or ended, if any.
-    pub(super) fn take_report(&self) -> (u64, Option<&'static str>) {
-        (self.failures.replace(0), self.log.take())
+    /// line due, if any.
+    pub(super) fn take_report(&self) -> (u64, Option<String>) {
+        let line = self.log.try_borrow_mut().ok().and_then(|mut l| l.take());
+        (self.failures.replace(0), line)
     }
 }
 
@@ -348,7 +379,9 @@ pub(super) struct Status {
     pub over: bool,
     /// `current_limit`, when it is a quota keygate can state.
     pub limit: Option<Quota>,
-    pub remaining: u32,
+    /// `limit_remaining`, when the service stated `current_limit` (proto3 cannot tell an
+    /// absent `limit_remaining` from 0).
+    pub remaining: Option<u32>,
     /// `duration_until_reset`, whole seconds rounded up.
     pub reset_secs: Option<u64>,
 }
@@ -407,7 +440,7 @@ pub(super) fn interpret(body: &[u8], body_len: usize, asked: usize) -> Result<An
         statuses.push(Status {
             over: status_over,
             limit,
-            remaining: s.limit_remaining,
+            remaining: s.current_limit.is_some().then_some(s.limit_remaining),
             reset_secs,
         });
     }
@@ -429,9 +462,10 @@ pub(super) fn interpret(body: &[u8], body_len: usize, asked: usize) -> Result<An
 }
 
 /// A header the service asks to add, if it is a valid field keygate lets a service set:
-/// a lowercase token name (not one of the framing or keygate's own reply headers) and a value
-/// of visible ASCII, spaces and tabs (no CR, LF or NUL), at most
-/// [`MAX_SERVICE_HEADER_VALUE_LEN`] bytes.
+/// an `x-` extension header (a lowercase token name such as envoyproxy/ratelimit's
+/// `x-ratelimit-remaining`) that is not one keygate, Envoy or a browser's security model
+/// gives a meaning (see [`service_header_allowed`]), with a value of visible ASCII, spaces
+/// and tabs (no CR, LF or NUL), at most [`MAX_SERVICE_HEADER_VALUE_LEN`] bytes.
 fn service_header(h: &wire::HeaderValue) -> Option<(String, String)> {
     let name = h.key.to_ascii_lowercase();
     let value = if h.value.is_empty() {
@@ -439,37 +473,55 @@ fn service_header(h: &wire::HeaderValue) -> Option<(String, String)> {
     } else {
         h.value.clone()
     };
-    let token = !name.is_empty()
-        && name.len() <= 128
-        && name.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
-        });
-    const RESERVED: [&str; 7] = [
-        "content-length",
-        "content-type",
-        "transfer-encoding",
-        "connection",
-        "cache-control",
-        "www-authenticate",
-        "set-cookie",
-    ];
     let value_ok = value.len() <= MAX_SERVICE_HEADER_VALUE_LEN
         && value
             .bytes()
             .all(|b| b == b'\t' || (b' '..=b'~').contains(&b));
-    (token && value_ok && !RESERVED.contains(&name.as_str())).then_some((name, value))
+    (value_ok && service_header_allowed(&name)).then_some((name, value))
 }
 
-/// `RateLimit-Policy` / `RateLimit` items for a status (`fallback`: the quota asked).
-pub(super) fn status_headers(status: &Status, fallback: Quota) -> (String, String) {
-    let q = status.limit.unwrap_or(fallback);
+/// Whether a rate-limit service may add response header `name` (lowercase): only `x-`
+/// extension headers, never keygate's identity and reply headers (`x-keygate-*`,
+/// `x-user-*`), Envoy's (`x-envoy-*`), proxy headers (`x-forwarded-*`, `x-real-ip`,
+/// `x-request-id`) or the security headers (`x-frame-options`, `x-content-type-options`,
+/// `x-xss-protection`, `x-permitted-cross-domain-policies`, `x-dns-prefetch-control`).
+/// Everything else (`retry-after`, `ratelimit*`, `content-*`, `location`, hop-by-hop,
+/// `access-control-*`, `strict-transport-security`, `set-cookie`, …) keygate leaves alone.
+#[must_use]
+pub fn service_header_allowed(name: &str) -> bool {
+    const RESERVED_PREFIXES: [&str; 4] = ["x-keygate-", "x-user-", "x-envoy-", "x-forwarded-"];
+    const RESERVED: [&str; 7] = [
+        "x-real-ip",
+        "x-request-id",
+        "x-frame-options",
+        "x-content-type-options",
+        "x-xss-protection",
+        "x-permitted-cross-domain-policies",
+        "x-dns-prefetch-control",
+    ];
+    let token = name.len() <= 128
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
+        });
+    token
+        && name.len() > 2
+        && name.starts_with("x-")
+        && !RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
+        && !RESERVED.contains(&name)
+}
+
+/// `RateLimit-Policy` / `RateLimit` items for a status (`configured`: the quota asked, which
+/// names the policy). The `RateLimit` item only when the service stated the limit (so
+/// `limit_remaining` means something) and `duration_until_reset`.
+pub(super) fn status_headers(status: &Status, configured: Quota) -> (String, Option<String>) {
+    let q = status.limit.unwrap_or(configured);
+    let state = match (status.remaining, status.reset_secs) {
+        (Some(r), Some(t)) => Some(format!("\"{configured}\";r={r};t={t}")),
+        _ => None,
+    };
     (
-        format!("\"{q}\";q={};w={}", q.count(), q.period_secs()),
-        format!(
-            "\"{q}\";r={};t={}",
-            status.remaining,
-            status.reset_secs.unwrap_or(0)
-        ),
+        format!("\"{configured}\";q={};w={}", q.count(), q.period_secs()),
+        state,
     )
 }
 
@@ -623,6 +675,86 @@ mod tests {
         ] {
             assert_eq!(service_header(&bad), None, "{bad:?}");
         }
+        // Only `x-` extension headers, and none keygate, Envoy or browsers give a meaning.
+        for name in [
+            "retry-after",
+            "ratelimit",
+            "ratelimit-policy",
+            "strict-transport-security",
+            "access-control-allow-origin",
+            "location",
+            "content-encoding",
+            "content-security-policy",
+            "host",
+            "keep-alive",
+            "te",
+            "upgrade",
+            "proxy-authenticate",
+            "x-",
+            "x-keygate-sub",
+            "x-user-id",
+            "x-envoy-upstream-service-time",
+            "x-forwarded-for",
+            "x-request-id",
+            "x-frame-options",
+            "x-content-type-options",
+        ] {
+            assert_eq!(service_header(&h(name, "v", b"")), None, "{name}");
+        }
+        for name in ["x-ratelimit-remaining", "x-ratelimit-limit", "x-quota"] {
+            assert!(service_header(&h(name, "1", b"")).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn status_headers_leave_out_what_the_service_did_not_state_ok() {
+        let q: Quota = "5/minute".parse().unwrap();
+        let bare = Status {
+            over: false,
+            limit: None,
+            remaining: None,
+            reset_secs: None,
+        };
+        assert_eq!(
+            status_headers(&bare, q),
+            ("\"5/minute\";q=5;w=60".to_owned(), None)
+        );
+        let no_reset = Status {
+            remaining: Some(3),
+            ..bare.clone()
+        };
+        assert_eq!(status_headers(&no_reset, q).1, None);
+        // The service's own limit gives q/w; the configured quota keeps naming the policy.
+        let stated = Status {
+            over: false,
+            limit: Some("10/hour".parse().unwrap()),
+            remaining: Some(3),
+            reset_secs: Some(9),
+        };
+        assert_eq!(
+            status_headers(&stated, q),
+            (
+                "\"5/minute\";q=10;w=3600".to_owned(),
+                Some("\"5/minute\";r=3;t=9".to_owned())
+            )
+        );
+    }
+
+    #[test]
+    fn remaining_believed_only_with_a_stated_limit_ok() {
+        let body = wire::RateLimitResponse {
+            overall_code: CODE_OK,
+            statuses: vec![wire::DescriptorStatus {
+                code: CODE_OK,
+                current_limit: None,
+                limit_remaining: 0,
+                duration_until_reset: None,
+            }],
+            response_headers_to_add: vec![],
+        }
+        .encode_to_vec();
+        let a = interpret(&body, body.len(), 1).unwrap();
+        assert_eq!(a.statuses[0].remaining, None);
     }
 
     #[test]

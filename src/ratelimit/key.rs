@@ -39,14 +39,18 @@ impl KeySource {
     }
 
     /// The key string to fingerprint: `sub:<sub>` for `sub` with a principal, `hdr:<value>` for
-    /// `header:` with the header present, otherwise the client address key ([`ip_key`];
+    /// `header:` with the header present and not blank, otherwise the client address key ([`ip_key`];
     /// `ip:unknown`, one shared bucket, when the shell has no address). The namespaces keep a
     /// subject, a header value and an address from ever sharing a bucket.
     #[must_use]
     pub fn key(&self, client_ip: Option<&str>, sub: Option<&str>, header: Option<&str>) -> String {
         match (self, sub, header) {
             (Self::Sub, Some(sub), _) => format!("sub:{sub}"),
-            (Self::Header(_), _, Some(value)) => format!("hdr:{value}"),
+            // An empty (or blank) value is no value: the descriptor protocol needs one byte
+            // at least, and a client must not pick a bucket (or a failure) by sending `""`.
+            (Self::Header(_), _, Some(value)) if !value.trim().is_empty() => {
+                format!("hdr:{value}")
+            }
             _ => ip_key(client_ip.unwrap_or("unknown")),
         }
     }
@@ -115,6 +119,20 @@ pub fn ip_key(client_ip: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn blank_header_value_is_no_value_ok() {
+        let k: KeySource = "header:x-api-key".parse().unwrap();
+        let ip = k.key(Some("198.51.100.9"), None, None);
+        for blank in ["", " ", "\t", " \t "] {
+            assert_eq!(
+                k.key(Some("198.51.100.9"), None, Some(blank)),
+                ip,
+                "{blank:?}"
+            );
+        }
+        assert_eq!(k.key(Some("198.51.100.9"), None, Some("a")), "hdr:a");
+    }
 
     #[test]
     fn parse_round_trip_ok() {
