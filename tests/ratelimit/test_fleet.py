@@ -125,8 +125,9 @@ def expect_failure(f, mode, client, failed_before):
     return f.failed()
 
 
-def expect_exact(f, client, deadline=10):
-    """Once the service answers again, the fleet is exact again (3 for the whole fleet)."""
+def expect_exact(f, client, deadline=30):
+    """Once the service answers again, the fleet is exact again (3 for the whole fleet).
+    The deadline is generous: on a loaded 2-core host the service's reconnect to Redis can lag."""
     end = time.monotonic() + deadline
     while True:
         failed = f.failed()
