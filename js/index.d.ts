@@ -620,15 +620,18 @@ export class Keygate {
 
   /**
    * Completes a reset: new hash, every session ended, MFA lock cleared.
-   * @throws KeygateError `reset_token_stale`, `token_expired`, `token_mismatch`, `password_too_short`, …
+   * `blocklist` / `breachCount` are checked on the new password first, as by {@link hashPassword}.
+   * @throws KeygateError `reset_token_stale`, `token_expired`, `token_mismatch`, `password_too_short`,
+   * `password_blocklisted`, `password_breached`, …
    */
-  resetPassword(token: string, user: UserRecord, newPassword: string, options?: NowOptions & { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
+  resetPassword(token: string, user: UserRecord, newPassword: string, options?: NowOptions & NewPasswordChecks & { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
 
   /**
    * A password change proven by the current password; then as resetPassword.
-   * @throws KeygateError `reauthentication_required` for a wrong current password.
+   * @throws KeygateError `reauthentication_required` for a wrong current password;
+   * `password_blocklisted` / `password_breached` from `blocklist` / `breachCount`.
    */
-  changePassword(user: UserRecord, currentPassword: string, newPassword: string, options?: { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
+  changePassword(user: UserRecord, currentPassword: string, newPassword: string, options?: NewPasswordChecks & { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
 
   /** The `Set-Cookie` value that deletes the session cookie (sign-out). */
   destroySessionCookie(): string;
@@ -701,7 +704,10 @@ export interface ThrottledLogin {
 
 // ---- Breached and blocklisted passwords (issue 13, NIST 800-63B §3.1.1.2) --------------------
 
-/** Checks {@link hashPassword} runs on a new password before hashing it. */
+/**
+ * Checks {@link hashPassword} (and {@link Keygate.resetPassword} / {@link Keygate.changePassword})
+ * run on a new password before hashing it; the core decides.
+ */
 export interface NewPasswordChecks {
   /**
    * Context words the password must not contain (case-insensitive; words under 4 characters

@@ -620,7 +620,7 @@ export class Keygate {
     str(token, "token");
     const u = userJson(user, { needHash: true });
     str(newPassword, "newPassword");
-    const o = opts(options);
+    const o = checkContext(newPassword, opts(options));
     const now = nowOf(o);
     const mfa = mfaStateJson(own(o, "mfaState"), "options.mfaState");
     const sessions = sessionStateJson(own(o, "sessionState"));
@@ -631,7 +631,7 @@ export class Keygate {
     const u = userJson(user, { needHash: true });
     str(currentPassword, "currentPassword");
     str(newPassword, "newPassword");
-    const o = opts(options);
+    const o = checkContext(newPassword, opts(options));
     const mfa = mfaStateJson(own(o, "mfaState"), "options.mfaState");
     const sessions = sessionStateJson(own(o, "sessionState"));
     return JSON.parse(call(() => this.#core.changePassword(u, currentPassword, newPassword, mfa, sessions)));

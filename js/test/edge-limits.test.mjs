@@ -151,3 +151,18 @@ test("hashPassword: breachCount and blocklist are refused with clear codes befor
   assert.throws(() => hashPassword("x".repeat(10), { breachCount: -1 }), { code: "invalid_input", field: "options.breachCount" });
   assert.throws(() => hashPassword("x".repeat(10), { blocklist: "keygate" }), { code: "invalid_input", field: "options.blocklist" });
 });
+
+test("changePassword / resetPassword: blocklist and breachCount checked on the new password by the core", () => {
+  const user = { id: "u3", passwordHash: hashPassword("correct horse", FAST), roles: [] };
+  assert.throws(() => kg.changePassword(user, "correct horse", "bob.jones-keygate", { blocklist: ["keygate"] }), { code: "password_blocklisted" });
+  assert.throws(() => kg.changePassword(user, "correct horse", "bob.jones-2026!", { blocklist: ["bob.jones@example.com"] }), { code: "password_blocklisted" });
+  assert.throws(() => kg.changePassword(user, "correct horse", "a new passphrase", { breachCount: 1 }), { code: "password_breached" });
+  const changed = kg.changePassword(user, "correct horse", "a new passphrase", { breachCount: 0, blocklist: ["keygate", "bob.jones@example.com"] });
+  assert.equal(verifyPassword(changed.passwordHash, "a new passphrase"), true);
+  const token = kg.requestPasswordReset(user);
+  assert.throws(() => kg.resetPassword(token, user, "keygate forever", { blocklist: ["keygate"] }), { code: "password_blocklisted" });
+  assert.throws(() => kg.resetPassword(token, user, "a new passphrase", { breachCount: 7 }), { code: "password_breached" });
+  // The refusals spent nothing: the same link still works.
+  assert.equal(verifyPassword(kg.resetPassword(token, user, "another passphrase", { blocklist: ["keygate"] }).passwordHash, "another passphrase"), true);
+  assert.throws(() => kg.changePassword(user, "correct horse", "a new passphrase", { blocklist: "keygate" }), { code: "invalid_input", field: "options.blocklist" });
+});
