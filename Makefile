@@ -189,9 +189,11 @@ demo: setup-python setup-demo build-envoy build-js
 demo-check: setup-python setup-demo build-envoy build-js
 	node tests/demo/check.mjs
 
-## test-demo: demo-check, the issue-14 attack classes over HTTP, then the same story in headless Chromium (screenshots in target/)
+## test-demo: demo-check, the issue-14 attack classes over HTTP, worker-only mode's rate limits (workerd
+## without Envoy), then the same story in headless Chromium (screenshots in target/)
 test-demo: demo-check
 	node tests/demo/hardening.mjs
+	node tests/demo/worker-only.mjs
 	node tests/demo/browser.mjs
 
 # npm deps of the demo runner/tests (playwright-core never downloads a browser: Debian's chromium

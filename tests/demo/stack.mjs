@@ -148,10 +148,12 @@ export class Stack {
    * @param {object} o
    * @param {string} o.dataDir     where the Durable Object SQLite files, keys and logs live
    * @param {number} [o.publicPort] Envoy's public port; 0 or absent = a free one
+   * @param {object} [o.workerEnv]  extra environment of workerd (`{WORKER_ONLY: "1"}`)
    */
-  constructor({ dataDir, publicPort = 0 }) {
+  constructor({ dataDir, publicPort = 0, workerEnv = {} }) {
     this.dataDir = resolve(dataDir);
     this.publicPort = publicPort;
+    this.workerEnv = workerEnv;
     this.demoToken = randomBytes(24).toString("base64url");
   }
 
@@ -207,9 +209,23 @@ export class Stack {
     return this;
   }
 
+  /** workerd alone, no Envoy (worker-only mode's tests): the worker on a free port, seeded. */
+  async startWorkerOnly({ seed = true } = {}) {
+    checkWorkerPackage();
+    mkdirSync(join(this.dataDir, "do"), { recursive: true, mode: 0o700 });
+    this.keys = loadKeys(this.dataDir);
+    this.workerPort = await freePort();
+    this.apiPort = await freePort();
+    await this.startWorker();
+    if (seed) this.seeded = await this.seed();
+    return this;
+  }
+
   async startWorker() {
     const env = {
       ...process.env,
+      WORKER_ONLY: "0", // behind Envoy unless a test asks for worker-only mode
+      ...this.workerEnv,
       SIGNING_KEY: JSON.stringify(this.keys.signingKey),
       SESSION_SECRET: this.keys.sessionSecret,
       ISSUER,

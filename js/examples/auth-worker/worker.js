@@ -1,5 +1,6 @@
 // The auth worker's entry: the static login page, the JWKS, and /api/auth/* forwarded to the
-// Durable Object of the one account the request is about. Envoy sits in front of this worker.
+// Durable Object of the one account the request is about. Envoy sits in front of this worker, or,
+// in worker-only mode (`WORKER_ONLY=1`), nothing: then limits.js applies the seed's rate limits.
 //
 // Sharding: one AuthStore object per normalised email (`idFromName(email)`); the user id is
 // that object's id, so a token's or a session's `sub` names its object (`idFromString(sub)`).
@@ -10,8 +11,10 @@ import appJs from "./public/app.js";
 import appCss from "./public/app.css";
 import { error, json, MAX_BODY_BYTES } from "./http.js";
 import { keygateFor, emailKey } from "./auth.js";
+import { workerOnly, limited } from "./limits.js";
 
 export { AuthStore } from "./auth.js";
+export { RateLimiter } from "./limits.js";
 
 const PAGE_HEADERS = {
   "cache-control": "no-cache",
@@ -168,6 +171,8 @@ export default {
       });
     }
     try {
+      // Worker-only mode (no Envoy in front): the seed's rate limits, applied here (limits.js).
+      if (workerOnly(env)) return await limited(request, env, url.pathname, keygate(env), () => route(request, env, url));
       return await route(request, env, url);
     } catch (e) {
       console.error("auth worker error:", e?.stack ?? e);

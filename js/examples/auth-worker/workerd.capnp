@@ -1,7 +1,7 @@
 # workerd config for the keygate auth worker and the demo API.
 #
 #   npm install        # links the keygate package (file:../..), built by `make build-js`
-#   SIGNING_KEY=… SESSION_SECRET=… ISSUER=… AUDIENCE=… DEMO_TOKEN=… \
+#   SIGNING_KEY=… SESSION_SECRET=… ISSUER=… AUDIENCE=… DEMO_TOKEN=… [WORKER_ONLY=1] \
 #     npx workerd serve workerd.capnp --directory-path demo-data=/abs/path/.demo-data/do \
 #       --socket-addr auth=127.0.0.1:8787 --socket-addr api=127.0.0.1:8788
 #
@@ -28,6 +28,7 @@ const authWorker :Workerd.Worker = (
     (name = "auth.js", esModule = embed "auth.js"),
     (name = "store.js", esModule = embed "store.js"),
     (name = "http.js", esModule = embed "http.js"),
+    (name = "limits.js", esModule = embed "limits.js"),
     (name = "public/index.html", text = embed "public/index.html"),
     (name = "public/app.js", text = embed "public/app.js"),
     (name = "public/app.css", text = embed "public/app.css"),
@@ -42,15 +43,19 @@ const authWorker :Workerd.Worker = (
   ],
   bindings = [
     (name = "AUTH", durableObjectNamespace = "AuthStore"),
+    (name = "LIMITS", durableObjectNamespace = "RateLimiter"),       # worker-only mode's rate limits
     # Secrets and per-run values come from the environment, never from this file.
     (name = "SIGNING_KEY", fromEnvironment = "SIGNING_KEY"),        # private JWK (EdDSA)
     (name = "SESSION_SECRET", fromEnvironment = "SESSION_SECRET"),  # ≥ 32 bytes
     (name = "ISSUER", fromEnvironment = "ISSUER"),
     (name = "AUDIENCE", fromEnvironment = "AUDIENCE"),
     (name = "DEMO_TOKEN", fromEnvironment = "DEMO_TOKEN"),          # guards /__demo/*
+    # "1": no Envoy in front, the worker applies the seed's rate limits itself (limits.js).
+    (name = "WORKER_ONLY", fromEnvironment = "WORKER_ONLY"),
   ],
   durableObjectNamespaces = [
     (className = "AuthStore", uniqueKey = "keygate-demo-auth-store", enableSql = true),
+    (className = "RateLimiter", uniqueKey = "keygate-demo-rate-limiter", enableSql = true),
   ],
   durableObjectStorage = (localDisk = "demo-data"),
 );

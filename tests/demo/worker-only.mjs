@@ -1,0 +1,173 @@
+// Worker-only mode (issue 13): the auth worker in a real workerd with no Envoy in front and
+// WORKER_ONLY=1 applies the seed's rate limits itself, with its state in Durable Objects.
+// Run by `make test-demo`. Exit code 0 only if every step passed.
+//
+// The client address: the worker reads CF-Connecting-IP, which Cloudflare's edge sets on every
+// request; here the test plays that edge and sends the header itself. "Reaching the password
+// check" is observable: a wrong password answers 401 invalid_credentials, a request stopped by
+// a limit answers 429 rate_limited before the account's Durable Object sees it.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Stack } from "./stack.mjs";
+import { request, totpCode } from "./client.mjs";
+
+const root = mkdtempSync(join(tmpdir(), "keygate-worker-only-"));
+const stacks = [];
+const started = Date.now();
+let step = 0;
+
+async function check(name, fn) {
+  step += 1;
+  const t0 = Date.now();
+  await fn();
+  console.log(`  ✓ ${String(step).padStart(2)} ${name} (${Date.now() - t0} ms)`);
+}
+
+async function start(name, workerEnv, opts) {
+  const s = new Stack({ dataDir: join(root, name), workerEnv });
+  stacks.push(s);
+  return s.startWorkerOnly(opts);
+}
+
+let addr = 0;
+/** A fresh documentation address (RFC 5737) per call unless one is given. */
+const fresh = () => `198.51.100.${++addr}`;
+const call = (stack, method, path, { ip, ...opts } = {}) =>
+  request(stack.workerUrl, method, path, { ...opts, headers: { "cf-connecting-ip": ip ?? fresh(), ...opts.headers } });
+const parallel = (n, f) => Promise.all(Array.from({ length: n }, (_, i) => f(i)));
+
+/** Counts the answers by `status error`; asserts every 429 carries the limit's headers. */
+function tally(answers, policy) {
+  const counts = {};
+  for (const r of answers) {
+    const key = `${r.status} ${r.json?.error}`;
+    counts[key] = (counts[key] ?? 0) + 1;
+    if (r.status === 429) {
+      assert.match(r.headers["retry-after"] ?? "", /^[1-9][0-9]*$/, "429 without Retry-After");
+      assert.equal(r.headers["ratelimit-policy"], policy);
+      assert.match(r.headers.ratelimit ?? "", /;r=0;t=[0-9]+$/);
+    }
+  }
+  return counts;
+}
+
+let failed = false;
+try {
+  const on = await start("on", { WORKER_ONLY: "1" });
+  const users = Object.fromEntries(on.seeded.users.map((u) => [u.email, u]));
+  const LOGIN = '"5/minute";q=5;w=60';
+
+  await check("20 parallel wrong logins from one address: exactly 5 reach the password check", async () => {
+    const ip = "203.0.113.7";
+    const answers = await parallel(20, () =>
+      call(on, "POST", "/api/auth/login", { ip, body: { email: "user@example.com", password: "wrong password" } }));
+    assert.deepEqual(tally(answers, LOGIN), { "401 invalid_credentials": 5, "429 rate_limited": 15 });
+    // The admitted answers carry the RateLimit headers too (the per-address quota).
+    const ok = answers.find((r) => r.status === 401);
+    assert.equal(ok.headers["ratelimit-policy"], LOGIN);
+    assert.match(ok.headers.ratelimit, /^"5\/minute";r=[0-4];t=[0-9]+$/);
+    // The address is spent for every account, the right password included.
+    const right = await call(on, "POST", "/api/auth/login", { ip, body: { email: "admin@example.com", password: users["admin@example.com"].password } });
+    assert.equal(right.status, 429, right.text);
+  });
+
+  await check("20 parallel wrong logins at one account from 20 addresses: exactly 5 reach the password check", async () => {
+    const answers = await parallel(20, () =>
+      call(on, "POST", "/api/auth/login", { body: { email: "doctor@example.com", password: "wrong password" } }));
+    assert.deepEqual(tally(answers, LOGIN), { "401 invalid_credentials": 5, "429 rate_limited": 15 });
+    // The account is spent from any address, for its own right password too; another is not.
+    const doctor = await call(on, "POST", "/api/auth/login", { body: { email: "Doctor@Example.com", password: users["doctor@example.com"].password } });
+    assert.equal(doctor.status, 429, "the account limit keys on the normalised email");
+    const admin = await call(on, "POST", "/api/auth/login", { body: { email: "admin@example.com", password: users["admin@example.com"].password } });
+    assert.equal(admin.status, 200, admin.text);
+  });
+
+  await check("an unknown account is limited exactly like a real one (a 429 tells nothing)", async () => {
+    const answers = await parallel(20, () =>
+      call(on, "POST", "/api/auth/login", { body: { email: "nobody@example.com", password: "wrong password" } }));
+    assert.deepEqual(tally(answers, LOGIN), { "401 invalid_credentials": 5, "429 rate_limited": 15 });
+  });
+
+  await check("MFA: 5/minute per address and per account (the MFA token's user)", async () => {
+    const MFA = '"5/minute";q=5;w=60';
+    const bad = await parallel(20, () =>
+      call(on, "POST", "/api/auth/mfa", { ip: "203.0.113.9", body: { mfa_token: "not-a-token", code: "123456" } }));
+    assert.deepEqual(tally(bad, MFA), { "401 mfa_token_invalid": 5, "429 rate_limited": 15 });
+    // An account with MFA on; then 20 guesses at its code from 20 addresses.
+    const ip = fresh();
+    const pw = users["admin@example.com"].password;
+    const login = await call(on, "POST", "/api/auth/login", { ip, body: { email: "admin@example.com", password: pw } });
+    assert.equal(login.status, 200, login.text);
+    const token = login.json.access_token;
+    const setup = await call(on, "POST", "/api/auth/mfa/setup", { token, body: { password: pw } });
+    assert.equal(setup.status, 200, setup.text);
+    const verify = await call(on, "POST", "/api/auth/mfa/verify", { token, body: { code: totpCode(setup.json.secret) } });
+    assert.equal(verify.status, 200, verify.text);
+    const pending = await call(on, "POST", "/api/auth/login", { body: { email: "admin@example.com", password: pw } });
+    assert.equal(pending.json?.mfa_required, true, pending.text);
+    const guesses = await parallel(20, () =>
+      call(on, "POST", "/api/auth/mfa", { body: { mfa_token: pending.json.mfa_token, code: "000000" } }));
+    const counts = tally(guesses, MFA);
+    assert.equal(counts["429 rate_limited"], 15, JSON.stringify(counts));
+    // The 5 that reached the account were answered by the account's MFA check (wrong code).
+    assert.equal(guesses.filter((r) => r.status === 401).length, 5, JSON.stringify(counts));
+  });
+
+  await check("password reset: 3/hour per address and per account", async () => {
+    const RESET = '"3/hour";q=3;w=3600';
+    const ip = fresh();
+    const byAddress = [];
+    for (let i = 0; i < 5; i++) {
+      byAddress.push(await call(on, "POST", "/api/auth/password-reset", { ip, body: { email: `reset-${i}@example.com` } }));
+    }
+    assert.deepEqual(tally(byAddress, RESET), { "200 undefined": 3, "429 rate_limited": 2 });
+    const byAccount = await parallel(8, () => call(on, "POST", "/api/auth/password-reset", { body: { email: "reset-target@example.com" } }));
+    assert.deepEqual(tally(byAccount, RESET), { "200 undefined": 3, "429 rate_limited": 5 });
+  });
+
+  await check("other endpoints: the defaults, 200/day + 50/hour per address", async () => {
+    const ip = fresh();
+    const answers = [];
+    for (let i = 0; i < 51; i++) answers.push(await call(on, "POST", "/api/auth/refresh", { ip, body: { refresh_token: "x" } }));
+    const counts = tally(answers, '"200/day";q=200;w=86400, "50/hour";q=50;w=3600');
+    assert.deepEqual(counts, { "401 refresh_revoked": 50, "429 rate_limited": 1 });
+    assert.match(answers[0].headers.ratelimit, /"50\/hour";r=49/);
+  });
+
+  await check("sign-up refuses a password made of the service's name or the address (password_blocklisted)", async () => {
+    for (const [email, password] of [["ann@example.com", "my keygate demo password"], ["ann.lee@example.com", "ann.lee-is-the-best"]]) {
+      const r = await call(on, "POST", "/api/auth/register", { body: { email, password } });
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json.error, "password_blocklisted");
+    }
+    const ok = await call(on, "POST", "/api/auth/register", { body: { email: "ann@example.com", password: "correct horse battery staple" } });
+    assert.equal(ok.status, 202, ok.text);
+  });
+
+  await check("switch off (behind Envoy): no limits in the worker, no RateLimit headers", async () => {
+    const off = await start("off", {});
+    const answers = await parallel(8, () =>
+      call(off, "POST", "/api/auth/login", { ip: "203.0.113.7", body: { email: "user@example.com", password: "wrong password" } }));
+    assert.deepEqual(tally(answers, ""), { "401 invalid_credentials": 8 });
+    assert.ok(answers.every((r) => r.headers.ratelimit === undefined && r.headers["ratelimit-policy"] === undefined));
+  });
+
+  await check("a switch value that is neither on nor off: every API request refused (500), never unlimited", async () => {
+    const typo = await start("typo", { WORKER_ONLY: "yes" }, { seed: false });
+    const r = await call(typo, "POST", "/api/auth/login", { body: { email: "user@example.com", password: "wrong password" } });
+    assert.equal(r.status, 500, r.text);
+    assert.equal(r.json.error, "internal_error");
+  });
+} catch (e) {
+  failed = true;
+  console.error(`\n  ✗ step ${step + 1} failed: ${e.message}`);
+  if (!e.demo) console.error(e.stack);
+  console.error(`  logs kept in ${root}`);
+} finally {
+  for (const s of stacks) await s.stop();
+}
+if (!failed) rmSync(root, { recursive: true, force: true });
+console.log(failed ? "worker-only: FAILED" : `worker-only: all ${step} steps passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+process.exit(failed ? 1 : 0);
