@@ -666,6 +666,23 @@ export interface RateLimitResult {
  * const r = checkRateLimit("5/minute", await storage.get(key) ?? null);
  * await storage.put(key, r.state);
  * if (!r.allowed) return new Response("slow down", { status: 429, headers: r.headers });
+ *
+ * @example
+ * // Worker-only mode of the example auth worker (js/examples/auth-worker/limits.js, switched
+ * // on by the variable WORKER_ONLY = "1"; off behind Envoy, whose filter applies the limits):
+ * // one Durable Object per key, read-decide-write with no await in between.
+ * export class RateLimiter extends DurableObject {
+ *   check(limit) {
+ *     const sql = this.ctx.storage.sql;
+ *     const row = sql.exec("SELECT state FROM rate WHERE id = 1").toArray()[0];
+ *     const d = checkRateLimit(limit, row ? row.state : null);
+ *     sql.exec("INSERT INTO rate (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state", d.state);
+ *     return d;
+ *   }
+ * }
+ * const ip = request.headers.get("cf-connecting-ip"); // set by Cloudflare's edge
+ * const d = await env.LIMITS.get(env.LIMITS.idFromName(`login:5/minute:ip:${ip}`)).check("5/minute");
+ * if (!d.allowed) return Response.json({ error: "rate_limited" }, { status: 429, headers: d.headers });
  */
 export function checkRateLimit(limit: string | string[], state: string | null, options?: NowOptions): RateLimitResult;
 
