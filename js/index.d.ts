@@ -263,7 +263,7 @@ export function generateSigningKey(algorithm: "HS256" | "HS384" | "HS512" | "EdD
 /** A duration: whole seconds, or a string like `"15m"`, `"1h30m"`, `"14d"`. */
 export type Duration = number | string;
 
-/** `new Keygate(config)`. Exactly one of `secret` / `signingKey`. Unknown fields are refused. */
+/** `new Keygate(config)`. Exactly one of `secret` / `signingKey` / `signingKeys`. Unknown fields are refused. */
 export interface KeygateConfig {
   /** HMAC secret for HS256/384/512 tokens, at least 32 bytes (string: its UTF-8 bytes). Also the session secret unless `session.secret` is set. */
   secret?: string | Uint8Array;
@@ -271,6 +271,17 @@ export interface KeygateConfig {
   algorithm?: string;
   /** Private signing key: a JWK (object or JSON text; `oct` with `alg`, OKP Ed25519, EC P-256) or a PKCS#8 PEM (then set `algorithm`). Its public half is served by {@link Keygate.jwks}. */
   signingKey?: Jwk | string;
+  /**
+   * Signing-key rotation: `[current, ...previous]`. The first (a private JWK) signs every new token;
+   * every key verifies; {@link Keygate.jwks} publishes the public half of each asymmetric one (with its `kid`).
+   * Every key needs its own `kid` (`config_invalid` naming `signingKeys[i].kid`). Later keys may be private
+   * JWKs or only their public half. `oct` keys (HMAC) rotate the same way and are never published; `oct` and
+   * asymmetric keys may be mixed (e.g. migrating from a secret to EdDSA), each key pinned to its own `alg`.
+   * Not with `secret`, `signingKey`, `algorithm` or `keyId`; sessions then need `session.secret`.
+   * @example
+   * new Keygate({ signingKeys: [newKey, oldKey], session: { secret } });
+   */
+  signingKeys?: Array<Jwk | string>;
   /** `kid` written into token headers (overrides the JWK's). */
   keyId?: string;
   /** `iss` put into and required of every token. */
@@ -301,7 +312,7 @@ export interface KeygateConfig {
   totp?: TotpOptions & { window?: number };
   /** Session cookies. Defaults: `__Host-session`, 1 h absolute, 30 min idle, SameSite=Strict. */
   session?: {
-    /** HMAC secret (≥ 32 bytes). Defaults to the top-level `secret`; required with `signingKey`. */
+    /** HMAC secret (≥ 32 bytes). Defaults to the top-level `secret`; required with `signingKey` / `signingKeys`. */
     secret?: string | Uint8Array;
     /** Must start with `__Host-`. Defaults to `"__Host-session"`. */
     cookieName?: string;
@@ -636,7 +647,7 @@ export class Keygate {
   /** The `Set-Cookie` value that deletes the session cookie (sign-out). */
   destroySessionCookie(): string;
 
-  /** The public JWKS of the signing key (`{keys: []}` for HMAC secrets), for `/.well-known/jwks.json`. */
+  /** The public JWKS of the signing key, or of every asymmetric key of `signingKeys` (current first), for `/.well-known/jwks.json`. HMAC keys are never included (`{keys: []}` for a secret). */
   jwks(): Jwks;
 }
 

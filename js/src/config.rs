@@ -8,7 +8,7 @@ use keygate::flow::{
     DEFAULT_REFRESH_GRACE, DEFAULT_REFRESH_TTL, DEFAULT_RESET_TTL,
 };
 use keygate::password::{PasswordConfig, PasswordHasher};
-use keygate::token::{Algorithm, Jwk, SigningKey};
+use keygate::token::{Algorithm, Jwk, KeyRing, SigningKey};
 use keygate::totp::{TotpAlgorithm, TotpConfig};
 use keygate::{ConfigError, SameSite, SessionConfig, Sessions};
 use serde_json::{Map, Value};
@@ -155,40 +155,64 @@ pub fn build(json: &str) -> Result<Built, KgError> {
     let algorithm = top.str("algorithm")?;
     let key_id = top.str("keyId")?.map(str::to_owned);
     let signing_key = top.get("signingKey");
-    let key = match (&secret, signing_key) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                "signingKey",
-                "give either `secret` or `signingKey`, not both",
-            )
-            .into())
-        }
-        (None, None) => {
-            return Err(ConfigError::new(
-                "secret",
-                "required: an HMAC secret of at least 32 bytes, or a private `signingKey` JWK",
-            )
-            .into())
-        }
-        (Some(secret), None) => {
-            let alg = match algorithm {
-                None => Algorithm::HS256,
-                Some(a) => match a.parse::<Algorithm>() {
-                    Ok(a) if a.is_hmac() => a,
-                    _ => {
+    let signing_keys = top.get("signingKeys");
+    let ring =
+        match (&secret, signing_key, signing_keys) {
+            (_, _, Some(list)) => {
+                if secret.is_some() || signing_key.is_some() {
+                    return Err(ConfigError::new(
+                        "signingKeys",
+                        "give one of `secret`, `signingKey` or `signingKeys`",
+                    )
+                    .into());
+                }
+                for (name, given) in [
+                    ("algorithm", algorithm.is_some()),
+                    ("keyId", key_id.is_some()),
+                ] {
+                    if given {
                         return Err(ConfigError::new(
-                            "algorithm",
-                            "with `secret` must be HS256, HS384 or HS512",
+                            name,
+                            "not with `signingKeys`: each JWK names its own `alg` and `kid`",
                         )
-                        .into())
+                        .into());
                     }
-                },
-            };
-            SigningKey::from_secret(secret, alg, key_id)
-                .map_err(|e| KgError::config(e, "").with_field_if_empty("secret"))?
-        }
-        (None, Some(v)) => signing_key_from(v, algorithm, key_id)?,
-    };
+                }
+                key_ring_from(list)?
+            }
+            (Some(_), Some(_), None) => {
+                return Err(ConfigError::new(
+                    "signingKey",
+                    "give either `secret` or `signingKey`, not both",
+                )
+                .into())
+            }
+            (None, None, None) => return Err(ConfigError::new(
+                "secret",
+                "required: an HMAC secret of at least 32 bytes, a private `signingKey` JWK, or \
+                 `signingKeys` (current first)",
+            )
+            .into()),
+            (Some(secret), None, None) => {
+                let alg = match algorithm {
+                    None => Algorithm::HS256,
+                    Some(a) => match a.parse::<Algorithm>() {
+                        Ok(a) if a.is_hmac() => a,
+                        _ => {
+                            return Err(ConfigError::new(
+                                "algorithm",
+                                "with `secret` must be HS256, HS384 or HS512",
+                            )
+                            .into())
+                        }
+                    },
+                };
+                SigningKey::from_secret(secret, alg, key_id)
+                    .map_err(|e| KgError::config(e, "").with_field_if_empty("secret"))?
+                    .into()
+            }
+            (None, Some(v), None) => signing_key_from(v, algorithm, key_id)?.into(),
+        };
 
     let issuer = top.str("issuer")?.map(str::to_owned);
     let audience = top.str("audience")?.map(str::to_owned);
@@ -231,7 +255,7 @@ pub fn build(json: &str) -> Result<Built, KgError> {
     };
     top.finish()?;
 
-    let auth = Authenticator::new(key, limits, hasher, totp)
+    let auth = Authenticator::with_key_ring(ring, limits, hasher, totp)
         .with_issuer(issuer)
         .with_audience(audience);
     let auth = match leeway {
@@ -285,6 +309,32 @@ fn signing_key_from(
         jwk.kid = key_id;
     }
     SigningKey::from_jwk(&jwk).map_err(|e| KgError::config(e, "signingKey"))
+}
+
+/// `signingKeys: [current, ...previous]`: private JWKs (objects or JSON text), the first signs;
+/// later ones may be public JWKs. The core's [`KeyRing`] checks them (distinct `kid`s, …).
+fn key_ring_from(v: &Value) -> Result<KeyRing, KgError> {
+    const ENTRY: &str = "must be a JWK with a `kid` (object or JSON text): the first a private key";
+    let Value::Array(items) = v else {
+        return Err(ConfigError::new(
+            "signingKeys",
+            "must be an array of JWKs, the current (signing) key first",
+        )
+        .into());
+    };
+    let jwks = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let parsed = match item {
+                Value::String(s) => serde_json::from_str::<Jwk>(s).ok(),
+                Value::Object(_) => serde_json::from_value::<Jwk>(item.clone()).ok(),
+                _ => None,
+            };
+            parsed.ok_or_else(|| ConfigError::new(format!("signingKeys[{i}]"), ENTRY))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    KeyRing::from_jwks(&jwks).map_err(|e| KgError::config(e.within("signingKeys"), ""))
 }
 
 /// `{timeCost, memoryCost, parallelism, minLength}` → a checked hasher.
@@ -510,5 +560,88 @@ mod tests {
             field_of(&format!(r#"{{"signingKey":{jwk},"session":{{}}}}"#)),
             "session.secret"
         );
+    }
+
+    const ED_A: &str = r#"{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","kid":"a","d":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}"#;
+    const ED_B: &str = r#"{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","kid":"b","d":"HxwdHh8AAQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRo"}"#;
+    const HS_C: &str = r#"{"kty":"oct","alg":"HS256","kid":"c","k":"a2V5Z2F0ZS10ZXN0LXNlY3JldC0wMTIzNDU2Nzg5YWI"}"#;
+
+    #[test]
+    fn signing_keys_ok() {
+        let b = build(&format!(r#"{{"signingKeys":[{ED_B},{ED_A},{HS_C}]}}"#)).unwrap();
+        assert_eq!(b.auth.signing_key().kid(), Some("b"));
+        assert_eq!(b.auth.key_set().keys().len(), 3);
+        assert_eq!(
+            b.auth.key_set().public_jwks().keys.len(),
+            2,
+            "oct never published"
+        );
+        assert!(b.sessions.is_none());
+        // JSON text entries, and a previous key given only by its public half.
+        let public_a = b.auth.key_set().public_jwks().keys[1].to_string();
+        let text = serde_json::to_string(ED_B).unwrap();
+        let b = build(&format!(r#"{{"signingKeys":[{text},{public_a}]}}"#)).unwrap();
+        assert_eq!(
+            b.auth.key_set().get("a").map(|k| k.alg()),
+            Some(Algorithm::EdDSA)
+        );
+        // HMAC-only rotation.
+        let hs_d = HS_C.replace(r#""c""#, r#""d""#);
+        assert!(build(&format!(r#"{{"signingKeys":[{hs_d},{HS_C}]}}"#)).is_ok());
+    }
+
+    #[test]
+    fn bad_signing_keys_fails() {
+        let dup = ED_B.replace(r#""b""#, r#""a""#);
+        let no_kid = ED_B.replace(r#""kid":"b","#, "");
+        for (json, field) in [
+            (r#"{"signingKeys":[]}"#.to_owned(), "signingKeys"),
+            (r#"{"signingKeys":{}}"#.to_owned(), "signingKeys"),
+            (
+                format!(r#"{{"signingKeys":[{ED_A},{dup}]}}"#),
+                "signingKeys[1].kid",
+            ),
+            (
+                format!(r#"{{"signingKeys":[{ED_A},{no_kid}]}}"#),
+                "signingKeys[1].kid",
+            ),
+            (
+                format!(r#"{{"signingKeys":[{ED_A},42]}}"#),
+                "signingKeys[1]",
+            ),
+            (
+                format!(r#"{{"signingKeys":[{ED_A},"nope"]}}"#),
+                "signingKeys[1]",
+            ),
+            (
+                format!(r#"{{"signingKeys":[{ED_A},{}]}}"#, HS_C.replace("a2V5", "")),
+                "signingKeys[1].k",
+            ),
+            (
+                format!(
+                    r#"{{"signingKeys":[{}]}}"#,
+                    ED_A.replace(r#","d":"#, r#","x":"#)
+                ),
+                "signingKeys[0].d",
+            ),
+            (
+                format!(r#"{{"signingKeys":[{ED_A}],"secret":"{SECRET}"}}"#),
+                "signingKeys",
+            ),
+            (
+                format!(r#"{{"signingKeys":[{ED_A}],"signingKey":{ED_A}}}"#),
+                "signingKeys",
+            ),
+            (
+                format!(r#"{{"signingKeys":[{ED_A}],"keyId":"x"}}"#),
+                "keyId",
+            ),
+            (
+                format!(r#"{{"signingKeys":[{ED_A}],"algorithm":"EdDSA"}}"#),
+                "algorithm",
+            ),
+        ] {
+            assert_eq!(field_of(&json), field, "{json}");
+        }
     }
 }

@@ -5,8 +5,8 @@ use crate::entropy::Entropy;
 use crate::error::ConfigError;
 use crate::password::PasswordHasher;
 use crate::token::{
-    decode, encode, Claims, CustomClaims, KeySet, SigningKey, TokenError, TokenType, Validation,
-    DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS,
+    decode, encode, Algorithm, Claims, CustomClaims, KeyRing, KeySet, SigningKey, TokenError,
+    TokenType, Validation, DEFAULT_LEEWAY_SECS, MAX_LEEWAY_SECS,
 };
 use crate::totp::TotpConfig;
 use serde::{Deserialize, Serialize};
@@ -70,6 +70,7 @@ impl fmt::Debug for TokenPair {
 pub struct Authenticator {
     pub(super) key: SigningKey,
     pub(super) keys: KeySet,
+    algorithms: Vec<Algorithm>,
     pub(super) issuer: Option<String>,
     pub(super) audience: Option<String>,
     pub(super) limits: FlowLimits,
@@ -87,10 +88,24 @@ impl Authenticator {
         hasher: PasswordHasher,
         totp: TotpConfig,
     ) -> Self {
-        let keys = KeySet::single(key.verifying_key().clone());
+        Self::with_key_ring(KeyRing::from(key), limits, hasher, totp)
+    }
+
+    /// A flow signing with the ring's current key and accepting tokens of any of its keys
+    /// (signing-key rotation: the previous keys verify until their tokens have expired).
+    #[must_use]
+    pub fn with_key_ring(
+        ring: KeyRing,
+        limits: FlowLimits,
+        hasher: PasswordHasher,
+        totp: TotpConfig,
+    ) -> Self {
+        let algorithms = ring.algorithms().to_vec();
+        let keys = ring.key_set().clone();
         Self {
-            key,
+            key: ring.current().clone(),
             keys,
+            algorithms,
             issuer: None,
             audience: None,
             limits,
@@ -148,13 +163,13 @@ impl Authenticator {
         &self.totp
     }
 
-    /// The signing key.
+    /// The signing key (the current one).
     #[must_use]
     pub const fn signing_key(&self) -> &SigningKey {
         &self.key
     }
 
-    /// The key set that verifies this flow's tokens.
+    /// The key set that verifies this flow's tokens (every key of its ring).
     #[must_use]
     pub const fn key_set(&self) -> &KeySet {
         &self.keys
@@ -172,7 +187,7 @@ impl Authenticator {
     pub(super) fn validation(&self, token_type: TokenType) -> Validation {
         let mut v = Validation::new(token_type);
         v.leeway = self.leeway;
-        v.algorithms = vec![self.key.alg()];
+        v.algorithms.clone_from(&self.algorithms);
         v.issuer.clone_from(&self.issuer);
         v.audiences = self.audience.iter().cloned().collect();
         v

@@ -1198,3 +1198,58 @@ fn access_token_of_an_older_session_epoch_fails() {
     m.insert("sep".to_owned(), 99.into());
     assert!(crate::token::CustomClaims::new(m).is_err());
 }
+
+#[test]
+fn key_ring_rotation_ok() {
+    use crate::token::KeyRing;
+    let gen = |kid: &str, seed| {
+        SigningKey::generate(
+            Algorithm::EdDSA,
+            Some(kid.into()),
+            &mut SeededEntropy::new(seed),
+        )
+        .unwrap()
+    };
+    let (old, new) = (gen("old", 1), gen("new", 2));
+    let before = Authenticator::new(
+        old.clone(),
+        FlowLimits::default(),
+        fast_hasher(),
+        TotpConfig::default(),
+    );
+    let ring = KeyRing::new(new.clone(), vec![old.verifying_key().clone()]).unwrap();
+    let after = Authenticator::with_key_ring(
+        ring,
+        FlowLimits::default(),
+        fast_hasher(),
+        TotpConfig::default(),
+    );
+    let old_token = before
+        .create_access_token("u", &[], &["pwd"], NOW, &mut rng())
+        .unwrap();
+    let new_token = after
+        .create_access_token("u", &[], &["pwd"], NOW, &mut rng())
+        .unwrap();
+    let kid = |t: &str| {
+        crate::token::Header::parse(t.split('.').next().unwrap())
+            .unwrap()
+            .kid
+    };
+    assert_eq!(kid(&new_token).as_deref(), Some("new"));
+    assert!(after.verify(&old_token, TokenType::Access, NOW).is_ok());
+    assert!(after.verify(&new_token, TokenType::Access, NOW).is_ok());
+    // Retired: only the new key left.
+    let retired = Authenticator::new(
+        new,
+        FlowLimits::default(),
+        fast_hasher(),
+        TotpConfig::default(),
+    );
+    assert_eq!(
+        retired
+            .verify(&old_token, TokenType::Access, NOW)
+            .unwrap_err()
+            .code(),
+        "token_unknown_key"
+    );
+}

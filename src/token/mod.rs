@@ -15,6 +15,7 @@ mod errors;
 mod header;
 mod jwk;
 mod key_lookup;
+mod key_ring;
 mod key_set;
 mod keys;
 mod signature;
@@ -32,6 +33,7 @@ pub use errors::TokenError;
 pub use header::{Header, MAX_HEADER_LEN};
 pub use jwk::{Jwk, Jwks, MAX_JWKS_LEN, MAX_JWK_LEN};
 pub(crate) use key_lookup::has_key;
+pub use key_ring::KeyRing;
 pub use key_set::{KeySet, MAX_KEYS};
 pub use keys::{
     SigningKey, VerifyingKey, MAX_HMAC_SECRET_LEN, MAX_KID_LEN, MAX_PEM_LEN, MAX_RSA_BITS,

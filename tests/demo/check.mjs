@@ -5,11 +5,12 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Stack } from "./stack.mjs";
+import { Stack, assertNoKeyMaterial } from "./stack.mjs";
 import { request, claimsOf, totpCode } from "./client.mjs";
 
 const dataDir = mkdtempSync(join(tmpdir(), "keygate-demo-check-"));
-const stack = new Stack({ dataDir });
+const rotationDir = mkdtempSync(join(tmpdir(), "keygate-demo-rotation-"));
+let stack = new Stack({ dataDir });
 const started = Date.now();
 let step = 0;
 
@@ -21,13 +22,15 @@ async function check(name, fn) {
 }
 
 const call = (method, path, opts) => request(stack.url, method, path, opts);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const kidOf = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[0], "base64url").toString("utf8")).kid;
 const TOKEN_FIELDS = ["access_token", "expires_in", "refresh_token", "token_type"];
 
-function assertTokens(r) {
+function assertTokens(r, ttl = 900) {
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(Object.keys(r.json).sort(), TOKEN_FIELDS, "the seed's token response shape");
   assert.equal(r.json.token_type, "Bearer");
-  assert.equal(r.json.expires_in, 900);
+  assert.equal(r.json.expires_in, ttl);
   return r.json;
 }
 
@@ -46,7 +49,7 @@ try {
   const password = "correct horse battery staple";
   let access, refresh0, mfaSecret, enrolStep, userId;
 
-  await check("login page and JWKS are served through Envoy", async () => {
+  await check("login page and JWKS are served through Envoy; Envoy holds no key and no secret (remote_jwks)", async () => {
     const page = await call("GET", "/");
     assert.equal(page.status, 200);
     assert.match(page.text, /<title>keygate demo/);
@@ -54,6 +57,11 @@ try {
     assert.equal(jwks.status, 200);
     assert.equal(jwks.json.keys[0].kty, "OKP");
     assert.equal(jwks.json.keys[0].d, undefined, "no private part in the JWKS");
+    assert.equal(jwks.json.keys[0].kid, stack.keys.signingKey.kid, "SIGNING_KEY seeded the worker's first key");
+    const plugin = assertNoKeyMaterial(stack.envoyConfig, [stack.keys.signingKey.d, stack.keys.sessionSecret]);
+    assert.equal(plugin.remote_jwks.cluster, "auth_worker");
+    assert.equal(plugin.jwks, undefined);
+    assert.ok((await stack.envoyStat("keygate.jwks_fetched")) >= 1, "Envoy fetched the worker's JWKS");
     assert.equal((await call("POST", "/__demo/seed")).status, 404, "runner-only endpoint hidden");
   });
 
@@ -235,6 +243,123 @@ try {
     for (let i = 0; i < 6; i++) statuses.push((await call("GET", "/api/ping", { token: adminAccess })).status);
     assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429]);
   });
+
+  // The rotation story, on a second stack whose worker issues 30 s access tokens with no
+  // leeway, so a retirement comes 31 s after the rotation (accessTokenTtl + leeway + the
+  // worker's 1 s key cache) instead of 15 minutes.
+  await stack.stop();
+  stack = new Stack({ dataDir: rotationDir, accessTokenTtl: 30, leeway: 0, seedSigningKey: false });
+  const rotationStarted = Date.now();
+  await check("rotation stack up (accessTokenTtl 30 s, leeway 0, no SIGNING_KEY: the worker generates its first key)", async () => {
+    await stack.start();
+    const jwks = await call("GET", "/.well-known/jwks.json");
+    assert.equal(jwks.json.keys.length, 1);
+    assert.notEqual(jwks.json.keys[0].kid, stack.keys.signingKey.kid);
+    assert.equal(jwks.json.keys[0].crv, "Ed25519");
+  });
+  const rseed = Object.fromEntries(stack.seeded.users.map((u) => [u.email.split("@")[0], u]));
+  const signIn = async (u) => assertTokens(await call("POST", "/api/auth/login", { body: { email: u.email, password: u.password } }), 30).access_token;
+  let oldToken, oldKid, newToken, newKid, rotatedAt;
+  await check("rotate: a plain user → 403 (Envoy, and the worker itself); an admin → a new EdDSA key, the old one kept", async () => {
+    const userToken = await signIn(rseed.user);
+    oldToken = await signIn(rseed.admin);
+    oldKid = kidOf(oldToken);
+    assert.equal(kidOf(userToken), oldKid);
+    const viaEnvoy = await call("POST", "/api/auth/keys/rotate", { token: userToken });
+    assert.equal(viaEnvoy.status, 403, viaEnvoy.text);
+    const direct = await request(stack.workerUrl, "POST", "/api/auth/keys/rotate", { token: userToken });
+    assert.equal(direct.status, 403, direct.text);
+    assert.equal(direct.json.error, "forbidden");
+    assert.equal((await call("POST", "/api/auth/keys/rotate")).status, 401, "no credential");
+    // The admin's session cookie, straight to the worker: a state change needs this site's Origin.
+    const login = await request(stack.workerUrl, "POST", "/api/auth/login", { body: { email: rseed.admin.email, password: rseed.admin.password } });
+    const cookie = String(login.headers["set-cookie"]).split(";")[0];
+    const csrf = await request(stack.workerUrl, "POST", "/api/auth/keys/rotate", { headers: { cookie, origin: "https://evil.example" } });
+    assert.equal(csrf.status, 403, csrf.text);
+    assert.equal(csrf.json.error, "origin_mismatch");
+    const r = await call("POST", "/api/auth/keys/rotate", { token: oldToken });
+    rotatedAt = Date.now();
+    assert.equal(r.status, 200, r.text);
+    newKid = r.json.current;
+    assert.notEqual(newKid, oldKid);
+    assert.deepEqual(r.json.previous.map((p) => p.kid), [oldKid]);
+    const retires = Date.parse(r.json.previous[0].retires_at);
+    assert.ok(Math.abs(retires - (rotatedAt + 31_000)) < 2000, `retires 31 s after the rotation: ${r.json.previous[0].retires_at}`);
+    const jwks = await call("GET", "/.well-known/jwks.json");
+    assert.deepEqual(jwks.json.keys.map((k) => k.kid), [newKid, oldKid], "both published, the new one first");
+    assert.ok(jwks.json.keys.every((k) => k.kty === "OKP" && k.d === undefined));
+    assert.equal(jwks.headers["cache-control"], "public, max-age=30");
+  });
+
+  await check("a fresh sign-in's token (new kid) passes Envoy at once (unknown-kid refetch); the older token still passes", async () => {
+    // Past min_refetch_secs (1 s) since Envoy's first fetch at start, and past the worker's 1 s
+    // key cache in isolates other than the one that rotated.
+    await sleep(Math.max(0, rotatedAt + 1100 - Date.now()));
+    const fetched = await stack.envoyStat("keygate.jwks_fetched");
+    newToken = await signIn(rseed.doctor);
+    assert.equal(kidOf(newToken), newKid, "signed with the new key");
+    const r = await call("GET", "/api/gateway/ping", { token: newToken });
+    assert.equal(r.status, 200, r.text);
+    assert.ok((await stack.envoyStat("keygate.jwks_fetched")) > fetched, "Envoy refetched for the unknown kid");
+    assert.equal((await call("GET", "/api/patients/1", { token: newToken })).status, 200, "and upstream");
+    const old = await call("GET", "/api/gateway/ping", { token: oldToken });
+    assert.equal(old.status, 200, old.text);
+  });
+
+  let retiredAnswer;
+  await check("after retirement (accessTokenTtl + leeway) the old key leaves the JWKS, and Envoy answers 401", async () => {
+    const deadline = rotatedAt + 31_000 + 5000;
+    let kids;
+    do {
+      await sleep(500);
+      kids = (await request(stack.workerUrl, "GET", "/.well-known/jwks.json")).json.keys.map((k) => k.kid);
+    } while (kids.includes(oldKid) && Date.now() < deadline);
+    assert.deepEqual(kids, [newKid], "the worker retired the old key");
+    assert.ok(Date.now() - rotatedAt >= 30_000, "not before accessTokenTtl + leeway");
+    // Envoy drops it at its next refresh (cache_secs 30 after its last fetch, per VM).
+    const until = Date.now() + 65_000;
+    do {
+      retiredAnswer = await call("GET", "/api/gateway/ping", { token: oldToken });
+      if (retiredAnswer.status === 401) break;
+      await sleep(1000);
+    } while (Date.now() < until);
+    assert.equal(retiredAnswer.status, 401, retiredAnswer.text);
+    assert.ok(["token_unknown_key", "token_expired"].includes(retiredAnswer.json.error), retiredAnswer.text);
+    console.log(`       (old token: 401 ${retiredAnswer.json.error}, ${((Date.now() - rotatedAt) / 1000).toFixed(1)} s after the rotation)`);
+    const fresh = await signIn(rseed.doctor);
+    assert.equal((await call("GET", "/api/gateway/ping", { token: fresh })).status, 200);
+    newToken = fresh;
+  });
+
+  await check("rotations are bounded: with 8 previous keys published the next rotation → 409 too_many_keys", async () => {
+    const login = await request(stack.workerUrl, "POST", "/api/auth/login", { body: { email: rseed.admin.email, password: rseed.admin.password } });
+    const admin = assertTokens(login, 30).access_token;
+    const statuses = [];
+    for (let i = 0; i < 9; i++) {
+      statuses.push((await request(stack.workerUrl, "POST", "/api/auth/keys/rotate", { token: admin })).status);
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200, 200, 200, 409]);
+    const jwks = await request(stack.workerUrl, "GET", "/.well-known/jwks.json");
+    assert.equal(jwks.json.keys.length, 9, "the current key and 8 previous ones");
+    assert.ok(jwks.json.keys.some((k) => k.kid === newKid), "the token's key is still published");
+  });
+
+  await check("worker stopped → Envoy keeps its last good key set: current tokens pass, a failed refetch is counted", async () => {
+    await stack.stopWorker();
+    assert.equal((await call("GET", "/api/gateway/ping", { token: newToken })).status, 200);
+    // An unknown kid makes Envoy refetch; the worker is down, so the fetch fails and the set is kept.
+    const [h, p, sig] = newToken.split(".");
+    const header = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(h, "base64url")), kid: "no-such-key" })).toString("base64url");
+    const failedBefore = (await stack.envoyStat("keygate.jwks_fetch_failed")) ?? 0;
+    await sleep(1100); // past min_refetch_secs
+    const unknown = await call("GET", "/api/gateway/ping", { token: `${header}.${p}.${sig}` });
+    assert.equal(unknown.status, 401, unknown.text);
+    assert.equal(unknown.json.error, "token_unknown_key");
+    assert.ok((await stack.envoyStat("keygate.jwks_fetch_failed")) > failedBefore, "keygate.jwks_fetch_failed counted");
+    const still = await call("GET", "/api/gateway/ping", { token: newToken });
+    assert.equal(still.status, 200, still.text);
+  });
+  console.log(`demo-check: the rotation story took ${((Date.now() - rotationStarted) / 1000).toFixed(1)} s`);
 } catch (e) {
   failed = true;
   console.error(`\n  ✗ step ${step} failed: ${e.message}`);
@@ -243,6 +368,6 @@ try {
 } finally {
   await stack.stop();
 }
-if (!failed) rmSync(dataDir, { recursive: true, force: true });
+if (!failed) for (const d of [dataDir, rotationDir]) rmSync(d, { recursive: true, force: true });
 console.log(failed ? "demo-check: FAILED" : `demo-check: all ${step} steps passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 process.exit(failed ? 1 : 0);

@@ -111,7 +111,7 @@ try {
   await check("JWKS: one Cache-Control", async () => {
     const r = await viaEnvoy("GET", "/.well-known/jwks.json");
     assert.equal(r.status, 200);
-    assert.equal(r.headers["cache-control"], "public, max-age=300");
+    assert.equal(r.headers["cache-control"], "public, max-age=30");
   });
 
   await check("logout revokes the session server side: a kept copy of the cookie is refused", async () => {

@@ -76,9 +76,10 @@ function portIsFree(port) {
 }
 
 /**
- * The worker's keys, made on first start and kept in the data dir (mode 0600) so accounts,
- * sessions and tokens survive restarts: an Ed25519 signing key (only the worker holds the
- * private half; Envoy gets the public JWK) and a session-cookie secret.
+ * The worker's secrets, made on first start and kept in the data dir (mode 0600): the
+ * session-cookie secret, and an Ed25519 key given as SIGNING_KEY — the worker's key store
+ * (keys.js) makes it its first signing key on first use, then rotates on its own (the rotated
+ * keys live in its Durable Object). Envoy gets neither: it fetches the worker's public JWKS.
  */
 function loadKeys(dataDir) {
   const file = join(dataDir, "keys.json");
@@ -91,6 +92,27 @@ function loadKeys(dataDir) {
   };
   writeFileSync(file, JSON.stringify(keys, null, 2), { mode: 0o600 });
   return keys;
+}
+
+/**
+ * Envoy's config must hold no key and no secret: no inline `jwks`, no JWK members, none of the
+ * worker's secrets; the filter gets its keys from `remote_jwks` only.
+ */
+export function assertNoKeyMaterial(yaml, secrets) {
+  const plugin = JSON.parse(yaml.match(/value: \|\n([\s\S]*?)\n\s*- name: envoy\.filters\.http\.router/)[1]);
+  if (!plugin.remote_jwks?.cluster) fail("Envoy's demo config has no remote_jwks");
+  const walk = (v, path) => {
+    if (v === null || typeof v !== "object") return;
+    for (const [k, inner] of Object.entries(v)) {
+      if (["jwks", "keys", "k", "d", "x", "y", "n", "secret", "insecure_allow_symmetric"].includes(k)) {
+        fail(`Envoy's demo config holds key material: ${path}${k}`);
+      }
+      walk(inner, `${path}${k}.`);
+    }
+  };
+  walk(plugin, "");
+  for (const s of secrets) if (s && yaml.includes(s)) fail("Envoy's demo config holds one of the worker's secrets");
+  return plugin;
 }
 
 /** Replaces every ${NAME}; refuses a template with a placeholder it has no value for. */
@@ -148,11 +170,18 @@ export class Stack {
    * @param {object} o
    * @param {string} o.dataDir     where the Durable Object SQLite files, keys and logs live
    * @param {number} [o.publicPort] Envoy's public port; 0 or absent = a free one
+   * @param {number} [o.accessTokenTtl] the worker's access-token lifetime, s (900)
+   * @param {number} [o.leeway]    the worker's clock-skew leeway, s (30)
+   * @param {boolean} [o.seedSigningKey] pass keys.json's key as SIGNING_KEY (true); false: the
+   *   worker's key store generates its first key
    * @param {object} [o.workerEnv]  extra environment of workerd (`{WORKER_ONLY: "1"}`)
    */
-  constructor({ dataDir, publicPort = 0, workerEnv = {} }) {
+  constructor({ dataDir, publicPort = 0, accessTokenTtl = 900, leeway = 30, seedSigningKey = true, workerEnv = {} }) {
+    this.seedSigningKey = seedSigningKey;
     this.dataDir = resolve(dataDir);
     this.publicPort = publicPort;
+    this.accessTokenTtl = accessTokenTtl;
+    this.leeway = leeway;
     this.workerEnv = workerEnv;
     this.demoToken = randomBytes(24).toString("base64url");
   }
@@ -185,19 +214,18 @@ export class Stack {
     await this.startWorker();
     this.seeded = await this.seed();
 
-    // Envoy gets the worker's public JWKS, as the worker publishes it.
-    const jwks = await (await fetch(`${this.workerUrl}/.well-known/jwks.json`)).json();
-    if (!Array.isArray(jwks.keys) || jwks.keys.length === 0) fail("the worker published no public key");
+    // Envoy fetches the worker's JWKS (remote_jwks): its config holds no key and no secret.
     const yaml = render(readFileSync(join(ROOT, "envoy/demo.yaml"), "utf8"), {
       PUBLIC_PORT: this.publicPort,
       ADMIN_PORT: this.adminPort,
       WORKER_PORT: this.workerPort,
       API_PORT: this.apiPort,
       WASM: wasm,
-      JWKS: JSON.stringify(jwks),
       ISSUER,
       AUDIENCE,
     });
+    this.envoyConfig = yaml;
+    assertNoKeyMaterial(yaml, [this.keys.signingKey.d, this.keys.sessionSecret, this.demoToken]);
     const config = join(this.dataDir, "envoy.yaml");
     writeFileSync(config, yaml);
     this.envoy = startProcess("envoy", envoy, [
@@ -206,6 +234,8 @@ export class Stack {
     ], { env: process.env, cwd: ROOT, logFile: join(this.dataDir, "envoy.log") });
     await waitFor("Envoy", async () => httpOk(`http://127.0.0.1:${this.adminPort}/ready`), { proc: this.envoy });
     await waitFor("Envoy → worker", async () => httpOk(`${this.url}/`), { proc: this.envoy });
+    // Until its first fetch of the worker's JWKS, the filter answers 503 jwks_unavailable.
+    await waitFor("Envoy's first JWKS fetch", async () => (await this.envoyStat("keygate.jwks_keys")) >= 1, { proc: this.envoy });
     return this;
   }
 
@@ -221,12 +251,29 @@ export class Stack {
     return this;
   }
 
+  /** A metric of Envoy's admin /stats (proxy-wasm metrics are under `wasmcustom.`), or null. */
+  async envoyStat(name) {
+    const res = await fetch(`http://127.0.0.1:${this.adminPort}/stats?filter=${encodeURIComponent(name)}`);
+    for (const line of (await res.text()).split("\n")) {
+      const [key, value] = line.split(": ");
+      if (key === name || key === `wasmcustom.${name}`) return Number(value);
+    }
+    return null;
+  }
+
+  /** Stops workerd only (Envoy keeps running on its last good key set). */
+  async stopWorker() {
+    await stopProcess(this.workerd);
+  }
+
   async startWorker() {
     const env = {
       ...process.env,
       WORKER_ONLY: "0", // behind Envoy unless a test asks for worker-only mode
       ...this.workerEnv,
-      SIGNING_KEY: JSON.stringify(this.keys.signingKey),
+      SIGNING_KEY: this.seedSigningKey ? JSON.stringify(this.keys.signingKey) : "",
+      ACCESS_TOKEN_TTL: String(this.accessTokenTtl),
+      LEEWAY: String(this.leeway),
       SESSION_SECRET: this.keys.sessionSecret,
       ISSUER,
       AUDIENCE,

@@ -9,7 +9,6 @@
 // The user id is the object's id (`ctx.id.toString()`), so a token's `sub` names its object.
 import { DurableObject } from "cloudflare:workers";
 import {
-  Keygate,
   KeygateError,
   hashPassword,
   generateTotpSecret,
@@ -21,6 +20,7 @@ import {
   endAllSessions,
 } from "keygate";
 import { Store } from "./store.js";
+import { keygateNow, rotateSigningKeys } from "./keys.js";
 import { json, error, readJson, readOptionalJson, field } from "./http.js";
 
 const TOTP_ISSUER = "keygate demo";
@@ -37,16 +37,6 @@ const SIGNUP_MESSAGE = { message: "Check your email to finish signing up" };
 /** A sign-up confirmation link works for an hour; an MFA enrolment must finish in 10 minutes. */
 const SIGNUP_TTL_MS = 3600_000;
 const ENROL_TTL_MS = 600_000;
-
-/** The keygate configuration of the demo, shared by worker.js. */
-export function keygateFor(env) {
-  return new Keygate({
-    signingKey: JSON.parse(env.SIGNING_KEY),
-    issuer: env.ISSUER,
-    audience: env.AUDIENCE,
-    session: { secret: env.SESSION_SECRET },
-  });
-}
 
 /** keygate's normal form of an email address, or undefined when it is refused. */
 export function emailKey(v) {
@@ -96,8 +86,6 @@ export class AuthStore extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
     this.store = new Store(ctx.storage.sql);
-    // Bad configuration throws here with the field named: the object refuses to start.
-    this.kg = keygateFor(env);
     this.userId = ctx.id.toString();
   }
 
@@ -105,6 +93,8 @@ export class AuthStore extends DurableObject {
     const url = new URL(request.url);
     const route = `${request.method} ${url.pathname}`;
     try {
+      // The live signing keys (keys.js); bad configuration throws here with the field named.
+      this.kg = await keygateNow(this.env);
       switch (route) {
         case "POST /api/auth/register": return await this.register(request);
         case "POST /api/auth/register/confirm": return await this.registerConfirm(request);
@@ -120,6 +110,7 @@ export class AuthStore extends DurableObject {
         case "POST /api/auth/password-reset": return await this.passwordReset(request);
         case "POST /api/auth/password-reset/confirm": return await this.passwordResetConfirm(request);
         case "GET /api/auth/session": return this.session(request);
+        case "POST /api/auth/keys/rotate": return await this.rotateKeys(request);
         case "POST /__demo/seed-user": return await this.seedUser(request);
         case "GET /__demo/outbox": return this.outbox(request);
         default:
@@ -447,6 +438,18 @@ export class AuthStore extends DurableObject {
     }
     this.store.setPasswordChanged(user.id, changed);
     return json(200, { success: true });
+  }
+
+  /**
+   * Signing-key rotation (keys.js): an admin, signed in as for every state-changing endpoint
+   * (a cookie needs this site's Origin; a token must be of the current session epoch). The
+   * roles are the account's current ones, not a token's.
+   */
+  async rotateKeys(request) {
+    const { me, response } = this.signedInFor(request);
+    if (response) return response;
+    if (!me.user.roles.includes("admin")) return error(403, "forbidden", "Only an admin can rotate the signing keys");
+    return rotateSigningKeys(this.env);
   }
 
   // --- runner-only endpoints (Envoy does not route /__demo/; they also need the run's token)

@@ -114,13 +114,13 @@ async function bodyOf(request) {
 }
 
 /** The account a limited endpoint is about: the body's email, or the MFA token's `sub`. */
-async function accountOf(request, path, kg) {
+async function accountOf(request, path, keygate) {
   const login = path === "/api/auth/login" || path === "/api/auth/password-reset";
   if (!login && path !== "/api/auth/mfa") return null;
   const body = await bodyOf(request);
   if (login) return emailKey(body.email) ?? null;
   try {
-    return typeof body.mfa_token === "string" ? kg.verifyToken(body.mfa_token, "mfa").sub : null;
+    return typeof body.mfa_token === "string" ? (await keygate()).verifyToken(body.mfa_token, "mfa").sub : null;
   } catch {
     return null; // an invalid token: the per-address limit only (the route refuses it)
   }
@@ -128,10 +128,11 @@ async function accountOf(request, path, kg) {
 
 /**
  * Worker-only mode around the worker's router: the request's limits first (a 429 when one
- * refuses), then `next(request)` with the RateLimit headers added to its answer.
+ * refuses), then `next()` with the RateLimit headers added to its answer. `keygate()`: the
+ * worker's Keygate (for the MFA token's user).
  */
-export async function limited(request, env, path, kg, next) {
-  const r = await applyLimits(request, env, path, await accountOf(request, path, kg));
+export async function limited(request, env, path, keygate, next) {
+  const r = await applyLimits(request, env, path, await accountOf(request, path, keygate));
   if (r.refused) return r.refused;
   return withHeaders(await next(), r.headers);
 }

@@ -10,11 +10,17 @@ import indexHtml from "./public/index.html";
 import appJs from "./public/app.js";
 import appCss from "./public/app.css";
 import { error, json, MAX_BODY_BYTES } from "./http.js";
-import { keygateFor, emailKey } from "./auth.js";
+import { emailKey } from "./auth.js";
+import { keygateNow } from "./keys.js";
 import { workerOnly, limited } from "./limits.js";
 
 export { AuthStore } from "./auth.js";
+export { SigningKeyStore } from "./keys.js";
 export { RateLimiter } from "./limits.js";
+
+/** The JWKS lives this long in caches: a verifier that honours it (and does not refetch on an
+ * unknown kid, as keygate's filter does) learns a rotated-in key within 30 s. */
+const JWKS_CACHE_CONTROL = "public, max-age=30";
 
 const PAGE_HEADERS = {
   "cache-control": "no-cache",
@@ -48,9 +54,6 @@ const BY_BODY_TOKEN = {
   "/api/auth/password-reset/confirm": ["token", "reset"],
 };
 
-let kg;
-const keygate = (env) => (kg ??= keygateFor(env));
-
 function bodyJson(text) {
   try {
     const v = JSON.parse(text);
@@ -69,17 +72,17 @@ function objectOf(env, sub) {
 }
 
 /** The account a credential-authenticated request is about (the session is checked there). */
-function subOfCaller(request, env) {
+function subOfCaller(request, k) {
   const auth = request.headers.get("authorization") ?? "";
-  if (auth.startsWith("Bearer ")) return keygate(env).verifyAccessToken(auth.slice(7))?.sub ?? null;
-  return keygate(env).readSession(request.headers.get("cookie"))?.userId ?? null;
+  if (auth.startsWith("Bearer ")) return k.verifyAccessToken(auth.slice(7))?.sub ?? null;
+  return k.readSession(request.headers.get("cookie"))?.userId ?? null;
 }
 
 async function route(request, env, url) {
   const path = url.pathname;
-  const k = keygate(env);
+  const k = await keygateNow(env); // the live signing keys (keys.js)
   if (path === "/.well-known/jwks.json" && request.method === "GET") {
-    return json(200, k.jwks(), { "cache-control": "public, max-age=300" });
+    return json(200, k.jwks(), { "cache-control": JWKS_CACHE_CONTROL });
   }
   if (path === "/__demo/seed" && request.method === "POST") return seed(request, env);
   if (path === "/__demo/outbox") {
@@ -127,7 +130,7 @@ async function route(request, env, url) {
     return error(401, "refresh_revoked", "This sign-in has ended; sign in again");
   }
   if (path.startsWith("/api/auth/")) {
-    let sub = subOfCaller(request, env);
+    let sub = subOfCaller(request, k);
     if (!sub && path === "/api/auth/logout" && typeof body.refresh_token === "string") {
       sub = k.verifyRefreshToken(body.refresh_token)?.sub ?? null;
     }
@@ -172,7 +175,7 @@ export default {
     }
     try {
       // Worker-only mode (no Envoy in front): the seed's rate limits, applied here (limits.js).
-      if (workerOnly(env)) return await limited(request, env, url.pathname, keygate(env), () => route(request, env, url));
+      if (workerOnly(env)) return await limited(request, env, url.pathname, () => keygateNow(env), () => route(request, env, url));
       return await route(request, env, url);
     } catch (e) {
       console.error("auth worker error:", e?.stack ?? e);
