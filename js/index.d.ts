@@ -263,7 +263,11 @@ export function generateSigningKey(algorithm: "HS256" | "HS384" | "HS512" | "EdD
 /** A duration: whole seconds, or a string like `"15m"`, `"1h30m"`, `"14d"`. */
 export type Duration = number | string;
 
-/** `new Keygate(config)`. Exactly one of `secret` / `signingKey` / `signingKeys`. Unknown fields are refused. */
+/**
+ * `new Keygate(config)`. Exactly one of `secret` / `signingKey` / `signingKeys`. Unknown fields are refused.
+ * Read and checked by the core (`keygate::edge_config::EdgeConfig`); a refusal is a `KeygateError`
+ * `config_invalid` whose `field` is the path as written (`password.timeCost`, `signingKeys[1].kid`).
+ */
 export interface KeygateConfig {
   /** HMAC secret for HS256/384/512 tokens, at least 32 bytes (string: its UTF-8 bytes). Also the session secret unless `session.secret` is set. */
   secret?: string | Uint8Array;
