@@ -180,6 +180,7 @@ export class Stack {
     this.seedSigningKey = seedSigningKey;
     this.dataDir = resolve(dataDir);
     this.publicPort = publicPort;
+    this.publicPortGiven = publicPort !== 0;
     this.accessTokenTtl = accessTokenTtl;
     this.leeway = leeway;
     this.workerEnv = workerEnv;
@@ -214,6 +215,29 @@ export class Stack {
     await this.startWorker();
     this.seeded = await this.seed();
 
+    // A free port can be taken by another process before Envoy binds it (other test runs on
+    // this host): then Envoy starts again on fresh ports, up to 3 times.
+    for (let attempt = 1; ; attempt++) {
+      const logFile = join(this.dataDir, "envoy.log");
+      const logStart = existsSync(logFile) ? readFileSync(logFile).length : 0;
+      try {
+        await this.startEnvoy(envoy, wasm, logFile);
+        break;
+      } catch (e) {
+        const tail = existsSync(logFile) ? readFileSync(logFile).subarray(logStart).toString("utf8") : "";
+        if (attempt >= 3 || this.publicPortGiven || !/Address already in use/.test(tail)) throw e;
+        log(`Envoy could not bind its ports (taken meanwhile); starting it again on fresh ones`);
+        this.publicPort = await freePort();
+        this.adminPort = await freePort();
+      }
+    }
+    await waitFor("Envoy → worker", async () => httpOk(`${this.url}/`), { proc: this.envoy });
+    // Until its first fetch of the worker's JWKS, the filter answers 503 jwks_unavailable.
+    await waitFor("Envoy's first JWKS fetch", async () => (await this.envoyStat("keygate.jwks_keys")) >= 1, { proc: this.envoy });
+    return this;
+  }
+
+  async startEnvoy(envoy, wasm, logFile) {
     // Envoy fetches the worker's JWKS (remote_jwks): its config holds no key and no secret.
     const yaml = render(readFileSync(join(ROOT, "envoy/demo.yaml"), "utf8"), {
       PUBLIC_PORT: this.publicPort,
@@ -231,12 +255,8 @@ export class Stack {
     this.envoy = startProcess("envoy", envoy, [
       // No hot restart: no shared-memory base id to collide with other Envoys on this host.
       "-c", config, "--disable-hot-restart", "--concurrency", "2", "--log-level", "warn",
-    ], { env: process.env, cwd: ROOT, logFile: join(this.dataDir, "envoy.log") });
+    ], { env: process.env, cwd: ROOT, logFile });
     await waitFor("Envoy", async () => httpOk(`http://127.0.0.1:${this.adminPort}/ready`), { proc: this.envoy });
-    await waitFor("Envoy → worker", async () => httpOk(`${this.url}/`), { proc: this.envoy });
-    // Until its first fetch of the worker's JWKS, the filter answers 503 jwks_unavailable.
-    await waitFor("Envoy's first JWKS fetch", async () => (await this.envoyStat("keygate.jwks_keys")) >= 1, { proc: this.envoy });
-    return this;
   }
 
   /** workerd alone, no Envoy (worker-only mode's tests): the worker on a free port, seeded. */
