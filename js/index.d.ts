@@ -701,6 +701,17 @@ export interface RateLimitResult {
  */
 export function checkRateLimit(limit: string | string[], state: string | null, options?: NowOptions): RateLimitResult;
 
+/**
+ * The rate-limit key of a client address, as the Envoy filter keys its client: `ip:203.0.113.7`,
+ * IPv6 by its /64 in canonical form (`ip:2001:db8:1:2::/64` for `2001:DB8:1:2:0:0:0:7`),
+ * IPv4-mapped IPv6 as IPv4, a `:port` dropped; `null` when `address` is not an address (give
+ * such requests one shared key, never one each).
+ * @example
+ * const key = clientAddressKey(request.headers.get("cf-connecting-ip") ?? "") ?? "ip:-";
+ * const r = checkRateLimit("5/minute", await storage.get(`login:${key}`) ?? null);
+ */
+export function clientAddressKey(address: string): string | null;
+
 // ---- Per-account login throttling (issue 13) ------------------------------------------------
 
 /** Settings of the per-account throttle (all optional). */

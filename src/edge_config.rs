@@ -55,7 +55,7 @@ pub struct EdgeConfig {
     /// the asymmetric ones are published (see [`KeyRing`]). Later keys may be public-only.
     /// Defaults to none; not with `secret`, `signingKey`, `algorithm` or `keyId`.
     #[serde(default)]
-    pub signing_keys: Option<Vec<KeyInput>>,
+    pub signing_keys: Option<Vec<RingEntry>>,
     /// The `iss` put in and required of every token. Defaults to none.
     #[serde(default)]
     pub issuer: Option<String>,
@@ -214,8 +214,9 @@ impl<'de> Deserialize<'de> for Bytes {
 /// text (it holds a private key); a JWK's `Debug` never shows `k` or `d`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum KeyInput {
-    /// A JWK given as an object.
-    Jwk(Box<Jwk>),
+    /// A JWK given as an object, with its `key_ops` when it has them (the `Jwk` type ignores
+    /// them; a signing key whose `key_ops` leave out `"sign"` is refused).
+    Jwk(Box<Jwk>, Option<serde_json::Value>),
     /// A JWK's JSON text or a PKCS#8 PEM.
     Text(String),
 }
@@ -223,7 +224,7 @@ pub enum KeyInput {
 impl fmt::Debug for KeyInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Jwk(j) => f.debug_tuple("Jwk").field(j).finish(),
+            Self::Jwk(j, ops) => f.debug_tuple("Jwk").field(j).field(ops).finish(),
             Self::Text(t) => write!(f, "Text(<{} bytes>)", t.len()),
         }
     }
@@ -231,24 +232,62 @@ impl fmt::Debug for KeyInput {
 
 impl<'de> Deserialize<'de> for KeyInput {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = KeyInput;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(KEY_ACCEPTED)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyInput, E> {
-                Ok(KeyInput::Text(v.to_owned()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<KeyInput, A::Error> {
-                Jwk::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(|j| KeyInput::Jwk(Box::new(j)))
-            }
-        }
-        d.deserialize_any(V)
+        d.deserialize_any(KeyVisitor(KEY_ACCEPTED))
     }
 }
 
+/// One `signingKeys` entry: a JWK object or its JSON text (no PEM).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RingEntry(pub KeyInput);
+
+impl<'de> Deserialize<'de> for RingEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(KeyVisitor(ENTRY_ACCEPTED)).map(RingEntry)
+    }
+}
+
+struct KeyVisitor(&'static str);
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = KeyInput;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyInput, E> {
+        Ok(KeyInput::Text(v.to_owned()))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<KeyInput, A::Error> {
+        let v = serde_json::Map::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let ops = v.get("key_ops").cloned();
+        let jwk = Jwk::deserialize(serde_json::Value::Object(v)).map_err(de::Error::custom)?;
+        Ok(KeyInput::Jwk(Box::new(jwk), ops))
+    }
+}
+
+/// A JWK's JSON text (`signingKey` or a `signingKeys` entry given as a string).
+fn jwk_of_text(text: &str) -> Option<(Jwk, Option<serde_json::Value>)> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let ops = v.get("key_ops").cloned();
+    Some((serde_json::from_value::<Jwk>(v).ok()?, ops))
+}
+
+/// A signing key's `key_ops`, when given, must include `"sign"` (RFC 7517 §4.3).
+fn check_sign_op(ops: Option<&serde_json::Value>, field: &str) -> Result<(), ConfigError> {
+    let Some(ops) = ops else { return Ok(()) };
+    let signs = ops
+        .as_array()
+        .is_some_and(|a| a.iter().any(|o| o.as_str() == Some("sign")));
+    if signs {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            format!("{field}.key_ops"),
+            "must include \"sign\": this key signs the tokens",
+        ))
+    }
+}
+
+const ENTRY_ACCEPTED: &str = "a JWK with a `kid` (object or JSON text): the first a private key";
 const KEY_ACCEPTED: &str = "a private JWK (object or JSON text: oct, OKP Ed25519 or EC P-256) \
                             or a PKCS#8 PEM with `algorithm` EdDSA or ES256";
 
@@ -381,17 +420,22 @@ impl EdgeConfig {
 }
 
 /// `signingKeys`: each entry a JWK (object or JSON text); the core's [`KeyRing`] checks them.
-fn key_ring_from(list: &[KeyInput]) -> Result<KeyRing, ConfigError> {
-    const ENTRY: &str = "must be a JWK with a `kid` (object or JSON text): the first a private key";
+fn key_ring_from(list: &[RingEntry]) -> Result<KeyRing, ConfigError> {
     let jwks = list
         .iter()
         .enumerate()
-        .map(|(i, item)| match item {
-            KeyInput::Jwk(j) => Ok((**j).clone()),
-            KeyInput::Text(s) => serde_json::from_str::<Jwk>(s)
-                .map_err(|_| ConfigError::new(format!("signingKeys[{i}]"), ENTRY)),
+        .map(|(i, RingEntry(item))| {
+            let (jwk, ops) = match item {
+                KeyInput::Jwk(j, ops) => ((**j).clone(), ops.clone()),
+                KeyInput::Text(s) => jwk_of_text(s)
+                    .ok_or_else(|| ConfigError::new(format!("signingKeys[{i}]"), ENTRY_ACCEPTED))?,
+            };
+            if i == 0 {
+                check_sign_op(ops.as_ref(), "signingKeys[0]")?;
+            }
+            Ok(jwk)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, ConfigError>>()?;
     KeyRing::from_jwks(&jwks).map_err(|e| e.within("signingKeys"))
 }
 
@@ -410,8 +454,15 @@ fn signing_key_from(
                 })?;
             return SigningKey::from_pem(s, alg, kid).map_err(|e| e.within("signingKey"));
         }
-        KeyInput::Text(s) => serde_json::from_str::<Jwk>(s).map_err(|_| bad())?,
-        KeyInput::Jwk(j) => (**j).clone(),
+        KeyInput::Text(s) => {
+            let (jwk, ops) = jwk_of_text(s).ok_or_else(bad)?;
+            check_sign_op(ops.as_ref(), "signingKey")?;
+            jwk
+        }
+        KeyInput::Jwk(j, ops) => {
+            check_sign_op(ops.as_ref(), "signingKey")?;
+            (**j).clone()
+        }
     };
     if algorithm.is_some() {
         return Err(ConfigError::new(
@@ -832,5 +883,53 @@ mod tests {
         ] {
             assert_eq!(field_of(&json), field, "{json}");
         }
+    }
+
+    #[test]
+    fn review_messages_and_key_ops_fails() {
+        let e = build(&format!(
+            r#"{{"secret":"{SECRET}","accessTokenTtl":900.5}}"#
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(e.field, "accessTokenTtl");
+        assert!(!e.message.contains("expected expected"), "{e}");
+        let e = build(&format!(
+            r#"{{"secret":"{SECRET}","session":{{"absoluteTimeout":600,"idleTimeout":900}}}}"#
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(e.field, "session.idleTimeout");
+        assert!(!e.message.contains("absolute_timeout"), "{e}");
+        // A signingKeys entry of the wrong type is not offered PEM.
+        let e = build(&format!(r#"{{"signingKeys":[{ED_A},42]}}"#))
+            .err()
+            .unwrap();
+        assert_eq!(e.field, "signingKeys[1]");
+        assert!(!e.message.contains("PEM"), "{e}");
+        // The signer's key_ops must include "sign" (a verify-only key cannot become the signer).
+        let verify_only = ED_A.replace(r#""kid":"a""#, r#""kid":"a","key_ops":["verify"]"#);
+        let signs = ED_B.replace(r#""kid":"b""#, r#""kid":"b","key_ops":["sign"]"#);
+        assert_eq!(
+            field_of(&format!(r#"{{"signingKeys":[{verify_only},{ED_B}]}}"#)),
+            "signingKeys[0].key_ops"
+        );
+        assert!(build(&format!(r#"{{"signingKeys":[{signs},{verify_only}]}}"#)).is_ok());
+        let text = serde_json::to_string(&verify_only).unwrap();
+        assert_eq!(
+            field_of(&format!(r#"{{"signingKeys":[{text}]}}"#)),
+            "signingKeys[0].key_ops"
+        );
+        let with_session =
+            |key: &str| format!(r#"{{"signingKey":{key},"session":{{"secret":"{SECRET}"}}}}"#);
+        assert_eq!(field_of(&with_session(&verify_only)), "signingKey.key_ops");
+        assert_eq!(field_of(&with_session(&text)), "signingKey.key_ops");
+        assert_eq!(
+            field_of(&with_session(
+                &ED_A.replace(r#""kid":"a""#, r#""kid":"a","key_ops":"sign""#)
+            )),
+            "signingKey.key_ops"
+        );
+        assert!(build(&with_session(&signs)).is_ok());
     }
 }

@@ -681,6 +681,16 @@ export function checkRateLimit(limit, state, options) {
   return JSON.parse(call(() => raw.checkRateLimit(jsonText(limit, "limit"), s, now)));
 }
 
+/**
+ * The rate-limit key of a client address as the Envoy filter keys it (`ip:203.0.113.7`; IPv6
+ * by its /64 in canonical form; IPv4-mapped IPv6 as IPv4), or null when it is not an address.
+ */
+export function clientAddressKey(address) {
+  str(address, "address");
+  const k = call(() => raw.clientAddressKey(address));
+  return k === undefined ? null : k;
+}
+
 // hashPassword's options that are checks before hashing, not Argon2 parameters.
 const CONTEXT_KEYS = ["blocklist", "breachCount"];
 

@@ -166,3 +166,15 @@ test("changePassword / resetPassword: blocklist and breachCount checked on the n
   assert.equal(verifyPassword(kg.resetPassword(token, user, "another passphrase", { blocklist: ["keygate"] }).passwordHash, "another passphrase"), true);
   assert.throws(() => kg.changePassword(user, "correct horse", "a new passphrase", { blocklist: "keygate" }), { code: "invalid_input", field: "options.blocklist" });
 });
+
+import { clientAddressKey } from "../node.js";
+
+test("clientAddressKey: the filter's address key (canonical, IPv6 by /64), null for a non-address", () => {
+  assert.equal(clientAddressKey("203.0.113.7"), "ip:203.0.113.7");
+  assert.equal(clientAddressKey("2001:DB8:1:2:0:0:0:7"), "ip:2001:db8:1:2::/64");
+  assert.equal(clientAddressKey("2001:db8:1:2:ffff:ffff:ffff:ffff"), "ip:2001:db8:1:2::/64");
+  assert.equal(clientAddressKey("[2001:db8:1:2::1]:443"), "ip:2001:db8:1:2::/64");
+  assert.equal(clientAddressKey("::ffff:198.51.100.1"), "ip:198.51.100.1");
+  for (const bad of ["", "not an ip", "1.2.3", "203.0.113.7 ", "x".repeat(100)]) assert.equal(clientAddressKey(bad), null, bad);
+  assert.throws(() => clientAddressKey(5), { code: "invalid_input", field: "address" });
+});

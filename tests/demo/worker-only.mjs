@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import http from "node:http";
 import { Stack } from "./stack.mjs";
 import { request, totpCode } from "./client.mjs";
 
@@ -52,6 +53,37 @@ function tally(answers, policy) {
     }
   }
   return counts;
+}
+
+/** POSTs an endless login body; resolves with the status and how much was sent by then. */
+function endlessBody(s) {
+  const url = new URL("/api/auth/login", s.workerUrl);
+  return new Promise((ok, ko) => {
+    let sent = 0;
+    let done = false;
+    let failed = null;
+    const req = http.request(url, { method: "POST", headers: { "content-type": "application/json", "cf-connecting-ip": fresh() } }, (res) => {
+      done = true;
+      res.resume();
+      ok({ status: res.statusCode, sent });
+      req.destroy();
+    });
+    // The server may close the connection while we still write (EPIPE): its answer is
+    // read anyway; only no answer at all is a failure.
+    req.on("error", (e) => {
+      failed ??= e;
+      setTimeout(() => done || ko(failed), 1000);
+    });
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const pump = () => {
+      if (done || failed) return;
+      if (sent >= 256 * 1024 * 1024) return req.end();
+      sent += chunk.length;
+      req.write(chunk, () => setTimeout(pump, 1));
+    };
+    req.write('{"email":"x@example.com","password":"');
+    pump();
+      });
 }
 
 let failed = false;
@@ -147,12 +179,81 @@ try {
     assert.equal(ok.status, 202, ok.text);
   });
 
+  await check("IPv6: one /64 is one client, however the address is written", async () => {
+    const spellings = (i) => [`2001:DB8:0:7::${(i + 1).toString(16)}`, `2001:db8:0:7:0:0:${i}:1`, `2001:0db8:0000:0007:ffff::${i}`][i % 3];
+    const answers = await parallel(20, (i) =>
+      call(on, "POST", "/api/auth/login", { ip: spellings(i), body: { email: `v6-${i}@example.com`, password: "wrong password" } }));
+    assert.deepEqual(tally(answers, LOGIN), { "401 invalid_credentials": 5, "429 rate_limited": 15 });
+    const other = await call(on, "POST", "/api/auth/login", { ip: "2001:db8:0:8::1", body: { email: "v6@example.com", password: "wrong password" } });
+    assert.equal(other.status, 401, "another /64 is another client");
+    // Not an address: one shared bucket, not one each.
+    const junk = await parallel(8, (i) =>
+      call(on, "POST", "/api/auth/login", { ip: `junk-${i}`, body: { email: `junk-${i}@example.com`, password: "wrong password" } }));
+    assert.deepEqual(tally(junk, LOGIN), { "401 invalid_credentials": 5, "429 rate_limited": 3 });
+  });
+
+  await check("successful logins are not charged to the account (10 in a row sign in)", async () => {
+    const pw = users["admin@example.com"].password;
+    for (let i = 0; i < 10; i++) {
+      const r = await call(on, "POST", "/api/auth/login", { body: { email: "admin@example.com", password: pw } });
+      assert.equal(r.status, 200, `login ${i}: ${r.text}`);
+    }
+  });
+
+  await check("password proofs (password change, MFA setup) count toward the account's login limit", async () => {
+    const email = "ann@example.com";
+    const mail = await on.outbox(email);
+    assert.equal(mail?.kind, "confirm-signup", JSON.stringify(mail));
+    const made = await call(on, "POST", "/api/auth/register/confirm", { body: { email, token: mail.token } });
+    assert.equal(made.status, 201, made.text);
+    const login = await call(on, "POST", "/api/auth/login", { body: { email, password: "correct horse battery staple" } });
+    assert.equal(login.status, 200, login.text);
+    const token = login.json.access_token;
+    const guesses = await parallel(20, () =>
+      call(on, "POST", "/api/auth/password", { token, body: { current_password: "a wrong guess", new_password: "another passphrase" } }));
+    assert.deepEqual(tally(guesses, LOGIN), { "403 reauthentication_required": 5, "429 rate_limited": 15 });
+    // The same account bucket as a login.
+    const again = await call(on, "POST", "/api/auth/login", { body: { email, password: "correct horse battery staple" } });
+    assert.equal(again.status, 429, again.text);
+    const setup = await call(on, "POST", "/api/auth/mfa/setup", { token, body: { password: "a wrong guess" } });
+    assert.equal(setup.status, 429, setup.text);
+  });
+
+  await check("register: 5/minute + 30/hour per address (as envoy/demo.yaml)", async () => {
+    const ip = fresh();
+    const answers = [];
+    for (let i = 0; i < 6; i++) {
+      answers.push(await call(on, "POST", "/api/auth/register", { ip, body: { email: `reg-${i}@example.com`, password: "correct horse battery staple" } }));
+    }
+    assert.deepEqual(tally(answers, '"5/minute";q=5;w=60, "30/hour";q=30;w=3600'), { "202 undefined": 5, "429 rate_limited": 1 });
+  });
+
+  await check("an endless body is cut off at 16 KiB with 413 (never buffered)", async () => {
+    const { status, sent } = await endlessBody(on);
+    assert.equal(status, 413);
+    assert.ok(sent < 64 * 1024 * 1024, `answered after ${sent} bytes sent, not at the end`);
+  });
+
+  await check("a key's state is forgotten by its alarm (then fresh again, not broken)", async () => {
+    // Its own worker, whose states are forgotten 2 s after the last admission (tests only:
+    // see limits.js), so the alarm runs inside the test.
+    const alarmed = await start("alarm", { WORKER_ONLY: "1", LIMITS_FORGET_AFTER_MS: "2000" }, { seed: false });
+    const ip = fresh();
+    const burst = async () => parallel(6, (i) => call(alarmed, "POST", "/api/auth/login", { ip, body: { email: `alarm-${i}-${Date.now()}@example.com`, password: "wrong password" } }));
+    assert.deepEqual(tally(await burst(), LOGIN), { "401 invalid_credentials": 5, "429 rate_limited": 1 });
+    await new Promise((r) => setTimeout(r, 3500)); // LIMITS_FORGET_AFTER_MS 2000 + the alarm's run
+    assert.deepEqual(tally(await burst(), LOGIN), { "401 invalid_credentials": 5, "429 rate_limited": 1 });
+  });
+
   await check("switch off (behind Envoy): no limits in the worker, no RateLimit headers", async () => {
     const off = await start("off", {});
     const answers = await parallel(8, () =>
       call(off, "POST", "/api/auth/login", { ip: "203.0.113.7", body: { email: "user@example.com", password: "wrong password" } }));
     assert.deepEqual(tally(answers, ""), { "401 invalid_credentials": 8 });
     assert.ok(answers.every((r) => r.headers.ratelimit === undefined && r.headers["ratelimit-policy"] === undefined));
+    const cut = await endlessBody(off);
+    assert.equal(cut.status, 413, "the body cap holds with the switch off too");
+    assert.ok(cut.sent < 64 * 1024 * 1024, `answered after ${cut.sent} bytes sent`);
     // Measured, not asserted: what the limit costs a request (a refresh with a bad token: no
     // Argon2), 40 each, interleaved, one address on the limited side (one Durable Object).
     const ip = fresh();
@@ -177,7 +278,7 @@ try {
   });
 } catch (e) {
   failed = true;
-  console.error(`\n  ✗ step ${step + 1} failed: ${e.message}`);
+  console.error(`\n  ✗ step ${step} failed: ${e.message}`);
   if (!e.demo) console.error(e.stack);
   console.error(`  logs kept in ${root}`);
 } finally {

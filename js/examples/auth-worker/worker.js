@@ -9,7 +9,7 @@
 import indexHtml from "./public/index.html";
 import appJs from "./public/app.js";
 import appCss from "./public/app.css";
-import { error, json, MAX_BODY_BYTES } from "./http.js";
+import { error, json, readBodyText, MAX_BODY_BYTES } from "./http.js";
 import { emailKey } from "./auth.js";
 import { keygateNow } from "./keys.js";
 import { workerOnly, limited } from "./limits.js";
@@ -78,7 +78,8 @@ function subOfCaller(request, k) {
   return k.readSession(request.headers.get("cookie"))?.userId ?? null;
 }
 
-async function route(request, env, url) {
+/** `text`: the body, already read (once, capped) by `fetch`. */
+async function route(request, env, url, text) {
   const path = url.pathname;
   const k = await keygateNow(env); // the live signing keys (keys.js)
   if (path === "/.well-known/jwks.json" && request.method === "GET") {
@@ -90,11 +91,7 @@ async function route(request, env, url) {
     if (!email) return error(404, "not_found", "No mail for this address");
     return env.AUTH.get(env.AUTH.idFromName(email)).fetch(request);
   }
-  // Bodies are small JSON objects: read once here, forwarded as they came.
-  const declared = Number(request.headers.get("content-length") ?? 0);
-  if (declared > MAX_BODY_BYTES) return error(413, "body_too_large", `The body is larger than ${MAX_BODY_BYTES} bytes`);
-  const text = request.method === "GET" || request.method === "HEAD" ? "" : await request.text();
-  if (text.length > MAX_BODY_BYTES) return error(413, "body_too_large", `The body is larger than ${MAX_BODY_BYTES} bytes`);
+  // Bodies are small JSON objects, forwarded as they came.
   const headers = new Headers(request.headers);
   headers.delete("content-length");
   const forward = (stub) => stub.fetch(new Request(request.url, { method: request.method, headers, body: text || undefined }));
@@ -174,9 +171,14 @@ export default {
       });
     }
     try {
+      // Bodies are read once, here, and never past MAX_BODY_BYTES (a huge or endless body is
+      // cut off with 413, not buffered).
+      const read = request.method === "GET" || request.method === "HEAD" ? { text: "" } : await readBodyText(request);
+      if (read.tooLarge) return error(413, "body_too_large", `The body is larger than ${MAX_BODY_BYTES} bytes`);
+      const { text } = read;
       // Worker-only mode (no Envoy in front): the seed's rate limits, applied here (limits.js).
-      if (workerOnly(env)) return await limited(request, env, url.pathname, () => keygateNow(env), () => route(request, env, url));
-      return await route(request, env, url);
+      if (workerOnly(env)) return await limited(request, env, url.pathname, text, () => keygateNow(env), () => route(request, env, url, text));
+      return await route(request, env, url, text);
     } catch (e) {
       console.error("auth worker error:", e?.stack ?? e);
       return error(500, "internal_error", "Something went wrong; see the worker log");

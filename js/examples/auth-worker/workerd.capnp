@@ -56,6 +56,8 @@ const authWorker :Workerd.Worker = (
     (name = "LEEWAY", fromEnvironment = "LEEWAY"),                  # optional, seconds (30)
     # "1": no Envoy in front, the worker applies the seed's rate limits itself (limits.js).
     (name = "WORKER_ONLY", fromEnvironment = "WORKER_ONLY"),
+    # Tests only: forget a rate-limit state this many ms after its last admission (limits.js).
+    (name = "LIMITS_FORGET_AFTER_MS", fromEnvironment = "LIMITS_FORGET_AFTER_MS"),
   ],
   durableObjectNamespaces = [
     (className = "AuthStore", uniqueKey = "keygate-demo-auth-store", enableSql = true),
