@@ -203,9 +203,11 @@ demo-fleet: setup-python setup-apt setup-demo build-envoy build-js build-ratelim
 demo-fleet-check: setup-python setup-apt setup-demo build-envoy build-js build-ratelimit
 	node tests/demo/fleet-check.mjs
 
-## test-demo: demo-check, demo-fleet-check, the issue-14 attack classes over HTTP, then the same story in headless Chromium (screenshots in target/)
+## test-demo: demo-check, demo-fleet-check, the issue-14 attack classes over HTTP, worker-only mode's rate
+## limits (workerd without Envoy), then the same story in headless Chromium (screenshots in target/)
 test-demo: demo-check demo-fleet-check
 	node tests/demo/hardening.mjs
+	node tests/demo/worker-only.mjs
 	node tests/demo/browser.mjs
 
 # npm deps of the demo runner/tests (playwright-core never downloads a browser: Debian's chromium

@@ -263,7 +263,11 @@ export function generateSigningKey(algorithm: "HS256" | "HS384" | "HS512" | "EdD
 /** A duration: whole seconds, or a string like `"15m"`, `"1h30m"`, `"14d"`. */
 export type Duration = number | string;
 
-/** `new Keygate(config)`. Exactly one of `secret` / `signingKey` / `signingKeys`. Unknown fields are refused. */
+/**
+ * `new Keygate(config)`. Exactly one of `secret` / `signingKey` / `signingKeys`. Unknown fields are refused.
+ * Read and checked by the core (`keygate::edge_config::EdgeConfig`); a refusal is a `KeygateError`
+ * `config_invalid` whose `field` is the path as written (`password.timeCost`, `signingKeys[1].kid`).
+ */
 export interface KeygateConfig {
   /** HMAC secret for HS256/384/512 tokens, at least 32 bytes (string: its UTF-8 bytes). Also the session secret unless `session.secret` is set. */
   secret?: string | Uint8Array;
@@ -631,15 +635,18 @@ export class Keygate {
 
   /**
    * Completes a reset: new hash, every session ended, MFA lock cleared.
-   * @throws KeygateError `reset_token_stale`, `token_expired`, `token_mismatch`, `password_too_short`, …
+   * `blocklist` / `breachCount` are checked on the new password first, as by {@link hashPassword}.
+   * @throws KeygateError `reset_token_stale`, `token_expired`, `token_mismatch`, `password_too_short`,
+   * `password_blocklisted`, `password_breached`, …
    */
-  resetPassword(token: string, user: UserRecord, newPassword: string, options?: NowOptions & { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
+  resetPassword(token: string, user: UserRecord, newPassword: string, options?: NowOptions & NewPasswordChecks & { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
 
   /**
    * A password change proven by the current password; then as resetPassword.
-   * @throws KeygateError `reauthentication_required` for a wrong current password.
+   * @throws KeygateError `reauthentication_required` for a wrong current password;
+   * `password_blocklisted` / `password_breached` from `blocklist` / `breachCount`.
    */
-  changePassword(user: UserRecord, currentPassword: string, newPassword: string, options?: { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
+  changePassword(user: UserRecord, currentPassword: string, newPassword: string, options?: NewPasswordChecks & { mfaState?: MfaState | null; sessionState?: SessionState | null }): PasswordChanged;
 
   /** The `Set-Cookie` value that deletes the session cookie (sign-out). */
   destroySessionCookie(): string;
@@ -674,8 +681,36 @@ export interface RateLimitResult {
  * const r = checkRateLimit("5/minute", await storage.get(key) ?? null);
  * await storage.put(key, r.state);
  * if (!r.allowed) return new Response("slow down", { status: 429, headers: r.headers });
+ *
+ * @example
+ * // Worker-only mode of the example auth worker (js/examples/auth-worker/limits.js, switched
+ * // on by the variable WORKER_ONLY = "1"; off behind Envoy, whose filter applies the limits):
+ * // one Durable Object per key, read-decide-write with no await in between.
+ * export class RateLimiter extends DurableObject {
+ *   check(limit) {
+ *     const sql = this.ctx.storage.sql;
+ *     const row = sql.exec("SELECT state FROM rate WHERE id = 1").toArray()[0];
+ *     const d = checkRateLimit(limit, row ? row.state : null);
+ *     sql.exec("INSERT INTO rate (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state", d.state);
+ *     return d;
+ *   }
+ * }
+ * const ip = request.headers.get("cf-connecting-ip"); // set by Cloudflare's edge
+ * const d = await env.LIMITS.get(env.LIMITS.idFromName(`login:5/minute:ip:${ip}`)).check("5/minute");
+ * if (!d.allowed) return Response.json({ error: "rate_limited" }, { status: 429, headers: d.headers });
  */
 export function checkRateLimit(limit: string | string[], state: string | null, options?: NowOptions): RateLimitResult;
+
+/**
+ * The rate-limit key of a client address, as the Envoy filter keys its client: `ip:203.0.113.7`,
+ * IPv6 by its /64 in canonical form (`ip:2001:db8:1:2::/64` for `2001:DB8:1:2:0:0:0:7`),
+ * IPv4-mapped IPv6 as IPv4, a `:port` dropped; `null` when `address` is not an address (give
+ * such requests one shared key, never one each).
+ * @example
+ * const key = clientAddressKey(request.headers.get("cf-connecting-ip") ?? "") ?? "ip:-";
+ * const r = checkRateLimit("5/minute", await storage.get(`login:${key}`) ?? null);
+ */
+export function clientAddressKey(address: string): string | null;
 
 // ---- Per-account login throttling (issue 13) ------------------------------------------------
 
@@ -712,7 +747,10 @@ export interface ThrottledLogin {
 
 // ---- Breached and blocklisted passwords (issue 13, NIST 800-63B §3.1.1.2) --------------------
 
-/** Checks {@link hashPassword} runs on a new password before hashing it. */
+/**
+ * Checks {@link hashPassword} (and {@link Keygate.resetPassword} / {@link Keygate.changePassword})
+ * run on a new password before hashing it; the core decides.
+ */
 export interface NewPasswordChecks {
   /**
    * Context words the password must not contain (case-insensitive; words under 4 characters

@@ -120,7 +120,8 @@ impl<'de> Deserialize<'de> for Seconds {
             type Value = Seconds;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(ACCEPTED)
+                // serde writes "expected " before this.
+                f.write_str(ACCEPTED.strip_prefix("expected ").unwrap_or(ACCEPTED))
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Seconds, E> {

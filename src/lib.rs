@@ -7,6 +7,7 @@
 
 pub mod breach;
 pub mod duration;
+pub mod edge_config;
 pub mod email;
 pub mod entropy;
 pub mod error;

@@ -285,7 +285,9 @@ impl Sessions {
         if idle_timeout < MIN_TIMEOUT || idle_timeout > absolute_timeout {
             return Err(ConfigError::new(
                 "idle_timeout",
-                format!("must be {MIN_TIMEOUT} seconds to `absolute_timeout` ({absolute_timeout})"),
+                format!(
+                    "must be {MIN_TIMEOUT} seconds to the absolute timeout ({absolute_timeout})"
+                ),
             ));
         }
         if same_site == SameSite::None && !dangerous.same_site_none {

@@ -620,7 +620,7 @@ export class Keygate {
     str(token, "token");
     const u = userJson(user, { needHash: true });
     str(newPassword, "newPassword");
-    const o = opts(options);
+    const o = checkContext(newPassword, opts(options));
     const now = nowOf(o);
     const mfa = mfaStateJson(own(o, "mfaState"), "options.mfaState");
     const sessions = sessionStateJson(own(o, "sessionState"));
@@ -631,7 +631,7 @@ export class Keygate {
     const u = userJson(user, { needHash: true });
     str(currentPassword, "currentPassword");
     str(newPassword, "newPassword");
-    const o = opts(options);
+    const o = checkContext(newPassword, opts(options));
     const mfa = mfaStateJson(own(o, "mfaState"), "options.mfaState");
     const sessions = sessionStateJson(own(o, "sessionState"));
     return JSON.parse(call(() => this.#core.changePassword(u, currentPassword, newPassword, mfa, sessions)));
@@ -679,6 +679,16 @@ export function checkRateLimit(limit, state, options) {
   const s = state === undefined || state === null ? undefined : str(state, "state");
   const now = nowMsOf(o);
   return JSON.parse(call(() => raw.checkRateLimit(jsonText(limit, "limit"), s, now)));
+}
+
+/**
+ * The rate-limit key of a client address as the Envoy filter keys it (`ip:203.0.113.7`; IPv6
+ * by its /64 in canonical form; IPv4-mapped IPv6 as IPv4), or null when it is not an address.
+ */
+export function clientAddressKey(address) {
+  str(address, "address");
+  const k = call(() => raw.clientAddressKey(address));
+  return k === undefined ? null : k;
 }
 
 // hashPassword's options that are checks before hashing, not Argon2 parameters.

@@ -98,3 +98,14 @@ pub fn check_password_context(
     }
     Ok(())
 }
+
+/// The rate-limit key of a client address as the filter keys it (`ip:203.0.113.7`; IPv6 by
+/// its /64, canonical: `ip:2001:db8:1:2::/64`), or none when `address` is not an address.
+#[wasm_bindgen(js_name = clientAddressKey)]
+#[must_use]
+pub fn client_address_key(address: &str) -> Option<String> {
+    if address.len() > 64 {
+        return None;
+    }
+    keygate::ratelimit::client_ip_key(address)
+}

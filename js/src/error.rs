@@ -44,6 +44,17 @@ impl KgError {
         }
     }
 
+    /// A config error of the core's npm-facing structs, whose field is already the one the
+    /// caller wrote (`signingKeys[1].kid`, `session.cookieName`).
+    pub fn config_as_written(e: ConfigError) -> Self {
+        Self {
+            code: e.code(),
+            message: e.to_string(),
+            field: Some(e.field),
+            claim: None,
+        }
+    }
+
     /// A config error whose field is relative to `prefix` (`""` for the top level).
     pub fn config(e: ConfigError, prefix: &str) -> Self {
         let field = camel_path(&e.field);

@@ -8,33 +8,34 @@ use keygate::recovery::{generate_recovery_codes, verify_recovery_code};
 use keygate::token::{Algorithm, SigningKey};
 use keygate::totp::{self, TotpConfig, TotpError};
 use keygate::{qr, OsEntropy};
-use serde_json::{json, Value};
+use serde_json::json;
 use wasm_bindgen::prelude::wasm_bindgen;
 
-/// Parses an options object given as JSON text.
-fn options(json: Option<&str>) -> Result<Option<Value>, KgError> {
+/// An options object given as JSON text: too large or not JSON is `invalid_input`; what it
+/// may hold is the core's to decide.
+fn options(json: Option<&str>) -> Result<Option<&str>, KgError> {
     let Some(json) = json else {
         return Ok(None);
     };
     if json.len() > MAX_CONFIG_LEN {
         return Err(KgError::input("options", "is too large"));
     }
-    serde_json::from_str(json)
-        .map(Some)
-        .map_err(|_| KgError::input("options", "must be a plain object"))
+    serde_json::from_str::<serde::de::IgnoredAny>(json)
+        .map_err(|_| KgError::input("options", "must be a plain object"))?;
+    Ok(Some(json))
 }
 
 fn hasher(options_json: Option<String>) -> Result<PasswordHasher, KgError> {
     match options(options_json.as_deref())? {
         None => Ok(PasswordHasher::default()),
-        Some(v) => password_hasher(&v, "options"),
+        Some(json) => password_hasher(json, "options"),
     }
 }
 
 fn totp_settings(options_json: Option<String>) -> Result<TotpConfig, KgError> {
     match options(options_json.as_deref())? {
         None => Ok(TotpConfig::default()),
-        Some(v) => totp_config(&v, "options"),
+        Some(json) => totp_config(json, "options"),
     }
 }
 
@@ -207,6 +208,7 @@ impl KgError {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     const CHEAP: &str = r#"{"timeCost":1,"memoryCost":64,"parallelism":1}"#;
 

@@ -151,3 +151,30 @@ test("hashPassword: breachCount and blocklist are refused with clear codes befor
   assert.throws(() => hashPassword("x".repeat(10), { breachCount: -1 }), { code: "invalid_input", field: "options.breachCount" });
   assert.throws(() => hashPassword("x".repeat(10), { blocklist: "keygate" }), { code: "invalid_input", field: "options.blocklist" });
 });
+
+test("changePassword / resetPassword: blocklist and breachCount checked on the new password by the core", () => {
+  const user = { id: "u3", passwordHash: hashPassword("correct horse", FAST), roles: [] };
+  assert.throws(() => kg.changePassword(user, "correct horse", "bob.jones-keygate", { blocklist: ["keygate"] }), { code: "password_blocklisted" });
+  assert.throws(() => kg.changePassword(user, "correct horse", "bob.jones-2026!", { blocklist: ["bob.jones@example.com"] }), { code: "password_blocklisted" });
+  assert.throws(() => kg.changePassword(user, "correct horse", "a new passphrase", { breachCount: 1 }), { code: "password_breached" });
+  const changed = kg.changePassword(user, "correct horse", "a new passphrase", { breachCount: 0, blocklist: ["keygate", "bob.jones@example.com"] });
+  assert.equal(verifyPassword(changed.passwordHash, "a new passphrase"), true);
+  const token = kg.requestPasswordReset(user);
+  assert.throws(() => kg.resetPassword(token, user, "keygate forever", { blocklist: ["keygate"] }), { code: "password_blocklisted" });
+  assert.throws(() => kg.resetPassword(token, user, "a new passphrase", { breachCount: 7 }), { code: "password_breached" });
+  // The refusals spent nothing: the same link still works.
+  assert.equal(verifyPassword(kg.resetPassword(token, user, "another passphrase", { blocklist: ["keygate"] }).passwordHash, "another passphrase"), true);
+  assert.throws(() => kg.changePassword(user, "correct horse", "a new passphrase", { blocklist: "keygate" }), { code: "invalid_input", field: "options.blocklist" });
+});
+
+import { clientAddressKey } from "../node.js";
+
+test("clientAddressKey: the filter's address key (canonical, IPv6 by /64), null for a non-address", () => {
+  assert.equal(clientAddressKey("203.0.113.7"), "ip:203.0.113.7");
+  assert.equal(clientAddressKey("2001:DB8:1:2:0:0:0:7"), "ip:2001:db8:1:2::/64");
+  assert.equal(clientAddressKey("2001:db8:1:2:ffff:ffff:ffff:ffff"), "ip:2001:db8:1:2::/64");
+  assert.equal(clientAddressKey("[2001:db8:1:2::1]:443"), "ip:2001:db8:1:2::/64");
+  assert.equal(clientAddressKey("::ffff:198.51.100.1"), "ip:198.51.100.1");
+  for (const bad of ["", "not an ip", "1.2.3", "203.0.113.7 ", "x".repeat(100)]) assert.equal(clientAddressKey(bad), null, bad);
+  assert.throws(() => clientAddressKey(5), { code: "invalid_input", field: "address" });
+});

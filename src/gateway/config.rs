@@ -160,6 +160,18 @@ impl GatewayConfig {
 pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, ConfigError> {
+    parse_document_at(bytes, "configuration")
+}
+
+/// [`parse_document`] naming an error of the document as a whole `top` (`""` for the npm
+/// module's config, whose callers know no name for it).
+///
+/// # Errors
+/// As [`parse_document`].
+pub(crate) fn parse_document_at<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    top: &str,
+) -> Result<T, ConfigError> {
     serde_json::from_slice::<crate::json::StrictValue>(bytes)
         .and_then(|_| serde_json::from_slice::<T>(bytes))
         .map_err(|e| {
@@ -179,7 +191,7 @@ pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
             };
             // The path names the offending field itself (an unknown one included).
             let field = if path.is_empty() {
-                "configuration".to_owned()
+                top.to_owned()
             } else {
                 path
             };

@@ -73,6 +73,7 @@ mod token_source;
 pub use claim_headers::{
     ClaimHeaders, MAX_CLAIM_HEADERS, MAX_CLAIM_HEADER_VALUE_LEN, MAX_CLAIM_NAME_LEN,
 };
+pub(crate) use config::parse_document_at;
 pub use config::{GatewayConfig, Mode, TokenSourceConfig, MAX_CONFIG_LEN};
 pub use decision::{
     Callout, CalloutFailure, CalloutId, CalloutRequest, CalloutResponse, CalloutResult, Decision,

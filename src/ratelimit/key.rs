@@ -92,6 +92,15 @@ pub fn is_header_name(name: &str) -> bool {
         })
 }
 
+/// [`ip_key`] of an address that parses as one (IPv4, IPv6, either with a port), else `None`:
+/// for a shell whose address comes from a header (a garbage value must not make a bucket of
+/// its own).
+#[must_use]
+pub fn client_ip_key(client_ip: &str) -> Option<String> {
+    let parses = client_ip.parse::<SocketAddr>().is_ok() || client_ip.parse::<IpAddr>().is_ok();
+    parses.then(|| ip_key(client_ip))
+}
+
 /// The key for a client address: `ip:1.2.3.4`, `ip:2001:db8:1:2::/64` (IPv6 grouped by /64,
 /// IPv4-mapped IPv6 as IPv4; a `:port` is dropped). Unparseable input is used verbatim.
 #[must_use]
@@ -198,6 +207,19 @@ mod tests {
         assert_eq!(ip_key("[2001:db8:1:2:ffff::1]:443"), "ip:2001:db8:1:2::/64");
         assert_eq!(ip_key("::ffff:198.51.100.1"), "ip:198.51.100.1");
         assert_eq!(ip_key("not an ip"), "ip:not an ip");
+        assert_eq!(client_ip_key("not an ip"), None);
+        assert_eq!(
+            client_ip_key("2001:DB8:1:2:0:0:0:7").as_deref(),
+            Some("ip:2001:db8:1:2::/64")
+        );
+        assert_eq!(
+            client_ip_key("2001:db8:1:2::ffff").as_deref(),
+            Some("ip:2001:db8:1:2::/64")
+        );
+        assert_eq!(
+            client_ip_key("203.0.113.7").as_deref(),
+            Some("ip:203.0.113.7")
+        );
     }
 
     proptest! {

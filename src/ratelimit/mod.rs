@@ -62,7 +62,7 @@ mod state;
 pub use descriptors::{DescriptorLimits, MAX_DESCRIPTOR_NODES, MAX_DOMAINS};
 pub use edge::{EdgeDecision, EdgeLimit};
 pub use gcra::{Limiter, RateDecision};
-pub use key::{ip_key, is_header_name, KeySource, MAX_KEY_HEADER_LEN};
+pub use key::{client_ip_key, ip_key, is_header_name, KeySource, MAX_KEY_HEADER_LEN};
 pub use quota::{Quota, MAX_COUNT, MAX_PERIOD_SECS, MAX_QUOTA_LEN, MIN_COUNT, MIN_PERIOD_SECS};
 pub use shared::{
     decide, SharedDecision, SharedKey, Unit, EXPIRY_SLACK_MS, MAX_DESCRIPTOR_ENTRIES, MAX_ENTRY_LEN,
@@ -116,7 +116,7 @@ impl fmt::Display for RateLimitError {
             Self::StateMalformed { why } => {
                 write!(
                     f,
-                    "stored rate-limit state is unreadable ({why}); it will be reset"
+                    "stored rate-limit state is unreadable ({why}); it is refused, never reset"
                 )
             }
         }

@@ -174,14 +174,16 @@ export class Stack {
    * @param {number} [o.leeway]    the worker's clock-skew leeway, s (30)
    * @param {boolean} [o.seedSigningKey] pass keys.json's key as SIGNING_KEY (true); false: the
    *   worker's key store generates its first key
+   * @param {object} [o.workerEnv]  extra environment of workerd (`{WORKER_ONLY: "1"}`)
    */
-  constructor({ dataDir, publicPort = 0, accessTokenTtl = 900, leeway = 30, seedSigningKey = true }) {
+  constructor({ dataDir, publicPort = 0, accessTokenTtl = 900, leeway = 30, seedSigningKey = true, workerEnv = {} }) {
     this.seedSigningKey = seedSigningKey;
     this.dataDir = resolve(dataDir);
     this.publicPort = publicPort;
     this.publicPortGiven = publicPort !== 0;
     this.accessTokenTtl = accessTokenTtl;
     this.leeway = leeway;
+    this.workerEnv = workerEnv;
     this.demoToken = randomBytes(24).toString("base64url");
   }
 
@@ -257,6 +259,18 @@ export class Stack {
     await waitFor("Envoy", async () => httpOk(`http://127.0.0.1:${this.adminPort}/ready`), { proc: this.envoy });
   }
 
+  /** workerd alone, no Envoy (worker-only mode's tests): the worker on a free port, seeded. */
+  async startWorkerOnly({ seed = true } = {}) {
+    checkWorkerPackage();
+    mkdirSync(join(this.dataDir, "do"), { recursive: true, mode: 0o700 });
+    this.keys = loadKeys(this.dataDir);
+    this.workerPort = await freePort();
+    this.apiPort = await freePort();
+    await this.startWorker();
+    if (seed) this.seeded = await this.seed();
+    return this;
+  }
+
   /** A metric of Envoy's admin /stats (proxy-wasm metrics are under `wasmcustom.`), or null. */
   async envoyStat(name) {
     const res = await fetch(`http://127.0.0.1:${this.adminPort}/stats?filter=${encodeURIComponent(name)}`);
@@ -275,6 +289,8 @@ export class Stack {
   async startWorker() {
     const env = {
       ...process.env,
+      WORKER_ONLY: "0", // behind Envoy unless a test asks for worker-only mode
+      ...this.workerEnv,
       SIGNING_KEY: this.seedSigningKey ? JSON.stringify(this.keys.signingKey) : "",
       ACCESS_TOKEN_TTL: String(this.accessTokenTtl),
       LEEWAY: String(this.leeway),

@@ -39,6 +39,12 @@ def main():
     write("config", "array_rule", json.dumps({**c, "rules": [[None, "/", None, "public"]]}))
     write("config", "dup_member", config.replace('"leeway_secs": 30,', '"leeway_secs": 30, "leeway_secs": 1e400,'))
     write("config", "jwks", json.dumps(c["jwks"]))
+    # The npm module's config (keygate::edge_config::EdgeConfig).
+    write("config", "edge", json.dumps({
+        "secret": SECRET.decode(), "issuer": "https://auth.example.com", "accessTokenTtl": "15m",
+        "password": {"timeCost": 1, "memoryCost": 64, "parallelism": 1},
+        "totp": {"digits": 6, "algorithm": "SHA1"}, "session": {"idleTimeout": "30m", "sameSite": "lax"},
+    }))
 
     sep = lambda pairs: b"\xff".join(k + b"\xfe" + v for k, v in pairs)
     bearer = b"Bearer " + good.encode()

@@ -24,6 +24,13 @@ import { keygateNow, rotateSigningKeys } from "./keys.js";
 import { json, error, readJson, readOptionalJson, field } from "./http.js";
 
 const TOTP_ISSUER = "keygate demo";
+/**
+ * Context words a password must not contain (NIST 800-63B §3.1.1.2), beside the account's
+ * email (keygate also checks its local part): the service's name. keygate decides
+ * (`password_blocklisted`).
+ */
+const SERVICE_WORDS = ["keygate"];
+const blocklistFor = (email) => [...SERVICE_WORDS, email];
 const MAX_PASSWORD = 1024;
 const RESET_MESSAGE = { message: "If email exists, reset link sent" };
 const SIGNUP_MESSAGE = { message: "Check your email to finish signing up" };
@@ -180,7 +187,7 @@ export class AuthStore extends DurableObject {
     if (!password) return error(400, "invalid_password", "Give a password");
     let passwordHash;
     try {
-      passwordHash = hashPassword(password);
+      passwordHash = hashPassword(password, { blocklist: blocklistFor(email) });
     } catch (e) {
       return keygateFailure(e);
     }
@@ -370,7 +377,9 @@ export class AuthStore extends DurableObject {
     if (!next) return error(400, "invalid_password", "Give new_password");
     let changed;
     try {
-      changed = this.kg.changePassword(me.user, current, next, { mfaState: me.user.mfaState, sessionState: me.user.sessionState });
+      changed = this.kg.changePassword(me.user, current, next, {
+        mfaState: me.user.mfaState, sessionState: me.user.sessionState, blocklist: blocklistFor(me.user.email),
+      });
     } catch (e) {
       return keygateFailure(e, e?.code === "reauthentication_required" ? 403 : 400);
     }
@@ -418,7 +427,9 @@ export class AuthStore extends DurableObject {
     try {
       // Bound to the current password hash: a used (or outdated) link is refused. The new
       // password ends every session and refresh family and clears the MFA lock.
-      changed = this.kg.resetPassword(token, user, password, { mfaState: user.mfaState, sessionState: user.sessionState });
+      changed = this.kg.resetPassword(token, user, password, {
+        mfaState: user.mfaState, sessionState: user.sessionState, blocklist: blocklistFor(user.email),
+      });
     } catch (e) {
       if (e instanceof KeygateError && /^(token_|reset_)/.test(e.code)) {
         return error(400, "reset_token_invalid", "This reset link is invalid or was already used");

@@ -25,6 +25,36 @@ export function error(status, code, message, headers) {
 
 export const MAX_BODY_BYTES = 16 * 1024;
 
+/**
+ * The request body as text, read once and at most `max` bytes: `{text}`, or `{tooLarge: true}`
+ * as soon as the declared length or the bytes read pass `max` (the rest is never buffered:
+ * the stream is cancelled).
+ */
+export async function readBodyText(request, max = MAX_BODY_BYTES) {
+  if (request.body === null) return { text: "" };
+  if (Number(request.headers.get("content-length") ?? 0) > max) return { tooLarge: true };
+  const reader = request.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      return { tooLarge: true };
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    bytes.set(c, at);
+    at += c.byteLength;
+  }
+  return { text: new TextDecoder().decode(bytes) };
+}
+
 /** The request's JSON object body, or an error Response to return. */
 export async function readJson(request) {
   const type = request.headers.get("content-type") ?? "";

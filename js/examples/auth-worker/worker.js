@@ -1,5 +1,6 @@
 // The auth worker's entry: the static login page, the JWKS, and /api/auth/* forwarded to the
-// Durable Object of the one account the request is about. Envoy sits in front of this worker.
+// Durable Object of the one account the request is about. Envoy sits in front of this worker, or,
+// in worker-only mode (`WORKER_ONLY=1`), nothing: then limits.js applies the seed's rate limits.
 //
 // Sharding: one AuthStore object per normalised email (`idFromName(email)`); the user id is
 // that object's id, so a token's or a session's `sub` names its object (`idFromString(sub)`).
@@ -8,12 +9,14 @@
 import indexHtml from "./public/index.html";
 import appJs from "./public/app.js";
 import appCss from "./public/app.css";
-import { error, json, MAX_BODY_BYTES } from "./http.js";
+import { error, json, readBodyText, MAX_BODY_BYTES } from "./http.js";
 import { emailKey } from "./auth.js";
-import { keysNow } from "./keys.js";
+import { keysNow, keygateNow } from "./keys.js";
+import { workerOnly, limited } from "./limits.js";
 
 export { AuthStore } from "./auth.js";
 export { SigningKeyStore } from "./keys.js";
+export { RateLimiter } from "./limits.js";
 
 /** The JWKS lives this long in caches: a verifier that honours it (and does not refetch on an
  * unknown kid, as keygate's filter does) learns a rotated-in key within 30 s. */
@@ -75,7 +78,8 @@ function subOfCaller(request, k) {
   return k.readSession(request.headers.get("cookie"))?.userId ?? null;
 }
 
-async function route(request, env, url) {
+/** `text`: the body, already read (once, capped) by `fetch`. */
+async function route(request, env, url, text) {
   const path = url.pathname;
   const live = await keysNow(env); // the live signing keys (keys.js)
   const k = live.kg;
@@ -89,11 +93,7 @@ async function route(request, env, url) {
     if (!email) return error(404, "not_found", "No mail for this address");
     return env.AUTH.get(env.AUTH.idFromName(email)).fetch(request);
   }
-  // Bodies are small JSON objects: read once here, forwarded as they came.
-  const declared = Number(request.headers.get("content-length") ?? 0);
-  if (declared > MAX_BODY_BYTES) return error(413, "body_too_large", `The body is larger than ${MAX_BODY_BYTES} bytes`);
-  const text = request.method === "GET" || request.method === "HEAD" ? "" : await request.text();
-  if (text.length > MAX_BODY_BYTES) return error(413, "body_too_large", `The body is larger than ${MAX_BODY_BYTES} bytes`);
+  // Bodies are small JSON objects, forwarded as they came.
   const headers = new Headers(request.headers);
   headers.delete("content-length");
   const forward = (stub) => stub.fetch(new Request(request.url, { method: request.method, headers, body: text || undefined }));
@@ -173,7 +173,14 @@ export default {
       });
     }
     try {
-      return await route(request, env, url);
+      // Bodies are read once, here, and never past MAX_BODY_BYTES (a huge or endless body is
+      // cut off with 413, not buffered).
+      const read = request.method === "GET" || request.method === "HEAD" ? { text: "" } : await readBodyText(request);
+      if (read.tooLarge) return error(413, "body_too_large", `The body is larger than ${MAX_BODY_BYTES} bytes`);
+      const { text } = read;
+      // Worker-only mode (no Envoy in front): the seed's rate limits, applied here (limits.js).
+      if (workerOnly(env)) return await limited(request, env, url.pathname, text, () => keygateNow(env), () => route(request, env, url, text));
+      return await route(request, env, url, text);
     } catch (e) {
       console.error("auth worker error:", e?.stack ?? e);
       return error(500, "internal_error", "Something went wrong; see the worker log");

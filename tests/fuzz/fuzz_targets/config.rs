@@ -24,6 +24,8 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => assert!(!e.field.is_empty()),
     }
     if let Ok(text) = std::str::from_utf8(data) {
+        // The npm module's `new Keygate(config)`: read and built by the core.
+        let _ = keygate::edge_config::EdgeConfig::from_json(text).and_then(|c| c.build());
         let _ = text.parse::<Jwks>();
         let _ = text.parse::<Jwk>().map(|j| j.thumbprint());
     }
