@@ -7,7 +7,8 @@
 //     "tokens": one per request, in the `authorization: Bearer` header (else the headers' own).
 // Prints JSON: {"phases": {"request_headers": {call: n}, "response_headers": {...}, ...}
 // averaged per request, "vm_entries": the same for calls into the module (callbacks and
-// proxy_on_memory_allocate), "vm_entries_per_request", "statuses": [...], "us_per_request": x}.
+// proxy_on_memory_allocate), "vm_entries_per_request", "vm_us_per_request" (time in the
+// module's callbacks minus the host functions they called), "statuses": [...], "us_per_request": x}.
 import { readFileSync } from "node:fs";
 
 const [wasmPath, configPath, requestPath] = process.argv.slice(2);
@@ -33,10 +34,28 @@ const str = (p, n) => dec.decode(u8().slice(p, p + n));
 // VM entries per phase: every callback the host calls into the module, and every
 // `proxy_on_memory_allocate` a host call returning bytes makes (Envoy's host does the same).
 const entries = {};
+// Time inside callbacks, and inside the host functions they call (the module's own time is
+// the difference: "vm_us_per_request", a rough in-VM figure).
+let callbackNs = 0n;
+let hostNs = 0n;
+let depth = 0;
 function enter(name, ...args) {
   const e = (entries[phase] ??= {});
   e[name] = (e[name] ?? 0) + 1;
-  return ex[name](...args);
+  if (depth++ > 0) {
+    try {
+      return ex[name](...args);
+    } finally {
+      depth--;
+    }
+  }
+  const t = process.hrtime.bigint();
+  try {
+    return ex[name](...args);
+  } finally {
+    callbackNs += process.hrtime.bigint() - t;
+    depth--;
+  }
 }
 // Like proxy-wasm-cpp-host (src/context.cc): a callback the module does not export is not
 // called; the host answers for it (Continue, or `true` for proxy_on_done).
@@ -190,7 +209,12 @@ const counted = new Proxy(env, {
     return (...args) => {
       const c = (counts[phase] ??= {});
       c[name] = (c[name] ?? 0) + 1;
-      return f(...args);
+      const t = process.hrtime.bigint();
+      try {
+        return f(...args);
+      } finally {
+        hostNs += process.hrtime.bigint() - t;
+      }
     };
   },
 });
@@ -221,6 +245,8 @@ const n = spec.requests;
 const statuses = [];
 for (const p of ["request_headers", "response_headers", "done"]) counts[p] = {};
 const t0 = process.hrtime.bigint();
+callbackNs = 0n;
+hostNs = 0n;
 for (let i = 0; i < n; i++) {
   const id = 2 + i;
   requestHeaders = spec.headers.map(([k, v]) => [k, v]);
@@ -262,6 +288,7 @@ console.log(JSON.stringify({
   vm_entries_per_request: vmTotal,
   statuses: [...new Set(statuses)],
   us_per_request: us,
+  vm_us_per_request: Number(callbackNs - hostNs) / 1000 / n,
   request_headers: requestHeaders,
   response_headers: responseHeaders,
 }));
