@@ -13,7 +13,7 @@ STAMP       := target/.setup-stamp
 
 export PATH := $(CARGO_BIN):$(PATH)
 
-.PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
+.PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-noop build-js \
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
 	test-demo setup-demo setup-runtimes oci build-ratelimit test-ratelimit bench-ratelimit \
 	demo-fleet demo-fleet-check bench-global \
@@ -135,10 +135,17 @@ test-rust:
 	cargo test --workspace
 
 ## build-envoy: the filter as dist/keygate_envoy.wasm (profile `filter`: LTO, opt-level z; wasm-opt) + the `mint` test tool
+## The SDK exports every proxy-wasm callback; proxy-wasm-cpp-host (Envoy's host) skips a callback the
+## module does not export (answering Continue / true itself), so wasm-metadce keeps only the exports in
+## filters/exports.json: no VM entry for response body/trailers, log, done or the network-filter
+## callbacks on any request (README "Benchmarks"; tests/envoy/test_host_calls.py checks the list).
+FILTER_RAW := target/wasm32-wasip1/filter/keygate_envoy.wasm
+FILTER_DCE := target/keygate_envoy.dce.wasm
 build-envoy: setup-rust setup-apt
 	cargo build --profile filter -p keygate-envoy --target wasm32-wasip1
 	@mkdir -p dist
-	wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers target/wasm32-wasip1/filter/keygate_envoy.wasm -o dist/keygate_envoy.wasm
+	wasm-metadce $(WASM_FEATURES) -f filters/exports.json $(FILTER_RAW) -o $(FILTER_DCE) >/dev/null
+	wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers $(FILTER_DCE) -o dist/keygate_envoy.wasm
 	@stat -c '%s' dist/keygate_envoy.wasm | awk '{printf "dist/keygate_envoy.wasm: %d bytes (%.0f KiB; target 320 KiB)\n", $$1, $$1/1024}'
 	cd dist && sha256sum keygate_envoy.wasm > keygate_envoy.wasm.sha256
 	cargo build --example mint
@@ -183,8 +190,14 @@ bench-ratelimit: setup-apt build-ratelimit
 	cargo build --release -p keygate-ratelimit --example load
 	python3 envoy/ratelimit/bench.py
 
+## build-noop: the bench's `noop` floor (envoy/noop: the same SDK, continues every request, every export kept)
+NOOP_WASM := target/keygate_noop.wasm
+build-noop: setup-rust setup-apt
+	cargo build --profile filter -p keygate-noop --target wasm32-wasip1
+	wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers target/wasm32-wasip1/filter/keygate_noop.wasm -o $(NOOP_WASM)
+
 ## bench-envoy: Envoy without auth vs the native jwt_authn+rbac+local_ratelimit chain vs keygate
-bench-envoy: setup-python build-envoy
+bench-envoy: setup-python build-envoy build-noop
 	$(PY) envoy/bench.py
 
 ## bench-slots: Envoy startup time and memory per 100k rate-limit slots
