@@ -17,7 +17,7 @@ export PATH := $(CARGO_BIN):$(PATH)
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
 	test-demo setup-demo setup-runtimes oci build-ratelimit test-ratelimit bench-ratelimit \
 	demo-fleet demo-fleet-check bench-global \
-	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots
+	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots bench-ready
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
 setup: setup-apt setup-rust setup-python setup-envoy136 setup-node setup-demo setup-runtimes setup-fuzz
@@ -179,7 +179,7 @@ test-ratelimit: setup-python setup-apt build-ratelimit build-envoy
 test-vectors: setup-python
 	$(PY) tests/vectors/generate.py --check
 
-bench: bench-envoy bench-js bench-ratelimit bench-global
+bench: bench-envoy bench-ready bench-js bench-ratelimit bench-global
 
 ## bench-global: one route, the same limit local vs global (keygate-ratelimit on Redis): added p50/p99, Envoy CPU/request
 bench-global: setup-python setup-apt build-envoy build-ratelimit
@@ -199,6 +199,10 @@ build-noop: setup-rust setup-apt
 ## bench-envoy: Envoy without auth vs the native jwt_authn+rbac+local_ratelimit chain vs keygate
 bench-envoy: setup-python build-envoy build-noop
 	$(PY) envoy/bench.py
+
+## bench-ready: where Envoy's ready time goes with the filter (boot, V8 compile, VMs + configure), vs no filter
+bench-ready: setup-python build-envoy
+	$(PY) envoy/ready.py keygate=dist/keygate_envoy.wasm
 
 ## bench-slots: Envoy startup time and memory per 100k rate-limit slots
 bench-slots: setup-python build-envoy
