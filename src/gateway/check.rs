@@ -14,6 +14,7 @@ use super::Gateway;
 use crate::policy::{Decision as Access, DenyReason, RouteDecision};
 use crate::ratelimit::{KeySource, RateDecision, RateLimitError, RateLimitRule};
 use crate::token::{Claims, TokenError};
+use std::rc::Rc;
 
 use crate::ErrorCode;
 
@@ -55,7 +56,7 @@ pub(super) struct Seen<'r> {
 
 /// A token checked against the keys, or why the decision must wait or cannot be made.
 pub(super) enum Verified {
-    Done(Result<Claims, TokenError>),
+    Done(Result<Rc<Claims>, TokenError>),
     Wait(Callout),
     Unavailable,
 }
@@ -115,7 +116,7 @@ impl Gateway {
         };
         match step {
             Step::Done(decided) => {
-                self.finish(decided, &seen, passed, claims.as_ref(), || match &found {
+                self.finish(decided, &seen, passed, claims.as_deref(), || match &found {
                     Presented::One { source, .. } => {
                         self.strip_token(*source, |name| cookie_header_without(request, name))
                     }
@@ -195,7 +196,7 @@ impl Gateway {
             &mut claims,
             false,
         ) {
-            Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_ref(), || {
+            Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_deref(), || {
                 self.strip_token(source, |_| cookie_rest)
             }),
             Step::Wait {
@@ -336,7 +337,7 @@ impl Gateway {
         store: &impl SharedStore,
         now_ms: u64,
         passed: &mut Passed,
-        claims: &mut Option<Claims>,
+        claims: &mut Option<Rc<Claims>>,
         may_wait: bool,
     ) -> Step {
         let route = self.policy.requirement(seen.method, seen.path);
@@ -376,7 +377,7 @@ impl Gateway {
         // Every request that reached the token step counts against the `sub` limits: by its
         // verified `sub`, otherwise by address — anonymous requests, and also invalid or
         // duplicated tokens, so a flood of bad signatures is metered too.
-        let sub = claims.as_ref().map(|c| c.sub.as_str());
+        let sub = claims.as_deref().map(|c| c.sub.as_str());
         for (i, limit) in self.limits.matching(seen.method, seen.path) {
             if !limit.key_source().is_pre_token() && !limit.is_global() {
                 let key = KeySource::Sub.key(seen.client, sub, None);
@@ -399,7 +400,7 @@ impl Gateway {
         self.authorize_after_limits(
             &route,
             matches!(found, Presented::Several),
-            claims.as_ref(),
+            claims.as_deref(),
             token_error.as_ref(),
         )
     }

@@ -15,6 +15,7 @@ use super::Gateway;
 use crate::ratelimit::{KeySource, RateLimitError};
 use crate::token::{Claims, TokenError};
 use crate::ErrorCode;
+use std::rc::Rc;
 
 /// The counter of failed calls to the rate-limit service.
 pub const RATE_LIMIT_SERVICE_FAILED: &str = "keygate.rate_limit_service_failed";
@@ -120,7 +121,7 @@ impl Gateway {
         token_error: Option<TokenError>,
         seen: &Seen<'_>,
         found: &Presented,
-        claims: Option<Claims>,
+        claims: Option<Rc<Claims>>,
         cookie_rest: Option<Vec<u8>>,
         passed: Passed,
     ) -> Decision<'g> {
@@ -182,7 +183,7 @@ impl Gateway {
             Ok(()) => self.decide(&seen, &found, store, now_ms, &mut passed, &mut claims, true),
         };
         match step {
-            Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_ref(), || {
+            Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_deref(), || {
                 source.and_then(|s| self.strip_token(s, |_| cookie_rest))
             }),
             Step::Wait {
@@ -253,7 +254,7 @@ impl Gateway {
                 match self.authorize_after_limits(
                     &route,
                     several,
-                    claims.as_ref(),
+                    claims.as_deref(),
                     token_error.as_ref(),
                 ) {
                     Step::Done(d) => d,
@@ -265,7 +266,7 @@ impl Gateway {
                 }
             }
         };
-        self.finish(decided, &seen, passed, claims.as_ref(), || {
+        self.finish(decided, &seen, passed, claims.as_deref(), || {
             source.and_then(|s| self.strip_token(s, |_| cookie_rest))
         })
     }
