@@ -82,7 +82,7 @@ pub use decision::{
 pub use global::RATE_LIMIT_SERVICE_FAILED;
 pub use jwks::{FetchReport, JwksCache, RemoteJwks, RemoteJwksConfig, JWKS_KEYS_GAUGE};
 pub use outcome::{Forward, LocalReply, Metric, Outcome, ShadowRefusal, StripToken};
-pub use request::{encode_proxy_wasm_map, HttpRequest, RequestHeaders, MAX_HEADERS};
+pub use request::{encode_proxy_wasm_map, HttpRequest, RequestHeaders, RequestView, MAX_HEADERS};
 pub use rls::{FailureMode, GrpcCallout, RateLimitService, RateLimitServiceConfig};
 pub use store::{MemoryStore, SharedStore, StoreError, SENTINEL};
 pub use token_cache::TokenCache;
