@@ -11,7 +11,7 @@ use super::slots::{check_slot, SlotCheck};
 use super::store::SharedStore;
 use super::token_source::{cookie_header_without, presented, Presented, TokenSource};
 use super::Gateway;
-use crate::policy::{Decision as Access, DenyReason, RouteDecision};
+use crate::policy::{Decision as Access, DenyReason, RequestPath, RouteDecision};
 use crate::ratelimit::{KeySource, RateDecision, RateLimitError, RateLimitRule};
 use crate::token::{Claims, TokenError};
 use std::rc::Rc;
@@ -52,6 +52,20 @@ pub(super) struct Seen<'r> {
     pub(super) method: &'r str,
     pub(super) path: &'r str,
     pub(super) client: Option<&'r str>,
+    /// `path` checked for normalization once, for the rule and every rate limit (`None`:
+    /// not normalized, matched by no rule and no limit).
+    pub(super) route_path: Option<RequestPath<'r>>,
+}
+
+impl<'r> Seen<'r> {
+    pub(super) fn new(method: &'r str, path: &'r str, client: Option<&'r str>) -> Self {
+        Self {
+            method,
+            path,
+            client,
+            route_path: RequestPath::new(path),
+        }
+    }
 }
 
 /// A token checked against the keys, or why the decision must wait or cannot be made.
@@ -94,11 +108,7 @@ impl Gateway {
         store: &impl SharedStore,
         now_ms: u64,
     ) -> Decision<'g> {
-        let seen = Seen {
-            method: request.method(),
-            path: request.path(),
-            client: request.remote_address(),
-        };
+        let seen = Seen::new(request.method(), request.path(), request.remote_address());
         let mut passed = Passed::default();
         let mut claims = None;
         let mut found = Presented::Absent;
@@ -177,11 +187,7 @@ impl Gateway {
             cookie_rest,
             mut passed,
         } = held;
-        let seen = Seen {
-            method: &method,
-            path: &path,
-            client: client.as_deref(),
-        };
+        let seen = Seen::new(&method, &path, client.as_deref());
         let found = Presented::One {
             source,
             token: Ok(token),
@@ -309,7 +315,7 @@ impl Gateway {
         now_ms: u64,
         passed: &mut Passed,
     ) -> Result<(), Refusal> {
-        for (i, rule) in self.limits.matching(seen.method, seen.path) {
+        for (i, rule) in self.limits.matching_path(seen.method, seen.route_path) {
             if rule.key_source().is_pre_token() && !rule.is_global() {
                 let header = rule
                     .key_source()
@@ -340,7 +346,7 @@ impl Gateway {
         claims: &mut Option<Rc<Claims>>,
         may_wait: bool,
     ) -> Step {
-        let route = self.policy.requirement(seen.method, seen.path);
+        let route = self.policy.requirement_at(seen.method, seen.route_path);
         let refuse = |reply| {
             Step::Done(Err(Refusal {
                 reply,
@@ -378,7 +384,7 @@ impl Gateway {
         // verified `sub`, otherwise by address — anonymous requests, and also invalid or
         // duplicated tokens, so a flood of bad signatures is metered too.
         let sub = claims.as_deref().map(|c| c.sub.as_str());
-        for (i, limit) in self.limits.matching(seen.method, seen.path) {
+        for (i, limit) in self.limits.matching_path(seen.method, seen.route_path) {
             if !limit.key_source().is_pre_token() && !limit.is_global() {
                 let key = KeySource::Sub.key(seen.client, sub, None);
                 if let Err(reply) = self.limit(i, limit, &key, store, now_ms, passed) {

@@ -32,7 +32,7 @@ impl Gateway {
     ) -> Option<Decision<'g>> {
         let rls = self.rls.as_ref()?;
         let mut asked = Vec::new();
-        for (i, rule) in self.limits.matching(seen.method, seen.path) {
+        for (i, rule) in self.limits.matching_path(seen.method, seen.route_path) {
             if rule.is_global() && rule.key_source().is_pre_token() {
                 let header = rule
                     .key_source()
@@ -78,7 +78,7 @@ impl Gateway {
     ) -> Option<(Callout, Vec<Asked>)> {
         let rls = self.rls.as_ref()?;
         let mut asked = Vec::new();
-        for (i, rule) in self.limits.matching(seen.method, seen.path) {
+        for (i, rule) in self.limits.matching_path(seen.method, seen.route_path) {
             if rule.is_global() && !rule.key_source().is_pre_token() {
                 let key = KeySource::Sub.key(seen.client, sub, None);
                 push_asked(&mut asked, i, rule.limiter().quotas().len(), key);
@@ -168,11 +168,7 @@ impl Gateway {
             mut passed,
             asked,
         } = held;
-        let seen = Seen {
-            method: &method,
-            path: &path,
-            client: client.as_deref(),
-        };
+        let seen = Seen::new(&method, &path, client.as_deref());
         let source = match &found {
             Presented::One { source, .. } => Some(*source),
             Presented::Absent | Presented::Several => None,
@@ -242,15 +238,11 @@ impl Gateway {
             mut passed,
             asked,
         } = held;
-        let seen = Seen {
-            method: &method,
-            path: &path,
-            client: client.as_deref(),
-        };
+        let seen = Seen::new(&method, &path, client.as_deref());
         let decided = match self.global_answer(&asked, result, store, now_ms, &mut passed) {
             Err(refusal) => Err(refusal),
             Ok(()) => {
-                let route = self.policy.requirement(seen.method, seen.path);
+                let route = self.policy.requirement_at(seen.method, seen.route_path);
                 match self.authorize_after_limits(
                     &route,
                     several,
