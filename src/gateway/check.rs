@@ -12,7 +12,7 @@ use super::store::SharedStore;
 use super::token_source::{cookie_header_without, presented, Presented, TokenSource};
 use super::Gateway;
 use crate::policy::{Decision as Access, DenyReason, RequestPath, RouteDecision};
-use crate::ratelimit::{KeySource, RateDecision, RateLimitError, RateLimitRule};
+use crate::ratelimit::{KeySource, RateDecision, RateLimitError, RateLimitRule, RateLimits};
 use crate::token::{Claims, TokenError};
 use std::rc::Rc;
 
@@ -21,18 +21,39 @@ use crate::ErrorCode;
 /// `RateLimit-Policy` / `RateLimit` values of the limits a request passed.
 #[derive(Debug, Default)]
 pub(super) struct Passed {
-    pub(super) policies: Vec<String>,
+    pub(super) policies: Vec<PolicyText>,
     pub(super) states: Vec<String>,
     /// Headers a rate-limit service asked to add (`response_headers_to_add`).
     pub(super) service_headers: Vec<(String, String)>,
 }
 
+/// One `RateLimit-Policy` item: a local rule's (by index, borrowed from its limiter when
+/// the header is written: no copy per request) or one a rate-limit service's answer gave.
+#[derive(Debug)]
+pub(super) enum PolicyText {
+    Rule(usize),
+    Text(String),
+}
+
 impl Passed {
-    fn headers(self) -> Vec<(&'static str, String)> {
+    fn headers(self, limits: &RateLimits) -> Vec<(&'static str, String)> {
         if self.policies.is_empty() {
             return Vec::new();
         }
-        let mut headers = vec![("ratelimit-policy", self.policies.join(", "))];
+        let mut policy = String::new();
+        for item in &self.policies {
+            let text = match item {
+                PolicyText::Rule(i) => limits.rules().get(*i).map(|r| r.limiter().policy_text()),
+                PolicyText::Text(t) => Some(std::borrow::Cow::Borrowed(t.as_str())),
+            };
+            if let Some(text) = text {
+                if !policy.is_empty() {
+                    policy.push_str(", ");
+                }
+                policy.push_str(&text);
+            }
+        }
+        let mut headers = vec![("ratelimit-policy", policy)];
         // A service that stated no remaining count or reset gives no `RateLimit` item.
         if !self.states.is_empty() {
             headers.push(("ratelimit", self.states.join(", ")));
@@ -299,7 +320,7 @@ impl Gateway {
             (Ok(()), Mode::Enforce) => {
                 let mut f = forward(None, Metric::Allowed);
                 f.service_headers = std::mem::take(&mut passed.service_headers);
-                f.response_headers = passed.headers();
+                f.response_headers = passed.headers(&self.limits);
                 f.strip_token = strip_token();
                 Decision::Continue(f)
             }
@@ -467,7 +488,7 @@ impl Gateway {
     ) -> Result<(), LocalReply> {
         match check_slot(&self.seed, index, rule, key, store, now_ms) {
             SlotCheck::Admitted(d) => {
-                passed.policies.push(rule.limiter().policy_header());
+                passed.policies.push(PolicyText::Rule(index));
                 passed.states.push(d.ratelimit_header());
                 Ok(())
             }

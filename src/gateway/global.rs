@@ -2,7 +2,7 @@
 //! rate-limit service and how its answer (or failure) goes into the decision (see
 //! [`super::rls`] for the protocol and [`super::decision`] for waiting).
 
-use super::check::{rate_limited, Passed, Refusal, Seen, Step};
+use super::check::{rate_limited, Passed, PolicyText, Refusal, Seen, Step};
 use super::decision::{
     Callout, CalloutRequest, CalloutResult, Decision, HeldPost, HeldPre, Pending, Stage,
 };
@@ -332,7 +332,7 @@ impl Gateway {
             for (a, s) in asked.iter().zip(&answer.statuses) {
                 if let Some(q) = quota_of(a) {
                     let (policy, state) = status_headers(s, q);
-                    passed.policies.push(policy);
+                    passed.policies.push(PolicyText::Text(policy));
                     passed.states.extend(state);
                 }
             }

@@ -80,10 +80,16 @@ impl Limiter {
     /// The `RateLimit-Policy` header value: `"50/hour";q=50;w=3600, "200/day";q=200;w=86400`.
     #[must_use]
     pub fn policy_header(&self) -> String {
+        self.policy_text().into_owned()
+    }
+
+    /// [`Limiter::policy_header`], borrowed when it was formatted at configuration.
+    #[must_use]
+    pub(crate) fn policy_text(&self) -> std::borrow::Cow<'_, str> {
         if self.policy.is_empty() {
-            policy_text(&self.quotas)
+            std::borrow::Cow::Owned(policy_text(&self.quotas))
         } else {
-            self.policy.clone()
+            std::borrow::Cow::Borrowed(&self.policy)
         }
     }
 
