@@ -137,8 +137,9 @@ test-rust:
 ## build-envoy: the filter as dist/keygate_envoy.wasm (profile `filter`: LTO, opt-level z; wasm-opt) + the `mint` test tool
 ## The SDK exports every proxy-wasm callback; proxy-wasm-cpp-host (Envoy's host) skips a callback the
 ## module does not export (answering Continue / true itself), so wasm-metadce keeps only the exports in
-## filters/exports.json: no VM entry for response body/trailers, log, done or the network-filter
-## callbacks on any request (README "Benchmarks"; tests/envoy/test_host_calls.py checks the list).
+## filters/exports.json: no VM entry for response body/trailers or log, done on any request (README
+## "Benchmarks"; envoy/check_exports.py fails the build if the module's exports differ from the list;
+## the network-filter callbacks stay so that a module loaded as a network filter fails closed).
 FILTER_RAW := target/wasm32-wasip1/filter/keygate_envoy.wasm
 FILTER_DCE := target/keygate_envoy.dce.wasm
 build-envoy: setup-rust setup-apt
@@ -146,6 +147,7 @@ build-envoy: setup-rust setup-apt
 	@mkdir -p dist
 	wasm-metadce $(WASM_FEATURES) -f filters/exports.json $(FILTER_RAW) -o $(FILTER_DCE) >/dev/null
 	wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers $(FILTER_DCE) -o dist/keygate_envoy.wasm
+	python3 envoy/check_exports.py dist/keygate_envoy.wasm filters/exports.json
 	@stat -c '%s' dist/keygate_envoy.wasm | awk '{printf "dist/keygate_envoy.wasm: %d bytes (%.0f KiB; target 320 KiB)\n", $$1, $$1/1024}'
 	cd dist && sha256sum keygate_envoy.wasm > keygate_envoy.wasm.sha256
 	cargo build --example mint

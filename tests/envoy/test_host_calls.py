@@ -102,7 +102,12 @@ EXPORTS = {"memory", "_initialize", "proxy_abi_version_0_2_1", "proxy_on_vm_star
            "proxy_on_memory_allocate", "proxy_on_request_headers", "proxy_on_request_body",
            "proxy_on_request_trailers", "proxy_on_response_headers", "proxy_on_tick",
            "proxy_on_http_call_response", "proxy_on_grpc_receive", "proxy_on_grpc_close",
-           "proxy_on_grpc_receive_initial_metadata", "proxy_on_grpc_receive_trailing_metadata"}
+           "proxy_on_grpc_receive_initial_metadata", "proxy_on_grpc_receive_trailing_metadata",
+           # Never entered for HTTP requests; kept so that a module loaded as a network filter
+           # fails closed (tests/envoy/test_network_filter.py) instead of the host's `Continue`.
+           "proxy_on_new_connection", "proxy_on_downstream_data",
+           "proxy_on_downstream_connection_close", "proxy_on_upstream_data",
+           "proxy_on_upstream_connection_close"}
 
 
 def exports(path):
