@@ -1,6 +1,6 @@
 //! proxy-wasm host calls behind the core's traits: shared data, the request, time, logging.
 
-use keygate::gateway::{RequestHeaders, SharedStore, StoreError};
+use keygate::gateway::{RequestView, SharedStore, StoreError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MapType, Status};
 use std::time::UNIX_EPOCH;
@@ -32,7 +32,7 @@ extern "C" {
     /// The proxy-wasm ABI call behind the SDK's `get_map_bytes`, declared here because the
     /// SDK (0.2.5) decodes its answer with `String::from_utf8(name).unwrap()`: a header name
     /// that is not UTF-8 would panic the VM. Envoy refuses such names today; the filter does
-    /// not rely on it and decodes the bytes itself ([`RequestHeaders::from_proxy_wasm_map`]).
+    /// not rely on it and decodes the bytes itself ([`RequestView::from_proxy_wasm_map`]).
     fn proxy_get_header_map_pairs(
         map_type: MapType,
         return_map_data: *mut *mut u8,
@@ -59,9 +59,9 @@ fn request_header_bytes() -> Option<Vec<u8>> {
 /// The request being filtered, read from the host once: every request header in one host
 /// call (`proxy_get_header_map_pairs`), as bytes, plus the downstream `source.address` when
 /// `address` (the gateway's [`needs_client_address`](keygate::gateway::Gateway::needs_client_address)).
-/// Unreadable headers read as a request without headers (refused by the policy: no path).
+/// [`RawRequest::view`] decides on it without copying a header.
 #[must_use]
-pub fn read_request(address: bool) -> RequestHeaders {
+pub fn read_request(address: bool) -> RawRequest {
     let remote = if address {
         hostcalls::get_property(vec!["source", "address"])
             .ok()
@@ -69,9 +69,28 @@ pub fn read_request(address: bool) -> RequestHeaders {
     } else {
         None
     };
-    request_header_bytes()
-        .and_then(|bytes| RequestHeaders::from_proxy_wasm_map(&bytes, remote.as_deref()))
-        .unwrap_or_default()
+    RawRequest {
+        map: request_header_bytes(),
+        remote,
+    }
+}
+
+/// The host's bytes of one request (see [`read_request`]).
+pub struct RawRequest {
+    map: Option<Vec<u8>>,
+    remote: Option<Vec<u8>>,
+}
+
+impl RawRequest {
+    /// The request as the gateway reads it, borrowed from these bytes. Unreadable headers
+    /// read as a request without headers (refused by the policy: no path).
+    #[must_use]
+    pub fn view(&self) -> RequestView<'_> {
+        self.map
+            .as_deref()
+            .and_then(|bytes| RequestView::from_proxy_wasm_map(bytes, self.remote.as_deref()))
+            .unwrap_or_default()
+    }
 }
 
 /// Milliseconds since the Unix epoch from the host clock; 0 if unavailable (every token then

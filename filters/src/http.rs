@@ -145,11 +145,8 @@ impl HttpContext for KeygateHttp {
             self.refused = true;
             return unavailable("keygate: no configuration loaded");
         };
-        let decision = gateway.check(
-            &read_request(gateway.needs_client_address()),
-            &HostStore,
-            now_ms(),
-        );
+        let request = read_request(gateway.needs_client_address());
+        let decision = gateway.check(&request.view(), &HostStore, now_ms());
         self.act(&gateway, decision, false)
     }
 

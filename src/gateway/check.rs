@@ -11,27 +11,49 @@ use super::slots::{check_slot, SlotCheck};
 use super::store::SharedStore;
 use super::token_source::{cookie_header_without, presented, Presented, TokenSource};
 use super::Gateway;
-use crate::policy::{Decision as Access, DenyReason, RouteDecision};
-use crate::ratelimit::{KeySource, RateDecision, RateLimitError, RateLimitRule};
+use crate::policy::{Decision as Access, DenyReason, RequestPath, RouteDecision};
+use crate::ratelimit::{KeySource, RateDecision, RateLimitError, RateLimitRule, RateLimits};
 use crate::token::{Claims, TokenError};
+use std::rc::Rc;
 
 use crate::ErrorCode;
 
 /// `RateLimit-Policy` / `RateLimit` values of the limits a request passed.
 #[derive(Debug, Default)]
 pub(super) struct Passed {
-    pub(super) policies: Vec<String>,
+    pub(super) policies: Vec<PolicyText>,
     pub(super) states: Vec<String>,
     /// Headers a rate-limit service asked to add (`response_headers_to_add`).
     pub(super) service_headers: Vec<(String, String)>,
 }
 
+/// One `RateLimit-Policy` item: a local rule's (by index, borrowed from its limiter when
+/// the header is written: no copy per request) or one a rate-limit service's answer gave.
+#[derive(Debug)]
+pub(super) enum PolicyText {
+    Rule(usize),
+    Text(String),
+}
+
 impl Passed {
-    fn headers(self) -> Vec<(&'static str, String)> {
+    fn headers(self, limits: &RateLimits) -> Vec<(&'static str, String)> {
         if self.policies.is_empty() {
             return Vec::new();
         }
-        let mut headers = vec![("ratelimit-policy", self.policies.join(", "))];
+        let mut policy = String::new();
+        for item in &self.policies {
+            let text = match item {
+                PolicyText::Rule(i) => limits.rules().get(*i).map(|r| r.limiter().policy_text()),
+                PolicyText::Text(t) => Some(std::borrow::Cow::Borrowed(t.as_str())),
+            };
+            if let Some(text) = text {
+                if !policy.is_empty() {
+                    policy.push_str(", ");
+                }
+                policy.push_str(&text);
+            }
+        }
+        let mut headers = vec![("ratelimit-policy", policy)];
         // A service that stated no remaining count or reset gives no `RateLimit` item.
         if !self.states.is_empty() {
             headers.push(("ratelimit", self.states.join(", ")));
@@ -51,11 +73,25 @@ pub(super) struct Seen<'r> {
     pub(super) method: &'r str,
     pub(super) path: &'r str,
     pub(super) client: Option<&'r str>,
+    /// `path` checked for normalization once, for the rule and every rate limit (`None`:
+    /// not normalized, matched by no rule and no limit).
+    pub(super) route_path: Option<RequestPath<'r>>,
+}
+
+impl<'r> Seen<'r> {
+    pub(super) fn new(method: &'r str, path: &'r str, client: Option<&'r str>) -> Self {
+        Self {
+            method,
+            path,
+            client,
+            route_path: RequestPath::new(path),
+        }
+    }
 }
 
 /// A token checked against the keys, or why the decision must wait or cannot be made.
 pub(super) enum Verified {
-    Done(Result<Claims, TokenError>),
+    Done(Result<Rc<Claims>, TokenError>),
     Wait(Callout),
     Unavailable,
 }
@@ -93,11 +129,7 @@ impl Gateway {
         store: &impl SharedStore,
         now_ms: u64,
     ) -> Decision<'g> {
-        let seen = Seen {
-            method: request.method(),
-            path: request.path(),
-            client: request.remote_address(),
-        };
+        let seen = Seen::new(request.method(), request.path(), request.remote_address());
         let mut passed = Passed::default();
         let mut claims = None;
         let mut found = Presented::Absent;
@@ -115,7 +147,7 @@ impl Gateway {
         };
         match step {
             Step::Done(decided) => {
-                self.finish(decided, &seen, passed, claims.as_ref(), || match &found {
+                self.finish(decided, &seen, passed, claims.as_deref(), || match &found {
                     Presented::One { source, .. } => {
                         self.strip_token(*source, |name| cookie_header_without(request, name))
                     }
@@ -176,11 +208,7 @@ impl Gateway {
             cookie_rest,
             mut passed,
         } = held;
-        let seen = Seen {
-            method: &method,
-            path: &path,
-            client: client.as_deref(),
-        };
+        let seen = Seen::new(&method, &path, client.as_deref());
         let found = Presented::One {
             source,
             token: Ok(token),
@@ -195,7 +223,7 @@ impl Gateway {
             &mut claims,
             false,
         ) {
-            Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_ref(), || {
+            Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_deref(), || {
                 self.strip_token(source, |_| cookie_rest)
             }),
             Step::Wait {
@@ -292,7 +320,7 @@ impl Gateway {
             (Ok(()), Mode::Enforce) => {
                 let mut f = forward(None, Metric::Allowed);
                 f.service_headers = std::mem::take(&mut passed.service_headers);
-                f.response_headers = passed.headers();
+                f.response_headers = passed.headers(&self.limits);
                 f.strip_token = strip_token();
                 Decision::Continue(f)
             }
@@ -308,7 +336,7 @@ impl Gateway {
         now_ms: u64,
         passed: &mut Passed,
     ) -> Result<(), Refusal> {
-        for (i, rule) in self.limits.matching(seen.method, seen.path) {
+        for (i, rule) in self.limits.matching_path(seen.method, seen.route_path) {
             if rule.key_source().is_pre_token() && !rule.is_global() {
                 let header = rule
                     .key_source()
@@ -336,10 +364,10 @@ impl Gateway {
         store: &impl SharedStore,
         now_ms: u64,
         passed: &mut Passed,
-        claims: &mut Option<Claims>,
+        claims: &mut Option<Rc<Claims>>,
         may_wait: bool,
     ) -> Step {
-        let route = self.policy.requirement(seen.method, seen.path);
+        let route = self.policy.requirement_at(seen.method, seen.route_path);
         let refuse = |reply| {
             Step::Done(Err(Refusal {
                 reply,
@@ -376,8 +404,8 @@ impl Gateway {
         // Every request that reached the token step counts against the `sub` limits: by its
         // verified `sub`, otherwise by address — anonymous requests, and also invalid or
         // duplicated tokens, so a flood of bad signatures is metered too.
-        let sub = claims.as_ref().map(|c| c.sub.as_str());
-        for (i, limit) in self.limits.matching(seen.method, seen.path) {
+        let sub = claims.as_deref().map(|c| c.sub.as_str());
+        for (i, limit) in self.limits.matching_path(seen.method, seen.route_path) {
             if !limit.key_source().is_pre_token() && !limit.is_global() {
                 let key = KeySource::Sub.key(seen.client, sub, None);
                 if let Err(reply) = self.limit(i, limit, &key, store, now_ms, passed) {
@@ -399,7 +427,7 @@ impl Gateway {
         self.authorize_after_limits(
             &route,
             matches!(found, Presented::Several),
-            claims.as_ref(),
+            claims.as_deref(),
             token_error.as_ref(),
         )
     }
@@ -460,7 +488,7 @@ impl Gateway {
     ) -> Result<(), LocalReply> {
         match check_slot(&self.seed, index, rule, key, store, now_ms) {
             SlotCheck::Admitted(d) => {
-                passed.policies.push(rule.limiter().policy_header());
+                passed.policies.push(PolicyText::Rule(index));
                 passed.states.push(d.ratelimit_header());
                 Ok(())
             }

@@ -21,6 +21,7 @@ use super::token_source::Presented;
 use super::Passed;
 use crate::token::{Claims, TokenError};
 use std::fmt;
+use std::rc::Rc;
 
 /// The gateway's answer for one request.
 #[must_use]
@@ -198,7 +199,7 @@ pub(super) struct HeldPost {
     pub method: String,
     pub path: String,
     pub client: Option<String>,
-    pub claims: Option<Claims>,
+    pub claims: Option<Rc<Claims>>,
     pub token_error: Option<TokenError>,
     /// A token was found more than once.
     pub several: bool,

@@ -2,7 +2,7 @@
 //! rate-limit service and how its answer (or failure) goes into the decision (see
 //! [`super::rls`] for the protocol and [`super::decision`] for waiting).
 
-use super::check::{rate_limited, Passed, Refusal, Seen, Step};
+use super::check::{rate_limited, Passed, PolicyText, Refusal, Seen, Step};
 use super::decision::{
     Callout, CalloutRequest, CalloutResult, Decision, HeldPost, HeldPre, Pending, Stage,
 };
@@ -15,6 +15,7 @@ use super::Gateway;
 use crate::ratelimit::{KeySource, RateLimitError};
 use crate::token::{Claims, TokenError};
 use crate::ErrorCode;
+use std::rc::Rc;
 
 /// The counter of failed calls to the rate-limit service.
 pub const RATE_LIMIT_SERVICE_FAILED: &str = "keygate.rate_limit_service_failed";
@@ -31,7 +32,7 @@ impl Gateway {
     ) -> Option<Decision<'g>> {
         let rls = self.rls.as_ref()?;
         let mut asked = Vec::new();
-        for (i, rule) in self.limits.matching(seen.method, seen.path) {
+        for (i, rule) in self.limits.matching_path(seen.method, seen.route_path) {
             if rule.is_global() && rule.key_source().is_pre_token() {
                 let header = rule
                     .key_source()
@@ -77,7 +78,7 @@ impl Gateway {
     ) -> Option<(Callout, Vec<Asked>)> {
         let rls = self.rls.as_ref()?;
         let mut asked = Vec::new();
-        for (i, rule) in self.limits.matching(seen.method, seen.path) {
+        for (i, rule) in self.limits.matching_path(seen.method, seen.route_path) {
             if rule.is_global() && !rule.key_source().is_pre_token() {
                 let key = KeySource::Sub.key(seen.client, sub, None);
                 push_asked(&mut asked, i, rule.limiter().quotas().len(), key);
@@ -120,7 +121,7 @@ impl Gateway {
         token_error: Option<TokenError>,
         seen: &Seen<'_>,
         found: &Presented,
-        claims: Option<Claims>,
+        claims: Option<Rc<Claims>>,
         cookie_rest: Option<Vec<u8>>,
         passed: Passed,
     ) -> Decision<'g> {
@@ -167,11 +168,7 @@ impl Gateway {
             mut passed,
             asked,
         } = held;
-        let seen = Seen {
-            method: &method,
-            path: &path,
-            client: client.as_deref(),
-        };
+        let seen = Seen::new(&method, &path, client.as_deref());
         let source = match &found {
             Presented::One { source, .. } => Some(*source),
             Presented::Absent | Presented::Several => None,
@@ -182,7 +179,7 @@ impl Gateway {
             Ok(()) => self.decide(&seen, &found, store, now_ms, &mut passed, &mut claims, true),
         };
         match step {
-            Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_ref(), || {
+            Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_deref(), || {
                 source.and_then(|s| self.strip_token(s, |_| cookie_rest))
             }),
             Step::Wait {
@@ -241,19 +238,15 @@ impl Gateway {
             mut passed,
             asked,
         } = held;
-        let seen = Seen {
-            method: &method,
-            path: &path,
-            client: client.as_deref(),
-        };
+        let seen = Seen::new(&method, &path, client.as_deref());
         let decided = match self.global_answer(&asked, result, store, now_ms, &mut passed) {
             Err(refusal) => Err(refusal),
             Ok(()) => {
-                let route = self.policy.requirement(seen.method, seen.path);
+                let route = self.policy.requirement_at(seen.method, seen.route_path);
                 match self.authorize_after_limits(
                     &route,
                     several,
-                    claims.as_ref(),
+                    claims.as_deref(),
                     token_error.as_ref(),
                 ) {
                     Step::Done(d) => d,
@@ -265,7 +258,7 @@ impl Gateway {
                 }
             }
         };
-        self.finish(decided, &seen, passed, claims.as_ref(), || {
+        self.finish(decided, &seen, passed, claims.as_deref(), || {
             source.and_then(|s| self.strip_token(s, |_| cookie_rest))
         })
     }
@@ -339,7 +332,7 @@ impl Gateway {
             for (a, s) in asked.iter().zip(&answer.statuses) {
                 if let Some(q) = quota_of(a) {
                     let (policy, state) = status_headers(s, q);
-                    passed.policies.push(policy);
+                    passed.policies.push(PolicyText::Text(policy));
                     passed.states.extend(state);
                 }
             }

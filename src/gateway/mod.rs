@@ -82,7 +82,7 @@ pub use decision::{
 pub use global::RATE_LIMIT_SERVICE_FAILED;
 pub use jwks::{FetchReport, JwksCache, RemoteJwks, RemoteJwksConfig, JWKS_KEYS_GAUGE};
 pub use outcome::{Forward, LocalReply, Metric, Outcome, ShadowRefusal, StripToken};
-pub use request::{encode_proxy_wasm_map, HttpRequest, RequestHeaders, MAX_HEADERS};
+pub use request::{encode_proxy_wasm_map, HttpRequest, RequestHeaders, RequestView, MAX_HEADERS};
 pub use rls::{FailureMode, GrpcCallout, RateLimitService, RateLimitServiceConfig};
 pub use store::{MemoryStore, SharedStore, StoreError, SENTINEL};
 pub use token_cache::TokenCache;
@@ -93,6 +93,7 @@ pub use token_source::{
 use check::Passed;
 use resume::Keys;
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 use crate::policy::{Policy, PolicyConfig};
 use crate::ratelimit::RateLimits;
@@ -311,14 +312,14 @@ impl Gateway {
         token: &str,
         keys: &KeySet,
         now: u64,
-    ) -> Result<Claims, TokenError> {
+    ) -> Result<Rc<Claims>, TokenError> {
         match self.tokens.try_borrow_mut() {
             Ok(mut cache) => {
                 cache.key_set(self.key_sets.get());
                 cache.verify(token, keys, &self.validation, now)
             }
             // Never borrowed across a call; if it were, the full check still decides.
-            Err(_) => decode(token, keys, &self.validation, now),
+            Err(_) => decode(token, keys, &self.validation, now).map(Rc::new),
         }
     }
 

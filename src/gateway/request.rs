@@ -76,8 +76,19 @@ impl RequestHeaders {
     }
 }
 
-/// The pairs of a proxy-wasm serialized map.
+/// The pairs of a proxy-wasm serialized map, copied (see [`map_pairs`]).
 fn decode_map(bytes: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    Some(
+        map_pairs(bytes)?
+            .into_iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect(),
+    )
+}
+
+/// The pairs of a proxy-wasm serialized map, borrowed from `bytes`; `None` when the bytes
+/// do not have that shape.
+fn map_pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     if bytes.is_empty() {
         return Some(Vec::new());
     }
@@ -92,15 +103,10 @@ fn decode_map(bytes: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
     if count > bytes.len() / 10 {
         return None;
     }
-    let mut sizes = Vec::with_capacity(count);
-    for i in 0..count {
-        let at = 4usize.checked_add(i.checked_mul(8)?)?;
-        sizes.push((word(at)?, word(at.checked_add(4)?)?));
-    }
     let mut at = 4usize.checked_add(count.checked_mul(8)?)?;
-    let mut take = |len: usize| -> Option<Vec<u8>> {
+    let mut take = |len: usize| -> Option<&[u8]> {
         let end = at.checked_add(len)?;
-        let v = bytes.get(at..end)?.to_vec();
+        let v = bytes.get(at..end)?;
         if *bytes.get(end)? != 0 {
             return None;
         }
@@ -108,12 +114,78 @@ fn decode_map(bytes: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         Some(v)
     };
     let mut pairs = Vec::with_capacity(count);
-    for (k, v) in sizes {
+    for i in 0..count {
+        let size = 4usize.checked_add(i.checked_mul(8)?)?;
+        let (k, v) = (word(size)?, word(size.checked_add(4)?)?);
         let name = take(k)?;
         let value = take(v)?;
         pairs.push((name, value));
     }
     Some(pairs)
+}
+
+/// A request read from a proxy-wasm serialized header map without copying it: names and
+/// values are slices of the host's buffer (what the Envoy filter decides on). The same view
+/// as [`RequestHeaders`] gives of the same bytes: at most [`MAX_HEADERS`] lines, a name that
+/// is not UTF-8 dropped, names matched without regard to ASCII case, a `:method` or `:path`
+/// that is not UTF-8 read as empty, a remote address that is not UTF-8 read as absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestView<'a> {
+    method: &'a str,
+    path: &'a str,
+    remote: Option<&'a str>,
+    headers: Vec<(&'a [u8], &'a [u8])>,
+}
+
+impl<'a> RequestView<'a> {
+    /// From the bytes of `proxy_get_header_map_pairs` (see
+    /// [`RequestHeaders::from_proxy_wasm_map`]) and the remote address bytes; `None` when
+    /// the bytes do not have that shape.
+    #[must_use]
+    pub fn from_proxy_wasm_map(bytes: &'a [u8], remote: Option<&'a [u8]>) -> Option<Self> {
+        let mut headers = map_pairs(bytes)?;
+        headers.truncate(MAX_HEADERS);
+        headers.retain(|(k, _)| std::str::from_utf8(k).is_ok());
+        let first = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                .unwrap_or_default()
+        };
+        let (method, path) = (first(":method"), first(":path"));
+        Some(Self {
+            method,
+            path,
+            remote: remote.and_then(|r| std::str::from_utf8(r).ok()),
+            headers,
+        })
+    }
+}
+
+impl HttpRequest for RequestView<'_> {
+    fn method(&self) -> &str {
+        self.method
+    }
+    fn path(&self) -> &str {
+        self.path
+    }
+    fn header_values(&self, name: &str) -> Vec<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| *v)
+            .collect()
+    }
+    fn remote_address(&self) -> Option<&str> {
+        self.remote
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
 }
 
 /// Encodes pairs the way proxy-wasm serializes a header map (tests and fuzzing).
@@ -280,10 +352,93 @@ mod tests {
         assert!(decode_map(&[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]).is_none());
     }
 
+    /// What a request reads as, through the trait only.
+    fn reads(
+        r: &impl HttpRequest,
+        names: &[&str],
+    ) -> (String, String, Option<String>, Vec<String>) {
+        let mut seen = Vec::new();
+        for n in names {
+            seen.push(format!("{n}={:?}/{:?}", r.header_values(n), r.header(n)));
+        }
+        (
+            r.method().to_owned(),
+            r.path().to_owned(),
+            r.remote_address().map(str::to_owned),
+            seen,
+        )
+    }
+
+    #[test]
+    fn view_reads_as_owned_ok() {
+        let pairs: [(&[u8], &[u8]); 7] = [
+            (b":Method", b"POST"),
+            (b":path", b"/a?b"),
+            (b"x-\xff", b"v"),
+            (b"Cookie", b"a=1"),
+            (b"cookie", b"b=\xff"),
+            (b"AUTHORIZATION", b"Bearer x"),
+            (b"x-key", b"\xc3"),
+        ];
+        let bytes = encode_proxy_wasm_map(&pairs);
+        let names = [
+            "cookie",
+            "authorization",
+            "x-key",
+            "x-\u{ff}",
+            ":method",
+            "absent",
+        ];
+        let owned = RequestHeaders::from_proxy_wasm_map(&bytes, Some(b"1.2.3.4:5")).unwrap();
+        let view = RequestView::from_proxy_wasm_map(&bytes, Some(b"1.2.3.4:5")).unwrap();
+        assert_eq!(reads(&view, &names), reads(&owned, &names));
+        assert_eq!((view.method(), view.path()), ("POST", "/a?b"));
+        assert_eq!(view.header_values("cookie"), [&b"a=1"[..], &b"b=\xff"[..]]);
+        assert_eq!(view.header("x-key"), None);
+        let bad = RequestView::from_proxy_wasm_map(&bytes, Some(b"\xff")).unwrap();
+        assert_eq!(bad.remote_address(), None);
+        assert!(RequestView::from_proxy_wasm_map(&bytes[..bytes.len() - 1], None).is_none());
+        assert_eq!(
+            RequestView::from_proxy_wasm_map(&[], None).unwrap().path(),
+            ""
+        );
+    }
+
+    #[test]
+    fn view_keeps_max_headers_ok() {
+        let mut pairs: Vec<(&[u8], &[u8])> = vec![(b"x-\xff", b"1"); MAX_HEADERS];
+        pairs.push((b":path", b"/late"));
+        let bytes = encode_proxy_wasm_map(&pairs);
+        let view = RequestView::from_proxy_wasm_map(&bytes, None).unwrap();
+        let owned = RequestHeaders::from_proxy_wasm_map(&bytes, None).unwrap();
+        // Lines past the limit are not read, also when earlier ones were dropped.
+        assert_eq!((view.path(), owned.path()), ("", ""));
+    }
+
     proptest! {
         #[test]
         fn decode_map_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = RequestHeaders::from_proxy_wasm_map(&bytes, Some(&bytes));
+            let _ = RequestView::from_proxy_wasm_map(&bytes, Some(&bytes));
+        }
+
+        #[test]
+        fn view_reads_as_owned(
+            pairs in proptest::collection::vec(
+                (proptest::sample::select(vec![
+                    &b":method"[..], b":path", b"Cookie", b"cookie", b"authorization",
+                    b"X-Key", b"x-\xff",
+                ]), proptest::collection::vec(any::<u8>(), 0..6)),
+                0..8,
+            ),
+            remote in proptest::collection::vec(any::<u8>(), 0..4),
+        ) {
+            let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            let bytes = encode_proxy_wasm_map(&pairs);
+            let names = [":method", ":path", "cookie", "authorization", "x-key"];
+            let owned = RequestHeaders::from_proxy_wasm_map(&bytes, Some(&remote)).unwrap();
+            let view = RequestView::from_proxy_wasm_map(&bytes, Some(&remote)).unwrap();
+            prop_assert_eq!(reads(&view, &names), reads(&owned, &names));
         }
     }
 }

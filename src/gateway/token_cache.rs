@@ -15,6 +15,7 @@
 //! set empties the cache ([`TokenCache::key_set_changed`]).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
@@ -28,7 +29,8 @@ pub const MAX_BYTES: usize = 1 << 20;
 /// One verified token.
 #[derive(Debug, Clone)]
 struct Entry {
-    claims: Claims,
+    /// Shared with every decision the entry answers (a hit copies no string or list).
+    claims: Rc<Claims>,
     bytes: usize,
     /// Insertion number: tells a live entry from a stale one in `order`.
     seq: u64,
@@ -77,6 +79,7 @@ impl TokenCache {
 
     /// Verifies `token` as [`decode`] does, at `now` (Unix seconds), answering from the cache
     /// when the same bytes were verified before; the time claims are checked on every call.
+    /// The claims are shared with the cache entry (a hit clones a pointer, not the claims).
     ///
     /// # Errors
     /// As [`decode`].
@@ -86,23 +89,23 @@ impl TokenCache {
         keys: &KeySet,
         validation: &Validation,
         now: u64,
-    ) -> Result<Claims, TokenError> {
+    ) -> Result<Rc<Claims>, TokenError> {
         // Oversized tokens are refused by `decode` before anything looks inside them.
         if token.len() > validation.max_token_len {
-            return decode(token, keys, validation, now);
+            return decode(token, keys, validation, now).map(Rc::new);
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(entry) = self.entries.get(&digest) {
             if check_times(&entry.claims, validation, now).is_ok() {
                 self.hits += 1;
-                return Ok(entry.claims.clone());
+                return Ok(Rc::clone(&entry.claims));
             }
             // Expired (or, with a clock gone backwards, not yet valid): drop it; the full
             // decode below gives the precise refusal.
             self.remove(&digest);
         }
         self.misses += 1;
-        let claims = decode(token, keys, validation, now)?;
+        let claims = Rc::new(decode(token, keys, validation, now)?);
         self.insert(digest, token.len(), &claims);
         Ok(claims)
     }
@@ -148,7 +151,7 @@ impl TokenCache {
         (self.hits, self.misses)
     }
 
-    fn insert(&mut self, digest: [u8; 32], bytes: usize, claims: &Claims) {
+    fn insert(&mut self, digest: [u8; 32], bytes: usize, claims: &Rc<Claims>) {
         if bytes > self.max_bytes || self.max_entries == 0 {
             return;
         }
@@ -166,7 +169,7 @@ impl TokenCache {
         self.entries.insert(
             digest,
             Entry {
-                claims: claims.clone(),
+                claims: Rc::clone(claims),
                 bytes,
                 seq,
             },
@@ -231,6 +234,8 @@ mod tests {
         let empty = keys("other", b"another secret, another secret, 32+ bytes");
         let second = cache.verify(&t, &empty, &v, NOW + 1).unwrap();
         assert_eq!(first, second);
+        // The hit shares the entry's claims: nothing copied per request.
+        assert!(Rc::ptr_eq(&first, &second));
         assert_eq!(cache.stats(), (1, 1));
         assert_eq!((cache.len(), cache.bytes()), (1, t.len()));
     }

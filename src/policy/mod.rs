@@ -292,7 +292,13 @@ impl Policy {
 
     /// Which rule applies to `method` and raw `path` (`:path`, query included or not).
     pub fn requirement(&self, method: &str, path: &str) -> RouteDecision<'_> {
-        let Some(path) = RequestPath::new(path) else {
+        self.requirement_at(method, RequestPath::new(path))
+    }
+
+    /// [`Policy::requirement`] for a path already checked by [`RequestPath::new`] (`None`:
+    /// it failed the check), so a caller that also matches rate limits checks it once.
+    pub fn requirement_at(&self, method: &str, path: Option<RequestPath<'_>>) -> RouteDecision<'_> {
+        let Some(path) = path else {
             return RouteDecision::PathNotNormalized;
         };
         self.rules

@@ -7,11 +7,31 @@ const US_PER_SEC: u64 = 1_000_000;
 
 /// The quotas of one rule. A request is admitted only if every quota admits it; then every
 /// quota's TAT advances (none advances on a refusal).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Limiter {
     quotas: Vec<Quota>,
-    /// [`Limiter::policy_header`], formatted once: it goes on every admitted response.
+    /// [`Limiter::policy_header`], formatted once by [`Limiter::new`]: it goes on every
+    /// admitted response. Empty for [`Limiter::single`] (the rate-limit service's
+    /// per-descriptor limiter, whose decision never sends it): formatted on demand there.
     policy: String,
+}
+
+/// Limiters are equal when their quotas are (the policy text is a function of them).
+impl PartialEq for Limiter {
+    fn eq(&self, other: &Self) -> bool {
+        self.quotas == other.quotas
+    }
+}
+
+impl Eq for Limiter {}
+
+/// The `RateLimit-Policy` value of `quotas` (never empty: a limiter has at least one).
+fn policy_text(quotas: &[Quota]) -> String {
+    quotas
+        .iter()
+        .map(|q| format!("\"{q}\";q={};w={}", q.count(), q.period_secs()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Limiter {
@@ -36,18 +56,18 @@ impl Limiter {
         Ok(Self::formatted(quotas))
     }
 
-    /// A limiter over one quota (always valid).
+    /// A limiter over one quota (always valid). Formats nothing: built per descriptor on
+    /// the rate-limit service's hot path; [`Limiter::policy_header`] formats on demand.
     #[must_use]
     pub fn single(quota: Quota) -> Self {
-        Self::formatted(vec![quota])
+        Self {
+            quotas: vec![quota],
+            policy: String::new(),
+        }
     }
 
     fn formatted(quotas: Vec<Quota>) -> Self {
-        let policy = quotas
-            .iter()
-            .map(|q| format!("\"{q}\";q={};w={}", q.count(), q.period_secs()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let policy = policy_text(&quotas);
         Self { quotas, policy }
     }
 
@@ -60,7 +80,17 @@ impl Limiter {
     /// The `RateLimit-Policy` header value: `"50/hour";q=50;w=3600, "200/day";q=200;w=86400`.
     #[must_use]
     pub fn policy_header(&self) -> String {
-        self.policy.clone()
+        self.policy_text().into_owned()
+    }
+
+    /// [`Limiter::policy_header`], borrowed when it was formatted at configuration.
+    #[must_use]
+    pub(crate) fn policy_text(&self) -> std::borrow::Cow<'_, str> {
+        if self.policy.is_empty() {
+            std::borrow::Cow::Owned(policy_text(&self.quotas))
+        } else {
+            std::borrow::Cow::Borrowed(&self.policy)
+        }
     }
 
     /// Decides one request of the key with `fingerprint` at `now_ms` (Unix milliseconds),
@@ -355,6 +385,10 @@ mod tests {
         assert_eq!(d.ratelimit_header(), "\"50/hour\";r=49;t=72");
         let l = limiter(&["5/minute"]);
         assert_eq!(l.policy_header(), "\"5/minute\";q=5;w=60");
+        // `single` formats on demand, to the same text, and equals the configured limiter.
+        let single = Limiter::single("5/minute".parse().unwrap());
+        assert_eq!(single.policy_header(), l.policy_header());
+        assert_eq!(single, l);
         let mut st = None;
         for _ in 0..5 {
             let _ = hit(&l, &mut st, FP, T0);

@@ -402,7 +402,16 @@ impl RateLimits {
         method: &'a str,
         path: &'a str,
     ) -> impl Iterator<Item = (usize, &'a RateLimitRule)> + 'a {
-        let path = RequestPath::new(path);
+        self.matching_path(method, RequestPath::new(path))
+    }
+
+    /// [`RateLimits::matching`] for a path already checked by [`RequestPath::new`] (`None`:
+    /// it failed the check, and no rule matches).
+    pub fn matching_path<'a>(
+        &'a self,
+        method: &'a str,
+        path: Option<RequestPath<'a>>,
+    ) -> impl Iterator<Item = (usize, &'a RateLimitRule)> + 'a {
         self.rules
             .iter()
             .enumerate()
