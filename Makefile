@@ -106,11 +106,13 @@ $(JS_PKG): $(JS_RAW)
 test-js: build-js setup-node setup-runtimes
 	cd js && node --test --test-concurrency=1 test/*.test.mjs
 
-## test: everything CI runs
-test: setup build test-rust test-vectors test-fuzz test-envoy test-ratelimit test-js test-demo
+## test: everything CI runs (the fuzz targets' assertions run in test-rust: tests/fuzz_replay.rs
+## replays the committed corpus through the same target functions, no instrumented build)
+test: setup build test-rust test-vectors test-envoy test-ratelimit test-js test-demo
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECS seconds each (new inputs go to target/fuzz/corpus,
-## crashes to tests/fuzz/artifacts); test-fuzz: the same for FUZZ_SMOKE_SECS, so regressions surface
+## crashes to tests/fuzz/artifacts); test-fuzz: the same for FUZZ_SMOKE_SECS (not part of `make test`:
+## `cargo test` replays the corpus through the same bodies, tests/fuzz/targets/, see tests/fuzz_replay.rs)
 FUZZ_TARGETS    := token_decode config token_sources policy_path ratelimit_state
 FUZZ_SECS       ?= 300
 FUZZ_SMOKE_SECS ?= 3
