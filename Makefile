@@ -215,11 +215,15 @@ demo-fleet-check: setup-python setup-apt setup-demo build-envoy build-js build-r
 	node tests/demo/fleet-check.mjs
 
 ## test-demo: demo-check, demo-fleet-check, the issue-14 attack classes over HTTP, worker-only mode's rate
-## limits (workerd without Envoy), then the same story in headless Chromium (screenshots in target/)
-test-demo: demo-check demo-fleet-check
-	node tests/demo/hardening.mjs
-	node tests/demo/worker-only.mjs
-	node tests/demo/browser.mjs
+## limits (workerd without Envoy), then the same story in headless Chromium (screenshots in target/).
+## The fleet check runs alone first (its Envoys call keygate-ratelimit with the demo's 50 ms timeout,
+## which a loaded machine can miss); then three lanes side by side (tests/lanes.sh: each suite its own
+## stacks on free ports, each lane its log, all printed, any failing fails): they mostly wait (the
+## rotation story's cache_secs, rate-limit windows, Argon2id in workerd).
+test-demo: demo-fleet-check
+	tests/lanes.sh demo-check 'node tests/demo/check.mjs' \
+	  demo-hardening 'node tests/demo/hardening.mjs' \
+	  demo-worker-browser 'node tests/demo/worker-only.mjs; node tests/demo/browser.mjs'
 
 # npm deps of the demo runner/tests (playwright-core never downloads a browser: Debian's chromium
 # is used), and the example worker's `keygate` dependency: a link to js/ (file:../.., no lockfile).
