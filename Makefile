@@ -13,11 +13,11 @@ STAMP       := target/.setup-stamp
 
 export PATH := $(CARGO_BIN):$(PATH)
 
-.PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-js \
+.PHONY: setup setup-rust setup-python setup-node setup-apt build build-core build-envoy build-noop build-js \
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
 	test-demo setup-demo setup-runtimes oci build-ratelimit test-ratelimit bench-ratelimit \
 	demo-fleet demo-fleet-check bench-global \
-	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots
+	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots bench-ready
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
 setup: setup-apt setup-rust setup-python setup-envoy136 setup-node setup-demo setup-runtimes setup-fuzz
@@ -137,10 +137,19 @@ test-rust:
 	cargo test --workspace
 
 ## build-envoy: the filter as dist/keygate_envoy.wasm (profile `filter`: LTO, opt-level z; wasm-opt) + the `mint` test tool
+## The SDK exports every proxy-wasm callback; proxy-wasm-cpp-host (Envoy's host) skips a callback the
+## module does not export (answering Continue / true itself), so wasm-metadce keeps only the exports in
+## filters/exports.json: no VM entry for response body/trailers or log, done on any request (README
+## "Benchmarks"; envoy/check_exports.py fails the build if the module's exports differ from the list;
+## the network-filter callbacks stay so that a module loaded as a network filter fails closed).
+FILTER_RAW := target/wasm32-wasip1/filter/keygate_envoy.wasm
+FILTER_DCE := target/keygate_envoy.dce.wasm
 build-envoy: setup-rust setup-apt
 	cargo build --profile filter -p keygate-envoy --target wasm32-wasip1
 	@mkdir -p dist
-	wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers target/wasm32-wasip1/filter/keygate_envoy.wasm -o dist/keygate_envoy.wasm
+	wasm-metadce $(WASM_FEATURES) -f filters/exports.json $(FILTER_RAW) -o $(FILTER_DCE) >/dev/null
+	wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers $(FILTER_DCE) -o dist/keygate_envoy.wasm
+	python3 envoy/check_exports.py dist/keygate_envoy.wasm filters/exports.json
 	@stat -c '%s' dist/keygate_envoy.wasm | awk '{printf "dist/keygate_envoy.wasm: %d bytes (%.0f KiB; target 320 KiB)\n", $$1, $$1/1024}'
 	cd dist && sha256sum keygate_envoy.wasm > keygate_envoy.wasm.sha256
 	cargo build --example mint
@@ -174,7 +183,7 @@ test-ratelimit: setup-python setup-apt build-ratelimit build-envoy
 test-vectors: setup-python
 	$(PY) tests/vectors/generate.py --check
 
-bench: bench-envoy bench-js bench-ratelimit bench-global
+bench: bench-envoy bench-ready bench-js bench-ratelimit bench-global
 
 ## bench-global: one route, the same limit local vs global (keygate-ratelimit on Redis): added p50/p99, Envoy CPU/request
 bench-global: setup-python setup-apt build-envoy build-ratelimit
@@ -185,9 +194,19 @@ bench-ratelimit: setup-apt build-ratelimit
 	cargo build --release -p keygate-ratelimit --example load
 	python3 envoy/ratelimit/bench.py
 
+## build-noop: the bench's `noop` floor (envoy/noop: the same SDK, continues every request, every export kept)
+NOOP_WASM := target/keygate_noop.wasm
+build-noop: setup-rust setup-apt
+	cargo build --profile filter -p keygate-noop --target wasm32-wasip1
+	wasm-opt -Oz $(WASM_FEATURES) --strip-debug --strip-producers target/wasm32-wasip1/filter/keygate_noop.wasm -o $(NOOP_WASM)
+
 ## bench-envoy: Envoy without auth vs the native jwt_authn+rbac+local_ratelimit chain vs keygate
-bench-envoy: setup-python build-envoy
+bench-envoy: setup-python build-envoy build-noop
 	$(PY) envoy/bench.py
+
+## bench-ready: where Envoy's ready time goes with the filter (boot, V8 compile, VMs + configure), vs no filter
+bench-ready: setup-python build-envoy
+	$(PY) envoy/ready.py keygate=dist/keygate_envoy.wasm
 
 ## bench-slots: Envoy startup time and memory per 100k rate-limit slots
 bench-slots: setup-python build-envoy

@@ -3,6 +3,9 @@
 
 Envoy configurations, each answering with a direct_response (so only the filters differ):
   (a) none    — no auth filter;
+  (n) noop    — the floor: a proxy-wasm filter built with the same SDK (envoy/noop, `make
+                 build-noop`) that only continues every request: what any wasm filter costs in
+                 this Envoy (the proxy-wasm ABI's VM entries), before keygate does anything;
   (b) native  — jwt_authn (local JWKS, payload in metadata) + rbac on the `roles` claim
                  + local_ratelimit per remote address;
   (c) keygate — dist/keygate_envoy.wasm doing the same job (role rule + ip rate limit), with the
@@ -48,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 WASM = ROOT / "dist" / "keygate_envoy.wasm"
+NOOP_WASM = ROOT / "target" / "keygate_noop.wasm"  # `make build-noop`
 SECRET = b"bench-secret-bench-secret-bench-secret-0123456789"
 K = base64.urlsafe_b64encode(SECRET).rstrip(b"=").decode()
 ISS, AUD = "https://auth.example.com", "api"
@@ -175,6 +179,15 @@ def keygate_filters(alg, wasm=WASM, fetched=False):
                               "value": json.dumps(plugin)}}}}]
 
 
+def noop_filters(_alg):
+    return [{"name": "envoy.filters.http.wasm", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {
+            "name": "noop", "root_id": "noop", "failure_policy": "FAIL_RELOAD",
+            "vm_config": {"vm_id": "noop", "runtime": "envoy.wasm.runtime.v8",
+                          "code": {"local": {"filename": str(NOOP_WASM)}}}}}}]
+
+
 def jwks_listener(alg, port):
     """A listener of the same Envoy answering the JWKS (fetched once per VM per 10 min)."""
     route = {"match": {"prefix": "/"}, "direct_response": {
@@ -192,7 +205,8 @@ def jwks_listener(alg, port):
 
 
 def config(variant, alg, port, admin_port):
-    filters = {"none": lambda _: [], "native": native_filters, "keygate": keygate_filters,
+    filters = {"none": lambda _: [], "noop": noop_filters, "native": native_filters,
+               "keygate": keygate_filters,
                "fetched": lambda a: keygate_filters(a, fetched=True),
                "baseline": lambda a: keygate_filters(a, BASELINE)}[variant](alg)
     route = {"match": {"prefix": "/"},
@@ -309,7 +323,7 @@ def run(variant, alg, mode, args, scripts):
             time.sleep(0.1)
         if probe != "200":
             sys.exit(f"{variant}: probe answered {probe}; see {e.dir}/envoy.log")
-        if variant != "none":
+        if variant not in ("none", "noop"):
             for what, bad, want in bad_tokens(alg):
                 # Both must refuse; the status may differ (jwt_authn answers a wrong audience
                 # with 403, keygate with 401 `token_audience_invalid`).
@@ -352,8 +366,10 @@ def main():
     BASELINE = args.baseline
     if not WASM.exists():
         sys.exit(f"{WASM} missing: run `make build-envoy`")
+    if not NOOP_WASM.exists():
+        sys.exit(f"{NOOP_WASM} missing: run `make build-noop`")
     algs, modes = args.algs.split(","), args.tokens.split(",")
-    rows = [("none", "-", "same")] + [(v, a, m) for a in algs for m in modes
+    rows = [("none", "-", "same"), ("noop", "-", "same")] + [(v, a, m) for a in algs for m in modes
                                       for v in ("native", "keygate") + (
                                           ("fetched",) if m == "same" else ()) + (
                                           ("baseline",) if BASELINE else ())]
@@ -395,6 +411,11 @@ def main():
             ratio = add_k / add_n if add_n > 0 else float("nan")
             print(f"| {a} | {m} | {kn['rps'] / nn['rps']:.2f}× | {kn['p99'] / nn['p99']:.2f}× | "
                   f"{ratio:.2f}× |")
+    noop = med[("noop", "-", "same")]["cpu_us"] - base
+    print(f"\nnoop floor (any proxy-wasm filter of this SDK): added CPU {noop:.1f} µs/req; "
+          "keygate's added CPU above it: " + ", ".join(
+              f"{a} {m} {med[('keygate', a, m)]['cpu_us'] - base - noop:.1f} µs"
+              for a in algs for m in modes))
     fetched = [a for a in algs if ("fetched", a, "same") in med]
     if fetched:
         print("\nfetched/inline keys (same token), added CPU (target: the same): " + ", ".join(

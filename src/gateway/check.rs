@@ -11,7 +11,7 @@ use super::slots::{check_slot, SlotCheck};
 use super::store::SharedStore;
 use super::token_source::{cookie_header_without, presented, Presented, TokenSource};
 use super::Gateway;
-use crate::policy::{Decision as Access, DenyReason, Principal, RouteDecision};
+use crate::policy::{Decision as Access, DenyReason, RouteDecision};
 use crate::ratelimit::{KeySource, RateDecision, RateLimitError, RateLimitRule};
 use crate::token::{Claims, TokenError};
 
@@ -340,15 +340,10 @@ impl Gateway {
         may_wait: bool,
     ) -> Step {
         let route = self.policy.requirement(seen.method, seen.path);
-        let rule = match route {
-            RouteDecision::Rule { index, .. } => format!("rules[{index}]"),
-            RouteDecision::NoMatch => "no rule".to_owned(),
-            RouteDecision::PathNotNormalized => "path not normalized".to_owned(),
-        };
         let refuse = |reply| {
             Step::Done(Err(Refusal {
                 reply,
-                rule: rule.clone(),
+                rule: rule_name(&route),
             }))
         };
         let RouteDecision::Rule { .. } = route else {
@@ -417,26 +412,17 @@ impl Gateway {
         claims: Option<&Claims>,
         token_error: Option<&TokenError>,
     ) -> Step {
-        let rule = match route {
-            RouteDecision::Rule { index, .. } => format!("rules[{index}]"),
-            RouteDecision::NoMatch => "no rule".to_owned(),
-            RouteDecision::PathNotNormalized => "path not normalized".to_owned(),
-        };
         let refuse = |reply| {
             Step::Done(Err(Refusal {
                 reply,
-                rule: rule.clone(),
+                rule: rule_name(route),
             }))
         };
         if several {
             return refuse(invalid_request());
         }
-        let principal = claims.map(|c| Principal {
-            sub: c.sub.clone(),
-            roles: c.roles.clone(),
-            permissions: c.permissions.clone(),
-        });
-        match self.policy.authorize(route, principal.as_ref()) {
+        let principal = claims.map(|c| (c.roles.as_slice(), c.permissions.as_slice()));
+        match self.policy.authorize_grants(route, principal) {
             Access::Allow => Step::Done(Ok(())),
             Access::Unauthenticated(reason) => refuse(match token_error {
                 Some(e) => token_refused(e),
@@ -481,6 +467,15 @@ impl Gateway {
             SlotCheck::Refused(d) => Err(rate_limited(rule, Some(&d))),
             SlotCheck::Unavailable => Err(rate_limited(rule, None)),
         }
+    }
+}
+
+/// What refused a request, for the shadow log (`rules[2]`, …): formatted only on a refusal.
+fn rule_name(route: &RouteDecision<'_>) -> String {
+    match route {
+        RouteDecision::Rule { index, .. } => format!("rules[{index}]"),
+        RouteDecision::NoMatch => "no rule".to_owned(),
+        RouteDecision::PathNotNormalized => "path not normalized".to_owned(),
     }
 }
 

@@ -307,6 +307,19 @@ impl Policy {
 
     /// Decides a routed request for `principal` (`None` when the request had no valid token).
     pub fn authorize(&self, route: &RouteDecision<'_>, principal: Option<&Principal>) -> Decision {
+        self.authorize_grants(
+            route,
+            principal.map(|p| (p.roles.as_slice(), p.permissions.as_slice())),
+        )
+    }
+
+    /// [`Policy::authorize`] for a principal given as its `(roles, permissions)`, borrowed
+    /// (the gateway decides on every request from the verified claims, without copying them).
+    pub fn authorize_grants(
+        &self,
+        route: &RouteDecision<'_>,
+        principal: Option<(&[String], &[String])>,
+    ) -> Decision {
         let requirement = match route {
             RouteDecision::Rule { requirement, .. } => *requirement,
             RouteDecision::NoMatch => return Decision::Forbidden(DenyReason::NoRuleMatches),
@@ -317,13 +330,13 @@ impl Policy {
         if *requirement == Requirement::Public {
             return Decision::Allow;
         }
-        let Some(principal) = principal else {
+        let Some((roles, permissions)) = principal else {
             return Decision::Unauthenticated(DenyReason::TokenMissing);
         };
         match requirement {
             Requirement::Public | Requirement::Authenticated => Decision::Allow,
             Requirement::AnyRole(any_of) => {
-                if any_of.iter().any(|r| principal.roles.contains(r)) {
+                if any_of.iter().any(|r| roles.contains(r)) {
                     Decision::Allow
                 } else {
                     Decision::Forbidden(DenyReason::MissingRole {
@@ -332,7 +345,7 @@ impl Policy {
                 }
             }
             Requirement::AllPermissions(all) => {
-                match all.iter().find(|p| !self.has_permission(principal, p)) {
+                match all.iter().find(|p| !self.covers(roles, permissions, p)) {
                     None => Decision::Allow,
                     Some(p) => Decision::Forbidden(DenyReason::MissingPermission {
                         permission: p.clone(),
@@ -351,11 +364,14 @@ impl Policy {
     /// plus its own `permissions`) cover `permission`.
     #[must_use]
     pub fn has_permission(&self, principal: &Principal, permission: &str) -> bool {
-        principal
-            .roles
+        self.covers(&principal.roles, &principal.permissions, permission)
+    }
+
+    fn covers(&self, roles: &[String], permissions: &[String], permission: &str) -> bool {
+        roles
             .iter()
             .flat_map(|r| self.roles.grants(r))
-            .chain(&principal.permissions)
+            .chain(permissions)
             .any(|g| grant_covers(g, permission))
     }
 

@@ -34,7 +34,12 @@ impl<'a> RequestPath<'a> {
     /// or a control character, or of a byte that never occurs in UTF-8.
     #[must_use]
     pub fn new(raw: &'a str) -> Option<Self> {
-        let end = raw.find(['?', '#']).unwrap_or(raw.len());
+        // A byte search (both are ASCII, so the index is a char boundary): `str::find` with a
+        // char set decodes every char, on every request.
+        let end = raw
+            .bytes()
+            .position(|b| b == b'?' || b == b'#')
+            .unwrap_or(raw.len());
         let path = raw.get(..end)?;
         (path.len() <= MAX_PATH_LEN && is_normalized(path)).then_some(Self(path))
     }

@@ -10,6 +10,8 @@ const US_PER_SEC: u64 = 1_000_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limiter {
     quotas: Vec<Quota>,
+    /// [`Limiter::policy_header`], formatted once: it goes on every admitted response.
+    policy: String,
 }
 
 impl Limiter {
@@ -31,15 +33,22 @@ impl Limiter {
         {
             return Err(ConfigError::new("limit", "each quota may appear only once"));
         }
-        Ok(Self { quotas })
+        Ok(Self::formatted(quotas))
     }
 
     /// A limiter over one quota (always valid).
     #[must_use]
     pub fn single(quota: Quota) -> Self {
-        Self {
-            quotas: vec![quota],
-        }
+        Self::formatted(vec![quota])
+    }
+
+    fn formatted(quotas: Vec<Quota>) -> Self {
+        let policy = quotas
+            .iter()
+            .map(|q| format!("\"{q}\";q={};w={}", q.count(), q.period_secs()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Self { quotas, policy }
     }
 
     /// The quotas, in config order.
@@ -51,11 +60,7 @@ impl Limiter {
     /// The `RateLimit-Policy` header value: `"50/hour";q=50;w=3600, "200/day";q=200;w=86400`.
     #[must_use]
     pub fn policy_header(&self) -> String {
-        self.quotas
-            .iter()
-            .map(|q| format!("\"{q}\";q={};w={}", q.count(), q.period_secs()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        self.policy.clone()
     }
 
     /// Decides one request of the key with `fingerprint` at `now_ms` (Unix milliseconds),

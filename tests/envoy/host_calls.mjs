@@ -6,7 +6,9 @@
 //     request.json: {"headers": [[name, value], ...], "requests": N, "tokens": [..] | null}
 //     "tokens": one per request, in the `authorization: Bearer` header (else the headers' own).
 // Prints JSON: {"phases": {"request_headers": {call: n}, "response_headers": {...}, ...}
-// averaged per request, "statuses": [...], "us_per_request": x}.
+// averaged per request, "vm_entries": the same for calls into the module (callbacks and
+// proxy_on_memory_allocate), "vm_entries_per_request", "vm_us_per_request" (time in the
+// module's callbacks minus the host functions they called), "statuses": [...], "us_per_request": x}.
 import { readFileSync } from "node:fs";
 
 const [wasmPath, configPath, requestPath] = process.argv.slice(2);
@@ -29,8 +31,40 @@ const metrics = new Map();
 const u8 = () => new Uint8Array(mem.buffer);
 const dv = () => new DataView(mem.buffer);
 const str = (p, n) => dec.decode(u8().slice(p, p + n));
+// VM entries per phase: every callback the host calls into the module, and every
+// `proxy_on_memory_allocate` a host call returning bytes makes (Envoy's host does the same).
+const entries = {};
+// Time inside callbacks, and inside the host functions they call (the module's own time is
+// the difference: "vm_us_per_request", a rough in-VM figure).
+let callbackNs = 0n;
+let hostNs = 0n;
+let depth = 0;
+function enter(name, ...args) {
+  const e = (entries[phase] ??= {});
+  e[name] = (e[name] ?? 0) + 1;
+  if (depth++ > 0) {
+    try {
+      return ex[name](...args);
+    } finally {
+      depth--;
+    }
+  }
+  const t = process.hrtime.bigint();
+  try {
+    return ex[name](...args);
+  } finally {
+    callbackNs += process.hrtime.bigint() - t;
+    depth--;
+  }
+}
+// Like proxy-wasm-cpp-host (src/context.cc): a callback the module does not export is not
+// called; the host answers for it (Continue, or `true` for proxy_on_done).
+function callback(name, ...args) {
+  if (typeof ex[name] !== "function") return name === "proxy_on_done" ? 1 : 0;
+  return enter(name, ...args);
+}
 function give(bytes, retPtr, retSize) {
-  const p = bytes.length ? ex.proxy_on_memory_allocate(bytes.length) : 0;
+  const p = bytes.length ? enter("proxy_on_memory_allocate", bytes.length) : 0;
   if (bytes.length) u8().set(bytes, p);
   dv().setUint32(retPtr, p, true);
   dv().setUint32(retSize, bytes.length, true);
@@ -175,7 +209,12 @@ const counted = new Proxy(env, {
     return (...args) => {
       const c = (counts[phase] ??= {});
       c[name] = (c[name] ?? 0) + 1;
-      return f(...args);
+      const t = process.hrtime.bigint();
+      try {
+        return f(...args);
+      } finally {
+        hostNs += process.hrtime.bigint() - t;
+      }
     };
   },
 });
@@ -206,6 +245,8 @@ const n = spec.requests;
 const statuses = [];
 for (const p of ["request_headers", "response_headers", "done"]) counts[p] = {};
 const t0 = process.hrtime.bigint();
+callbackNs = 0n;
+hostNs = 0n;
 for (let i = 0; i < n; i++) {
   const id = 2 + i;
   requestHeaders = spec.headers.map(([k, v]) => [k, v]);
@@ -213,29 +254,41 @@ for (let i = 0; i < n; i++) {
   responseHeaders = [[":status", "200"]];
   localReply = null;
   phase = "context";
-  ex.proxy_on_context_create(id, ROOT);
+  callback("proxy_on_context_create", id, ROOT);
   phase = "request_headers";
-  ex.proxy_on_request_headers(id, requestHeaders.length, 1);
+  callback("proxy_on_request_headers", id, requestHeaders.length, 1);
   if (localReply === null) {
+    // The bench's upstream: a direct_response with a small body (headers, then one chunk).
     phase = "response_headers";
-    ex.proxy_on_response_headers(id, responseHeaders.length, 1);
+    callback("proxy_on_response_headers", id, responseHeaders.length, 0);
+    phase = "response_body";
+    callback("proxy_on_response_body", id, 3, 1);
   }
   phase = "done";
-  ex.proxy_on_log(id);
-  ex.proxy_on_done(id);
-  ex.proxy_on_delete(id);
+  callback("proxy_on_log", id);
+  callback("proxy_on_done", id);
+  callback("proxy_on_delete", id);
   statuses.push(localReply ?? 200);
 }
 const us = Number(process.hrtime.bigint() - t0) / 1000 / n;
-const phases = {};
-for (const [p, c] of Object.entries(counts)) {
-  if (p === "startup") continue;
-  phases[p] = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v / n]));
-}
+const perRequest = (byPhase) => {
+  const out = {};
+  for (const [p, c] of Object.entries(byPhase)) {
+    if (p === "startup") continue;
+    out[p] = Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v / n]));
+  }
+  return out;
+};
+const phases = perRequest(counts);
+const vm = perRequest(entries);
+const vmTotal = Object.values(vm).reduce((a, c) => a + Object.values(c).reduce((x, y) => x + y, 0), 0);
 console.log(JSON.stringify({
   phases,
+  vm_entries: vm,
+  vm_entries_per_request: vmTotal,
   statuses: [...new Set(statuses)],
   us_per_request: us,
+  vm_us_per_request: Number(callbackNs - hostNs) / 1000 / n,
   request_headers: requestHeaders,
   response_headers: responseHeaders,
 }));

@@ -285,6 +285,17 @@ def test_permissions_via_roles_map(envoy):
                          body=b"{}").status == 200
 
 
+def test_request_and_response_bodies_pass(envoy):
+    # The module exports no response-body callback (filters/exports.json): Envoy passes the
+    # response body on by itself. A request body passes the filter's on_request_body whole.
+    body, c = b"z" * 65536, claims(roles=["doctor"])
+    r = envoy.request("POST", "/api/patients/7", token=pyjwt(c), body=body)
+    assert r.status == 200, r
+    assert r.body["method"] == "POST"
+    assert r.body["header_values"]["content-length"] == [str(len(body))]
+    assert r.body["header_values"]["x-user-id"] == [c["sub"]]
+
+
 def test_dot_segments_cannot_reach_admin(envoy):
     tok = pyjwt(claims(roles=["doctor"]))
     for path in ("/api/../admin/users", "/api/auth/../../admin/users", "//admin/users"):

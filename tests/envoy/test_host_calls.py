@@ -60,6 +60,15 @@ def test_allowed_request_host_calls(tmp_path):
         "proxy_replace_header_map_value": 2}
     assert r["phases"]["response_headers"] == {"proxy_add_header_map_value": 2}
     assert r["phases"]["done"] == {}
+    # Entries into the VM: the callbacks the module exports (no response body, log or done:
+    # filters/exports.json) and one proxy_on_memory_allocate per host call returning bytes
+    # (source.address, the header map, the rate-limit state). 10 before the exports were cut.
+    assert r["vm_entries"] == {
+        "context": {"proxy_on_context_create": 1},
+        "request_headers": {"proxy_on_request_headers": 1, "proxy_on_memory_allocate": 3},
+        "response_headers": {"proxy_on_response_headers": 1},
+        "done": {"proxy_on_delete": 1}}
+    assert r["vm_entries_per_request"] == 7
     assert ["x-user-id", "alice"] in r["request_headers"]
     assert [h for h, _ in r["response_headers"]] == [":status", "ratelimit-policy", "ratelimit"]
 
@@ -84,3 +93,51 @@ def test_fresh_and_repeated_tokens_and_refusals(tmp_path):
         expired["phases"]["response_headers"] == {}
     forged = count(tmp_path, plugin(), [token()[:-3] + "AAA"], 10)
     assert forged["statuses"] == [401]
+
+
+# What the module exports: the SDK's callbacks keygate needs, and nothing Envoy would call for
+# nothing (Makefile `build-envoy`: wasm-metadce with filters/exports.json).
+EXPORTS = {"memory", "_initialize", "proxy_abi_version_0_2_1", "proxy_on_vm_start",
+           "proxy_on_configure", "proxy_on_context_create", "proxy_on_delete",
+           "proxy_on_memory_allocate", "proxy_on_request_headers", "proxy_on_request_body",
+           "proxy_on_request_trailers", "proxy_on_response_headers", "proxy_on_tick",
+           "proxy_on_http_call_response", "proxy_on_grpc_receive", "proxy_on_grpc_close",
+           "proxy_on_grpc_receive_initial_metadata", "proxy_on_grpc_receive_trailing_metadata",
+           # Never entered for HTTP requests; kept so that a module loaded as a network filter
+           # fails closed (tests/envoy/test_network_filter.py) instead of the host's `Continue`.
+           "proxy_on_new_connection", "proxy_on_downstream_data",
+           "proxy_on_downstream_connection_close", "proxy_on_upstream_data",
+           "proxy_on_upstream_connection_close"}
+
+
+def exports(path):
+    b = path.read_bytes()
+
+    def leb(i):
+        r = s = 0
+        while True:
+            x = b[i]
+            i += 1
+            r |= (x & 0x7F) << s
+            s += 7
+            if x < 0x80:
+                return r, i
+
+    i, names = 8, set()
+    while i < len(b):
+        sid = b[i]
+        size, i = leb(i + 1)
+        if sid == 7:
+            n, j = leb(i)
+            for _ in range(n):
+                ln, j = leb(j)
+                names.add(b[j:j + ln].decode())
+                _, j = leb(j + ln + 1)
+        i += size
+    return names
+
+
+def test_module_exports_only_the_callbacks_it_needs():
+    assert exports(WASM) == EXPORTS
+    listed = {n["export"] for n in json.loads((ROOT / "filters/exports.json").read_text())}
+    assert listed == EXPORTS
