@@ -106,11 +106,13 @@ $(JS_PKG): $(JS_RAW)
 test-js: build-js setup-node setup-runtimes
 	cd js && node --test --test-concurrency=1 test/*.test.mjs
 
-## test: everything CI runs
-test: setup build test-rust test-vectors test-fuzz test-envoy test-ratelimit test-js test-demo
+## test: everything CI runs (the fuzz targets' assertions run in test-rust: tests/fuzz_replay.rs
+## replays the committed corpus through the same target functions, no instrumented build)
+test: setup build test-rust test-vectors test-envoy test-ratelimit test-js test-demo
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECS seconds each (new inputs go to target/fuzz/corpus,
-## crashes to tests/fuzz/artifacts); test-fuzz: the same for FUZZ_SMOKE_SECS, so regressions surface
+## crashes to tests/fuzz/artifacts); test-fuzz: the same for FUZZ_SMOKE_SECS (not part of `make test`:
+## `cargo test` replays the corpus through the same bodies, tests/fuzz/targets/, see tests/fuzz_replay.rs)
 FUZZ_TARGETS    := token_decode config token_sources policy_path ratelimit_state
 FUZZ_SECS       ?= 300
 FUZZ_SMOKE_SECS ?= 3
@@ -232,11 +234,15 @@ demo-fleet-check: setup-python setup-apt setup-demo build-envoy build-js build-r
 	node tests/demo/fleet-check.mjs
 
 ## test-demo: demo-check, demo-fleet-check, the issue-14 attack classes over HTTP, worker-only mode's rate
-## limits (workerd without Envoy), then the same story in headless Chromium (screenshots in target/)
-test-demo: demo-check demo-fleet-check
-	node tests/demo/hardening.mjs
-	node tests/demo/worker-only.mjs
-	node tests/demo/browser.mjs
+## limits (workerd without Envoy), then the same story in headless Chromium (screenshots in target/).
+## The fleet check runs alone first (its Envoys call keygate-ratelimit with the demo's 50 ms timeout,
+## which a loaded machine can miss); then three lanes side by side (tests/lanes.sh: each suite its own
+## stacks on free ports, each lane its log, all printed, any failing fails): they mostly wait (the
+## rotation story's cache_secs, rate-limit windows, Argon2id in workerd).
+test-demo: demo-fleet-check
+	tests/lanes.sh demo-check 'node tests/demo/check.mjs' \
+	  demo-hardening 'node tests/demo/hardening.mjs' \
+	  demo-worker-browser 'node tests/demo/worker-only.mjs; node tests/demo/browser.mjs'
 
 # npm deps of the demo runner/tests (playwright-core never downloads a browser: Debian's chromium
 # is used), and the example worker's `keygate` dependency: a link to js/ (file:../.., no lockfile).

@@ -1,34 +1,8 @@
-//! Arbitrary bytes as a token: decoding never panics, and nothing but a correctly signed
-//! token verifies.
+//! cargo-fuzz target: the body is tests/fuzz/targets/token_decode.rs (shared with the corpus replay
+//! of `cargo test`, tests/fuzz_replay.rs).
 #![no_main]
 
-use keygate::token::{decode, Jwks, KeySet, Validation};
-use libfuzzer_sys::fuzz_target;
-use std::sync::OnceLock;
+#[path = "../targets/token_decode.rs"]
+mod target;
 
-const NOW: u64 = 1_700_000_000;
-
-fn keys() -> &'static KeySet {
-    static KEYS: OnceLock<KeySet> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let jwks: Jwks = r#"{"keys": [
-            {"kty": "oct", "kid": "k1", "alg": "HS256", "k": "Y2hhbmdlLW1lLXRoaXMtaXMtdGhlLWV4YW1wbGUtc2VjcmV0LTMyK2J5dGVzLWxvbmc"},
-            {"kty": "oct", "alg": "HS512", "k": "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldC1vdGhlci1zZWNyZXQtMzIrYnl0ZXM"}
-        ]}"#
-        .parse()
-        .unwrap_or_default();
-        KeySet::from_jwks(&jwks).unwrap_or_else(|_| std::process::abort())
-    })
-}
-
-fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let mut validation = Validation::default();
-    validation.leeway = 30;
-    if let Ok(claims) = decode(&text, keys(), &validation, NOW) {
-        // A fuzzer cannot forge an HMAC: only a seed-corpus token may verify.
-        assert!(claims.exp + 30 >= NOW);
-    }
-    let _ = serde_json::from_slice::<keygate::token::Claims>(data);
-    let _ = serde_json::from_slice::<keygate::token::Header>(data);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| target::run(data));
