@@ -557,10 +557,10 @@ fn forbidden(reason: &DenyReason, credentials: bool) -> LocalReply {
 }
 
 /// 400 `invalid_request` (RFC 6750 §3.1: "uses more than one method for including an
-/// access token"): a token in more than one place.
+/// access token"): a token in more than one place, or header lines keygate never read.
 fn invalid_request() -> LocalReply {
     let message =
-        "the request carries a token more than once (a repeated header or cookie, or several sources)";
+        "the request carries a token more than once (a repeated header or cookie, or several sources), or more than 1024 header lines";
     LocalReply::new(
         400,
         "invalid_request",

@@ -15,6 +15,11 @@ pub trait HttpRequest {
     /// The downstream remote address (`ip:port` or `ip`), as the proxy decided it (Envoy's
     /// own XFF settings decide whether a forwarded address is trusted).
     fn remote_address(&self) -> Option<&str>;
+    /// Whether the request had more header lines than [`MAX_HEADERS`], so some were never
+    /// read: a token in one of them could not be seen, so none can be known to be the only one.
+    fn header_lines_dropped(&self) -> bool {
+        false
+    }
 
     /// The first value of `name` when it is UTF-8; `None` when absent or not UTF-8 (such a
     /// value is treated as absent, never guessed at).
@@ -37,12 +42,14 @@ pub struct RequestHeaders {
     path: String,
     remote: Option<String>,
     headers: Vec<(String, Vec<u8>)>,
+    dropped: bool,
 }
 
 impl RequestHeaders {
     /// From `(name, value)` pairs in order and the remote address bytes.
     #[must_use]
     pub fn new(pairs: Vec<(Vec<u8>, Vec<u8>)>, remote: Option<&[u8]>) -> Self {
+        let dropped = pairs.len() > MAX_HEADERS;
         let mut headers = Vec::with_capacity(pairs.len().min(MAX_HEADERS));
         for (name, value) in pairs.into_iter().take(MAX_HEADERS) {
             if let Ok(mut name) = String::from_utf8(name) {
@@ -63,6 +70,7 @@ impl RequestHeaders {
             path,
             remote: remote.and_then(|r| String::from_utf8(r.to_vec()).ok()),
             headers,
+            dropped,
         }
     }
 
@@ -135,6 +143,7 @@ pub struct RequestView<'a> {
     path: &'a str,
     remote: Option<&'a str>,
     headers: Vec<(&'a [u8], &'a [u8])>,
+    dropped: bool,
 }
 
 impl<'a> RequestView<'a> {
@@ -144,6 +153,7 @@ impl<'a> RequestView<'a> {
     #[must_use]
     pub fn from_proxy_wasm_map(bytes: &'a [u8], remote: Option<&'a [u8]>) -> Option<Self> {
         let mut headers = map_pairs(bytes)?;
+        let dropped = headers.len() > MAX_HEADERS;
         headers.truncate(MAX_HEADERS);
         headers.retain(|(k, _)| std::str::from_utf8(k).is_ok());
         let first = |name: &str| {
@@ -159,6 +169,7 @@ impl<'a> RequestView<'a> {
             path,
             remote: remote.and_then(|r| std::str::from_utf8(r).ok()),
             headers,
+            dropped,
         })
     }
 }
@@ -185,6 +196,9 @@ impl HttpRequest for RequestView<'_> {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+    fn header_lines_dropped(&self) -> bool {
+        self.dropped
     }
 }
 
@@ -223,6 +237,9 @@ impl HttpRequest for RequestHeaders {
     }
     fn remote_address(&self) -> Option<&str> {
         self.remote.as_deref()
+    }
+    fn header_lines_dropped(&self) -> bool {
+        self.dropped
     }
 }
 

@@ -1,6 +1,8 @@
 //! Gateway decisions end to end, natively, with a fixed clock and an in-memory store.
 
-use super::request::{MockRequest, RequestHeaders};
+use super::request::{
+    encode_proxy_wasm_map, MockRequest, RequestHeaders, RequestView, MAX_HEADERS,
+};
 use super::store::BrokenStore;
 use super::*;
 use crate::token::{encode, Algorithm, Claims, SigningKey, TokenType};
@@ -964,6 +966,56 @@ fn non_utf8_headers_never_panic_ok() {
             .status(),
         403
     );
+}
+
+#[test]
+fn header_lines_past_the_cap_leave_the_token_unknowable_fails() {
+    // Lines after the MAX_HEADERS-th are never read (an operator may raise Envoy's
+    // `max_headers_count` past it): a second token there could not be seen, so a request that
+    // long is refused like a repeated token, by both readers of the host's bytes.
+    let (g, s) = (gateway(), MemoryStore::new());
+    let t = token(&claims("alice", &[]));
+    let lines = |n: usize, second_token: bool| {
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (b":method".to_vec(), b"GET".to_vec()),
+            (b":path".to_vec(), b"/api/records".to_vec()),
+            (
+                b"cookie".to_vec(),
+                format!("__Host-access={t}").into_bytes(),
+            ),
+        ];
+        while pairs.len() < n - 1 {
+            pairs.push((b"x-filler".to_vec(), b"1".to_vec()));
+        }
+        pairs.push(if second_token {
+            (
+                b"cookie".to_vec(),
+                format!("__Host-access={t}").into_bytes(),
+            )
+        } else {
+            (b"x-filler".to_vec(), b"1".to_vec())
+        });
+        pairs
+    };
+    let decide = |pairs: Vec<(Vec<u8>, Vec<u8>)>| {
+        let owned = RequestHeaders::new(pairs.clone(), Some(b"203.0.113.1:1"));
+        let borrowed: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
+        let bytes = encode_proxy_wasm_map(&borrowed);
+        let view = RequestView::from_proxy_wasm_map(&bytes, Some(b"203.0.113.1:1")).unwrap();
+        let (a, b) = (g.check(&owned, &s, NOW_MS), g.check(&view, &s, NOW_MS));
+        assert_eq!(a.status(), b.status());
+        a
+    };
+    assert_eq!(decide(lines(MAX_HEADERS, false)).status(), 200);
+    assert_invalid_request(decide(lines(MAX_HEADERS, true)));
+    for second_token in [false, true] {
+        let r = reply(decide(lines(MAX_HEADERS + 1, second_token)));
+        assert_eq!((r.status, r.code), (400, "invalid_request"));
+        assert!(r.body.contains(&MAX_HEADERS.to_string()), "{r:?}");
+    }
 }
 
 // --- the verified-token cache inside the decision (issue 10) -------------------------------

@@ -171,6 +171,11 @@ impl Presented {
 
 /// What `sources` find in `request`, over every source and every copy.
 pub fn presented(sources: &[TokenSource], request: &impl HttpRequest, max_len: usize) -> Presented {
+    if request.header_lines_dropped() {
+        // A second token may sit in a line never read (an operator may raise Envoy's
+        // `max_headers_count` past MAX_HEADERS): uniqueness cannot be shown, so fail closed.
+        return Presented::Several;
+    }
     let mut one: Option<(usize, &[u8])> = None;
     for (i, source) in sources.iter().enumerate() {
         let (copies, repeated) = source.copies(request);

@@ -685,3 +685,27 @@ def test_shadow_mode(upstream):
         assert "q=1" not in "".join(lines)
     finally:
         e.stop()
+
+
+def test_more_header_lines_than_keygate_reads_is_invalid_request(upstream):
+    # With Envoy's `max_headers_count` raised past keygate's 1,024-line cap, a second token could
+    # sit in a line keygate never reads (review finding): such a request is refused like a
+    # repeated token; under the cap the same request passes.
+    def many_headers(hcm):
+        hcm.setdefault("common_http_protocol_options", {})["max_headers_count"] = 4000
+        hcm["max_request_headers_kb"] = 1024
+
+    e = Envoy(CONFIG, upstream, hcm=many_headers)
+    try:
+        tok = pyjwt(claims(sub="alice"))
+        fill = [(f"x-fill-{i}", "1") for i in range(1100)]
+        lines = [("authorization", f"Bearer {tok}")] + fill
+        r = e.raw("GET", "/api/records", lines)
+        assert r.status == 400 and r.body["error"] == "invalid_request", r
+        assert "1024 header lines" in r.headers["www-authenticate"]
+        assert e.raw("GET", "/api/records", lines[:90]).status == 200
+        # 1,000 lines pass keygate too (the echo upstream itself refuses over 100 headers: 431).
+        r = e.raw("GET", "/api/records", lines[:1000])
+        assert r.status == 431 and "got more than 100 headers" in str(r.body), r
+    finally:
+        e.stop()
