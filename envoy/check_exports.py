@@ -9,18 +9,9 @@ request through. Usage: check_exports.py MODULE.wasm EXPORTS.json (Python's stan
 import json
 import sys
 
+from wasm_size import leb
+
 REQUIRED = {"proxy_on_request_headers", "proxy_on_context_create", "proxy_on_configure"}
-
-
-def leb(b, i):
-    r = s = 0
-    while True:
-        x = b[i]
-        i += 1
-        r |= (x & 0x7F) << s
-        s += 7
-        if x < 0x80:
-            return r, i
 
 
 def exports(path):
@@ -53,4 +44,5 @@ def main():
                  "the SDK's callback names changed? Update the list after checking each one.")
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -3,12 +3,16 @@ in Node's V8 (tests/envoy/host_calls.mjs), so the count is of the real module, n
 import json
 import shutil
 import subprocess
+import sys
 import time
 
 import jwt
 import pytest
 
 from conftest import ROOT, WASM
+
+sys.path.insert(0, str(ROOT / "envoy"))
+import check_exports  # noqa: E402  (envoy/check_exports.py: the build's own export reader)
 
 SECRET = b"host-call-count-secret-host-call-count-secret"
 K = jwt.utils.base64url_encode(SECRET).decode()
@@ -111,30 +115,7 @@ EXPORTS = {"memory", "_initialize", "proxy_abi_version_0_2_1", "proxy_on_vm_star
 
 
 def exports(path):
-    b = path.read_bytes()
-
-    def leb(i):
-        r = s = 0
-        while True:
-            x = b[i]
-            i += 1
-            r |= (x & 0x7F) << s
-            s += 7
-            if x < 0x80:
-                return r, i
-
-    i, names = 8, set()
-    while i < len(b):
-        sid = b[i]
-        size, i = leb(i + 1)
-        if sid == 7:
-            n, j = leb(i)
-            for _ in range(n):
-                ln, j = leb(j)
-                names.add(b[j:j + ln].decode())
-                _, j = leb(j + ln + 1)
-        i += size
-    return names
+    return check_exports.exports(path)
 
 
 def test_module_exports_only_the_callbacks_it_needs():
