@@ -238,6 +238,23 @@ def config(variant, alg, port, admin_port):
     return doc
 
 
+def wait_ready(proc, admin_port, t0, what, log_path, poll=0.005):
+    """Seconds from `t0` until Envoy's admin /ready answers 200 (exits if it dies or takes 30 s)."""
+    while True:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited; see {log_path}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=1)
+            c.request("GET", "/ready")
+            if c.getresponse().status == 200:
+                return time.monotonic() - t0
+        except OSError:
+            pass
+        if time.monotonic() - t0 > 30:
+            sys.exit(f"{what} not ready; see {log_path}")
+        time.sleep(poll)
+
+
 class Envoy:
     base_id = 500 + os.getpid() % 1000 * 3
 
@@ -257,20 +274,8 @@ class Envoy:
             [binary[0], "-c", path, "--concurrency", str(concurrency), "--base-id",
              str(Envoy.base_id), "--disable-hot-restart", "-l", "warning"],
             stdout=self.log, stderr=subprocess.STDOUT)
-        while True:
-            if self.proc.poll() is not None:
-                sys.exit(f"{variant}: Envoy exited; see {self.dir}/envoy.log")
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=1)
-                c.request("GET", "/ready")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() - t0 > 30:
-                sys.exit(f"{variant}: Envoy not ready; see {self.dir}/envoy.log")
-            time.sleep(0.005)
-        self.ready_secs = time.monotonic() - t0
+        self.ready_secs = wait_ready(self.proc, self.admin_port, t0,
+                                     f"{variant}: Envoy", f"{self.dir}/envoy.log")
 
     def cpu_secs(self):
         fields = pathlib.Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()

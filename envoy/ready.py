@@ -20,7 +20,6 @@ Usage: envoy/ready.py [--rounds 7] [--concurrency 1] [NAME=]MODULE.wasm ...
 import argparse
 import datetime
 import glob
-import http.client
 import json
 import os
 import pathlib
@@ -61,20 +60,7 @@ def start(wasm, concurrency, base_id):
          "--component-log-level", "wasm:debug,config:info",
          "--log-format", "[%Y-%m-%d %T.%f][%n] %v"],
         stdout=log, stderr=subprocess.STDOUT)
-    while True:
-        if proc.poll() is not None:
-            sys.exit(f"Envoy exited; see {log_path}")
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", admin, timeout=1)
-            c.request("GET", "/ready")
-            if c.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        if time.monotonic() - t0 > 30:
-            sys.exit(f"Envoy not ready; see {log_path}")
-        time.sleep(0.002)
-    ready = time.monotonic() - t0
+    ready = bench.wait_ready(proc, admin, t0, "Envoy", log_path, poll=0.002)
     # Envoy's CPU time up to ready (all threads: V8 compiles on background threads): less
     # sensitive to other load on a shared machine than the wall-clock figures.
     fields = pathlib.Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
