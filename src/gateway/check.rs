@@ -2,7 +2,7 @@
 //! ([`Gateway::resume`] goes on through [`Gateway::resume_keys`]).
 
 use super::config::Mode;
-use super::decision::{Callout, Decision, Held, Pending, Stage};
+use super::decision::{Callout, Decision, Held, Stage};
 use super::outcome::{
     loggable_request, www_authenticate, Forward, LocalReply, Metric, ShadowRefusal, StripToken,
 };
@@ -258,9 +258,9 @@ impl Gateway {
         cookie_rest: Option<Vec<u8>>,
         passed: Passed,
     ) -> Decision<'g> {
-        let pending = Pending {
-            callout: callout.id,
-            stage: Stage::Keys(Held {
+        let pending = self.pending(
+            callout.id,
+            Stage::Keys(Held {
                 method: seen.method.to_owned(),
                 path: seen.path.to_owned(),
                 client: seen.client.map(str::to_owned),
@@ -269,7 +269,7 @@ impl Gateway {
                 cookie_rest,
                 passed,
             }),
-        };
+        );
         Decision::Wait(callout, pending)
     }
 

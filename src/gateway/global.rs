@@ -3,9 +3,7 @@
 //! [`super::rls`] for the protocol and [`super::decision`] for waiting).
 
 use super::check::{rate_limited, Passed, PolicyText, Refusal, Seen, Step};
-use super::decision::{
-    Callout, CalloutRequest, CalloutResult, Decision, HeldPost, HeldPre, Pending, Stage,
-};
+use super::decision::{Callout, CalloutRequest, CalloutResult, Decision, HeldPost, HeldPre, Stage};
 use super::outcome::{LocalReply, Metric};
 use super::request::HttpRequest;
 use super::rls::{interpret, status_headers, Asked, FailureMode};
@@ -62,10 +60,7 @@ impl Gateway {
         };
         Some(Decision::Wait(
             callout.clone(),
-            Pending {
-                callout: callout.id,
-                stage: Stage::RlsPre(Box::new(held)),
-            },
+            self.pending(callout.id, Stage::RlsPre(Box::new(held))),
         ))
     }
 
@@ -142,13 +137,7 @@ impl Gateway {
             asked,
         };
         let id = callout.id;
-        Decision::Wait(
-            callout,
-            Pending {
-                callout: id,
-                stage: Stage::RlsPost(Box::new(held)),
-            },
-        )
+        Decision::Wait(callout, self.pending(id, Stage::RlsPost(Box::new(held))))
     }
 
     /// The service answered (or failed) the pre-token call: then the token and the rest.
@@ -187,9 +176,9 @@ impl Gateway {
                 source,
                 token,
             } => {
-                let pending = Pending {
-                    callout: callout.id,
-                    stage: Stage::Keys(super::decision::Held {
+                let pending = self.pending(
+                    callout.id,
+                    Stage::Keys(super::decision::Held {
                         method: method.clone(),
                         path: path.clone(),
                         client: client.clone(),
@@ -198,7 +187,7 @@ impl Gateway {
                         cookie_rest,
                         passed,
                     }),
-                };
+                );
                 Decision::Wait(callout, pending)
             }
             Step::Rls {

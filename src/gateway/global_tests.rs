@@ -644,3 +644,60 @@ fn more_descriptors_than_a_call_takes_refused_ok() {
         .collect();
     assert!(Gateway::from_json(v.to_string().as_bytes()).is_ok());
 }
+
+/// A held request's `Pending` carries indexes into the gateway that made it (the rule asked,
+/// the `RateLimit-Policy` rule, the token source): another gateway (the filter reconfigured
+/// while it was held, a clone) and an answer to another callout refuse it with 503
+/// `unavailable` in both modes, never a panic and never a pass-through.
+#[test]
+fn pending_of_another_gateway_or_callout_refused_fails() {
+    let unavailable = |d: Decision<'_>| match d {
+        Decision::Reply(r) => {
+            assert_eq!(
+                (r.status, r.code, r.metric),
+                (503, "unavailable", Metric::Unavailable)
+            );
+            assert_eq!(r.header("retry-after"), Some("1"));
+        }
+        other => panic!("expected 503 unavailable, got {other:?}"),
+    };
+    let ok = || response(1, vec![status(1, 1, 30, Some((2, 2)))], &[]);
+    let (g, s) = gateway("local");
+    // The same answer on the gateway that asked continues.
+    let (c, p, _) = wait(g.check(&login(), &s, NOW_MS));
+    assert_eq!(g.resume(p, &answer(c.id, ok()), &s, NOW_MS).status(), 200);
+
+    // Reconfigured: the new config has other rules at the same indexes (rate_limits[0] is
+    // now a `sub` rule, and no rule 2 at all). Enforce and shadow alike.
+    let other = r#"{
+      "jwks": {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": "KEY"}]},
+      "rules": [{"prefix": "/", "allow": "public"}],
+      "rate_limit_service": {"cluster": "rls", "domain": "keygate"},
+      "rate_limits": [{"prefix": "/", "key": "sub", "limit": "9/second", "scope": "global"}],
+      "mode": "MODE"
+    }"#
+    .replace("KEY", K);
+    for mode in ["enforce", "shadow"] {
+        let g2 = Gateway::from_json(other.replace("MODE", mode).as_bytes()).unwrap();
+        let (c, p, _) = wait(g.check(&login(), &s, NOW_MS));
+        unavailable(g2.resume(p, &answer(c.id, ok()), &s, NOW_MS));
+    }
+    // After the token (RlsPost): the same.
+    let data = MockRequest::get("/api/data").bearer(&token("alice"));
+    let (c, p, _) = wait(g.check(&data, &s, NOW_MS));
+    let (g3, _) = gateway("local");
+    unavailable(g3.resume(p, &answer(c.id, ok()), &s, NOW_MS));
+    // A clone is another gateway (its own callouts and caches).
+    let (c, p, _) = wait(g.check(&login(), &s, NOW_MS));
+    unavailable(g.clone().resume(p, &answer(c.id, ok()), &s, NOW_MS));
+    // The answer to another callout, on the right gateway.
+    let (c1, p1, _) = wait(g.check(&login(), &s, NOW_MS));
+    let (c2, _p2, _) = wait(g.check(&login().at_ip("198.51.100.7:1"), &s, NOW_MS));
+    assert_ne!(c1.id, c2.id);
+    unavailable(g.resume(p1, &answer(c2.id, ok()), &s, NOW_MS));
+    // Callout ids are never shared between gateways: an old gateway's answer is never
+    // taken for a new one's callout.
+    let (c3, _, _) = wait(g3.check(&login(), &s, NOW_MS));
+    let (c4, _, _) = wait(g.check(&login(), &s, NOW_MS));
+    assert_ne!(c3.id, c4.id);
+}
