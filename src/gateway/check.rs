@@ -134,7 +134,15 @@ impl Gateway {
         let mut claims = None;
         let mut found = Presented::Absent;
         let step = match self.pre_token_limits(request, &seen, store, now_ms, &mut passed) {
-            Err(refusal) => Step::Done(Err(refusal)),
+            Err(refusal) => {
+                if self.mode == Mode::Shadow {
+                    // The request goes upstream: its token still sets the claim headers
+                    // (and `forward_token: false` still takes it out).
+                    found = presented(&self.sources, request, self.validation.max_token_len);
+                    claims = self.shadow_claims(&found, now_ms);
+                }
+                Step::Done(Err(refusal))
+            }
             Ok(()) => {
                 // Which sources hold a token is cheap to know (no decoding) and decides
                 // whether a refusal names an RFC 6750 `error` at all.
@@ -327,6 +335,26 @@ impl Gateway {
         }
     }
 
+    /// Shadow mode, a request refused before its token was looked at (by an `ip`/`header:`
+    /// limit, local or global, or by no rule matching): the claims of its one valid token, so
+    /// that it goes upstream with the claim headers enforce mode would set once the refusal is
+    /// gone. Only a verification on the keys loaded now: no wait for a refetch, no `sub`
+    /// limit metered, no callout — nothing enforce mode would not do for a refused request
+    /// (the refusal already made is the one logged and counted). `None` in enforce mode.
+    pub(super) fn shadow_claims(&self, found: &Presented, now_ms: u64) -> Option<Rc<Claims>> {
+        if self.mode != Mode::Shadow {
+            return None;
+        }
+        let Presented::One { token: Ok(t), .. } = found else {
+            return None;
+        };
+        // As on a public route: never waits, an invalid token only sets nothing.
+        match self.verify(t, true, now_ms, false) {
+            Verified::Done(Ok(c)) => Some(c),
+            Verified::Done(Err(_)) | Verified::Wait(_) | Verified::Unavailable => None,
+        }
+    }
+
     /// Step 1: the `ip`/`header:` limits, before any token work.
     pub(super) fn pre_token_limits(
         &self,
@@ -375,7 +403,9 @@ impl Gateway {
             }))
         };
         let RouteDecision::Rule { .. } = route else {
-            // No token work for requests refused whoever sends them.
+            // No token work for requests refused whoever sends them (but for the claim
+            // headers of one that shadow mode sends upstream anyway).
+            *claims = self.shadow_claims(found, now_ms);
             return match self.policy.authorize(&route, None) {
                 Access::Forbidden(reason) => refuse(forbidden(&reason, !found.is_absent())),
                 _ => refuse(forbidden(&DenyReason::NoRuleMatches, !found.is_absent())),

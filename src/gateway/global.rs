@@ -164,7 +164,10 @@ impl Gateway {
         };
         let mut claims = None;
         let step = match self.global_answer(&asked, result, store, now_ms, &mut passed) {
-            Err(refusal) => Step::Done(Err(refusal)),
+            Err(refusal) => {
+                claims = self.shadow_claims(&found, now_ms);
+                Step::Done(Err(refusal))
+            }
             Ok(()) => self.decide(&seen, &found, store, now_ms, &mut passed, &mut claims, true),
         };
         match step {

@@ -701,3 +701,29 @@ fn pending_of_another_gateway_or_callout_refused_fails() {
     let (c4, _, _) = wait(g.check(&login(), &s, NOW_MS));
     assert_ne!(c3.id, c4.id);
 }
+
+/// Shadow mode, a global `ip` limit the service says is over: the request still goes upstream
+/// with its valid token's claim headers (the refusal before the token is not where evaluation
+/// stops), counted once as a would-be 429.
+#[test]
+fn shadow_global_refusal_before_the_token_keeps_claim_headers_ok() {
+    let cfg = config(
+        "deny",
+        r#", "mode": "shadow", "claims_to_headers": {"sub": "x-user-id"}"#,
+    );
+    let g = Gateway::from_json(cfg.as_bytes()).unwrap();
+    let s = MemoryStore::new();
+    for (code, want) in [(2, Metric::ShadowRateLimited), (1, Metric::ShadowAllowed)] {
+        let (c, p, _) = wait(g.check(&login().bearer(&token("alice")), &s, NOW_MS));
+        let body = response(code, vec![status(code, 0, 9, None)], &[]);
+        let Decision::Continue(f) = g.resume(p, &answer(c.id, body), &s, NOW_MS) else {
+            panic!()
+        };
+        let sub = f
+            .set_request_headers
+            .iter()
+            .find(|(k, _)| *k == "x-user-id");
+        assert_eq!(sub.map(|(_, v)| v.as_str()), Some("alice"), "{want:?}");
+        assert_eq!(f.metric, want);
+    }
+}

@@ -31,6 +31,10 @@
 //!
 //! In `"shadow"` mode the same decision is made and counted, but a refusal is returned as a
 //! continue carrying [`ShadowRefusal`] (to log once) with only the claim headers changed.
+//! A request refused before its token is looked at (step 1, or no rule at step 2) still has
+//! its one token verified — on the keys loaded now, nothing waited for, metered or asked
+//! that enforce mode would not — so a valid token sets the claim headers; the first refusal
+//! is the one counted and logged.
 //! That holds for a decision finished by [`Gateway::resume`] too, and for a would-be 503
 //! `jwks_unavailable`: the request goes on upstream (without claim headers) and the refusal
 //! is logged and counted (`keygate.shadow.jwks_unavailable`).

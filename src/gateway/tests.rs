@@ -1126,3 +1126,105 @@ fn key_set_change_empties_the_cache_even_mid_borrow_ok() {
     forward(run(&g, &s, &MockRequest::get("/api/records").bearer(&t)));
     assert_eq!(g.token_cache_stats(), (1, 3));
 }
+
+/// Shadow mode, a request an `ip`/`header:` limit (evaluated before the token) or the rules
+/// (no rule, a path not normalized) would refuse: it still goes upstream with the claim
+/// headers of its valid token and without the token under `forward_token: false` (review
+/// finding: evaluation stopped at the would-be refusal, so it went without them). The first
+/// would-be refusal is the one counted and logged, and nothing later is metered: the same
+/// requests in enforce mode are refused at the same places, by the same rules.
+#[test]
+fn shadow_refusal_before_the_token_keeps_claim_headers_ok() {
+    let json = |mode: &str| {
+        with(|v| {
+            v["mode"] = serde_json::json!(mode);
+            v["forward_token"] = serde_json::json!(false);
+            v["rules"].as_array_mut().unwrap().pop(); // no catch-all: `/other` has no rule
+            v["rules"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"prefix": "/api/", "allow": "authenticated"}));
+            v["rate_limits"] = serde_json::json!([
+                {"prefix": "/api/records", "key": "ip", "limit": "1/minute"},
+                {"prefix": "/api/records", "key": "sub", "limit": "2/minute"},
+                {"prefix": "/api/keyed", "key": "header:x-api-key", "limit": "1/minute"}
+            ]);
+        })
+    };
+    let nurse = token(&claims("n1", &["nurse"]));
+    let records = |ip: &str| MockRequest::get("/api/records").bearer(&nurse).at_ip(ip);
+    let sequence = [
+        records("198.51.100.1:1"), // ip 1/1, sub 1/2: allowed
+        records("198.51.100.1:2"), // ip refused: the sub limit is not metered
+        records("198.51.100.2:1"), // ip 1/1, sub 2/2: allowed (a double count refuses it)
+        records("198.51.100.3:1"), // sub refused
+    ];
+    let shadow = Gateway::from_json(json("shadow").as_bytes()).unwrap();
+    let enforce = Gateway::from_json(json("enforce").as_bytes()).unwrap();
+    let (ss, es) = (MemoryStore::new(), MemoryStore::new());
+    shadow.prepare_store(&ss).unwrap();
+    enforce.prepare_store(&es).unwrap();
+    let mut refused_by = Vec::new();
+    for r in &sequence {
+        let f = forward(run(&shadow, &ss, r));
+        assert_eq!(
+            header(&f, "x-user-id"),
+            Some("n1"),
+            "{:?}",
+            f.shadow_refusal
+        );
+        assert_eq!(f.strip_token, Some(StripToken::Header("authorization")));
+        let enforced = run(&enforce, &es, r);
+        assert_eq!(f.metric, enforced.metric().unwrap().shadow());
+        refused_by.push(f.shadow_refusal.map(|s| s.rule));
+    }
+    assert_eq!(
+        refused_by,
+        [
+            None,
+            Some("rate_limits[0]".to_owned()),
+            None,
+            Some("rate_limits[1]".to_owned())
+        ]
+    );
+    // A `header:` key, a cookie token (cut out of `Cookie`), no rule, a path not normalized.
+    let keyed = MockRequest::get("/api/keyed").with_headers(&[
+        ("x-api-key", "k"),
+        ("cookie", &format!("a=1; __Host-access={nurse}")),
+    ]);
+    assert_eq!(run(&shadow, &ss, &keyed).status(), 200);
+    let f = forward(run(&shadow, &ss, &keyed));
+    assert_eq!(f.shadow_refusal.as_ref().unwrap().rule, "rate_limits[2]");
+    assert_eq!(header(&f, "x-user-id"), Some("n1"));
+    assert_eq!(
+        f.strip_token,
+        Some(StripToken::Cookie(Some(b"a=1".to_vec())))
+    );
+    for (path, rule) in [
+        ("/other", "no rule"),
+        ("/api//records", "path not normalized"),
+    ] {
+        let f = forward(run(&shadow, &ss, &MockRequest::get(path).bearer(&nurse)));
+        assert_eq!(f.metric, Metric::ShadowDenied403);
+        assert_eq!(f.shadow_refusal.as_ref().unwrap().rule, rule);
+        assert_eq!(header(&f, "x-user-id"), Some("n1"), "{path}");
+        assert_eq!(f.strip_token, Some(StripToken::Header("authorization")));
+    }
+    // An invalid token sets nothing; a duplicated one is never read (400 as in enforce mode).
+    let forged = format!("{}x", &nurse[..nurse.len() - 1]);
+    let f = forward(run(
+        &shadow,
+        &ss,
+        &MockRequest::get("/other")
+            .bearer(&forged)
+            .with_headers(&[("x-user-id", "admin")]),
+    ));
+    assert!(f.set_request_headers.is_empty());
+    let f = forward(run(&shadow, &ss, &records("198.51.100.1:3")));
+    assert_eq!(f.metric, Metric::ShadowRateLimited);
+    // Enforce mode: the same requests refused, as before.
+    assert_eq!(
+        run(&enforce, &es, &MockRequest::get("/other").bearer(&nurse)).status(),
+        403
+    );
+}
