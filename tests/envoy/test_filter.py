@@ -687,6 +687,51 @@ def test_shadow_mode(upstream):
         e.stop()
 
 
+def test_shadow_refusal_before_the_token_keeps_claim_headers(upstream):
+    # Review finding: in shadow mode a request an `ip` limit (evaluated before the token) would
+    # refuse went upstream without its valid token's claim headers (evaluation stopped at the
+    # would-be 429) and, with `forward_token: false`, with the token. Now it gets both; the
+    # would-be 429 is counted and logged once, and the `sub` limit it never reached in enforce
+    # mode is not metered.
+    cfg = copy.deepcopy(CONFIG)
+    cfg["mode"] = "shadow"
+    cfg["forward_token"] = False
+    cfg["rate_limits"] = [
+        {"path": "/api/records", "key": "ip", "limit": "1/minute"},
+        {"path": "/api/records", "key": "sub", "limit": "2/minute"},
+    ]
+    e = Envoy(cfg, upstream, concurrency=1)
+    try:
+        c = claims(sub="alice", roles=["nurse"])
+        tok = pyjwt(c)
+        got = []
+        for i in range(2):
+            r = e.request("GET", "/api/records", token=tok, headers={"x-user-id": "admin"})
+            assert r.status == 200, r
+            assert r.body["header_values"]["x-user-id"] == ["alice"], (i, r.body)
+            assert r.body["header_values"]["x-user-roles"] == ["nurse"], (i, r.body)
+            assert "authorization" not in r.body["header_values"], (i, r.body)
+            got.append(r)
+        time.sleep(0.3)
+        assert e.stat("keygate.shadow.rate_limited") == 1
+        assert e.stat("keygate.shadow.allowed") == 1
+        lines = [l for l in e.logs().splitlines() if "keygate shadow: would refuse" in l]
+        assert len(lines) == 1 and "429 rate_limited (rate_limits[0]): GET /api/records" in lines[0]
+        assert tok.split(".")[2] not in e.logs()
+    finally:
+        e.stop()
+    # The same two requests in enforce mode: the second is the 429, from the same rule.
+    cfg["mode"] = "enforce"
+    e = Envoy(cfg, upstream, concurrency=1)
+    try:
+        assert e.request("GET", "/api/records", token=tok).status == 200
+        r = e.request("GET", "/api/records", token=tok)
+        assert r.status == 429 and r.body["error"] == "rate_limited", r
+        assert r.headers["ratelimit-policy"].startswith('"1/minute"'), r.headers
+    finally:
+        e.stop()
+
+
 def test_more_header_lines_than_keygate_reads_is_invalid_request(upstream):
     # With Envoy's `max_headers_count` raised past keygate's 1,024-line cap, a second token could
     # sit in a line keygate never reads (review finding): such a request is refused like a
