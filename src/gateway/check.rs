@@ -402,7 +402,7 @@ impl Gateway {
                 rule: rule_name(&route),
             }))
         };
-        let RouteDecision::Rule { .. } = route else {
+        if let RouteDecision::NoMatch | RouteDecision::PathNotNormalized = route {
             // No token work for requests refused whoever sends them (but for the claim
             // headers of one that shadow mode sends upstream anyway).
             *claims = self.shadow_claims(found, now_ms);
@@ -410,7 +410,7 @@ impl Gateway {
                 Access::Forbidden(reason) => refuse(forbidden(&reason, !found.is_absent())),
                 _ => refuse(forbidden(&DenyReason::NoRuleMatches, !found.is_absent())),
             };
-        };
+        }
         let mut token_error = None;
         if let Presented::One { source, token } = found {
             match token {
@@ -532,6 +532,9 @@ impl Gateway {
 fn rule_name(route: &RouteDecision<'_>) -> String {
     match route {
         RouteDecision::Rule { index, .. } => format!("rules[{index}]"),
+        RouteDecision::BothSpellings { index, folded, .. } => {
+            format!("rules[{index}] and rules[{folded}]")
+        }
         RouteDecision::NoMatch => "no rule".to_owned(),
         RouteDecision::PathNotNormalized => "path not normalized".to_owned(),
     }

@@ -145,12 +145,28 @@ impl PathPattern {
     }
 
     /// Whether `path` matches segment by segment.
-    #[must_use]
     ///
-    /// Literal segments compare ASCII-case-insensitively and one trailing `/` is ignored, as
-    /// many upstreams (Express, Werkzeug with strict_slashes off) route `/Admin/` like
-    /// `/admin`: a rule must not be dodged by a spelling the upstream treats as the same.
+    /// Literal segments compare ASCII-case-insensitively and one trailing `/` more on the
+    /// request is ignored, as many upstreams (Express, Werkzeug with strict_slashes off) route
+    /// `/Admin/` like `/admin`: a rule must not be dodged by a spelling the upstream treats as
+    /// the same. (Rate limits use this: every matching limit applies, so matching more only
+    /// meters more. Access rules take the first match, so a trailing-slash spelling matched
+    /// only this way must not skip the rule its spelling as written meets: see
+    /// [`PathPattern::matches_as_written`] and `Policy::requirement_at`.)
+    #[must_use]
     pub fn matches(&self, path: &RequestPath<'_>) -> bool {
+        self.matches_segments(path, true)
+    }
+
+    /// Whether `path` matches as written: segment by segment, ASCII-case-insensitively, with
+    /// no trailing `/` ignored (`/health` matches `/health`, not `/health/`; `/a/` matches
+    /// only `/a/`).
+    #[must_use]
+    pub fn matches_as_written(&self, path: &RequestPath<'_>) -> bool {
+        self.matches_segments(path, false)
+    }
+
+    fn matches_segments(&self, path: &RequestPath<'_>, fold_slash: bool) -> bool {
         let mut theirs = path.segments();
         for ours in &self.segments {
             match (ours, theirs.next()) {
@@ -161,7 +177,7 @@ impl PathPattern {
         }
         match theirs.next() {
             None => true,
-            Some("") => theirs.next().is_none(),
+            Some("") if fold_slash => theirs.next().is_none(),
             Some(_) => false,
         }
     }
@@ -320,6 +336,19 @@ impl RouteMatch {
             }
     }
 
+    /// [`RouteMatch::matches`] without the trailing-slash fold of a `path`
+    /// ([`PathPattern::matches_as_written`]); a `prefix` matches the same either way.
+    #[must_use]
+    pub fn matches_as_written(&self, method: &str, path: &RequestPath<'_>) -> bool {
+        match &self.target {
+            Target::Path(p) => {
+                self.methods.as_ref().is_none_or(|m| m.contains(method))
+                    && p.matches_as_written(path)
+            }
+            Target::Prefix(_) => self.matches(method, path),
+        }
+    }
+
     /// The path pattern, when the rule uses `path`.
     #[must_use]
     pub fn path(&self) -> Option<&PathPattern> {
@@ -434,6 +463,14 @@ mod tests {
         assert!(exact.matches(&rp("/health")));
         assert!(exact.matches(&rp("/health/")));
         assert!(!exact.matches(&rp("/healthz")));
+        // As written: no trailing slash ignored, either way round.
+        assert!(exact.matches_as_written(&rp("/HEALTH")));
+        assert!(!exact.matches_as_written(&rp("/health/")));
+        let dir = PathPattern::new("/docs/").unwrap();
+        assert!(dir.matches_as_written(&rp("/docs/")) && dir.matches(&rp("/docs/")));
+        assert!(!dir.matches_as_written(&rp("/docs")) && !dir.matches(&rp("/docs")));
+        assert!(!p.matches_as_written(&rp("/api/patients/42/")));
+        assert!(p.matches_as_written(&rp("/api/patients/42")));
         assert_eq!(exact.to_string().parse::<PathPattern>().unwrap(), exact);
     }
 
