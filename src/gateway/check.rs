@@ -159,7 +159,8 @@ impl Gateway {
                     Presented::One { source, .. } => {
                         self.strip_token(*source, |name| cookie_header_without(request, name))
                     }
-                    Presented::Absent | Presented::Several => None,
+                    Presented::Several => self.strip_every(self.cookie_rest_of(&found, request)),
+                    Presented::Absent => None,
                 })
             }
             Step::Wait {
@@ -504,6 +505,34 @@ impl Gateway {
             TokenSource::Header { name, .. } => StripToken::Header(name),
             TokenSource::Cookie { name } => StripToken::Cookie(cookie(name)),
         })
+    }
+
+    /// `forward_token: false` and a token found more than once (only shadow mode forwards
+    /// such a request): every source taken out; `cookie_rest` is the `Cookie` header without
+    /// any token cookie ([`Gateway::cookie_rest_of`]).
+    pub(super) fn strip_every<'g>(
+        &'g self,
+        cookie_rest: Option<Vec<u8>>,
+    ) -> Option<StripToken<'g>> {
+        if self.forward_token {
+            return None;
+        }
+        let mut every: Vec<StripToken<'g>> = self
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                TokenSource::Header { name, .. } => Some(StripToken::Header(name)),
+                TokenSource::Cookie { .. } => None,
+            })
+            .collect();
+        if self
+            .sources
+            .iter()
+            .any(|s| matches!(s, TokenSource::Cookie { .. }))
+        {
+            every.push(StripToken::Cookie(cookie_rest));
+        }
+        Some(StripToken::Every(every))
     }
 
     /// One rate-limit rule; `Err` is the 429 to send.

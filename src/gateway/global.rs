@@ -8,7 +8,9 @@ use super::outcome::{LocalReply, Metric};
 use super::request::HttpRequest;
 use super::rls::{interpret, status_headers, Asked, FailureMode};
 use super::store::SharedStore;
-use super::token_source::{cookie_header_without, Presented, TokenSource};
+use super::token_source::{
+    cookie_header_without, cookie_header_without_any, Presented, TokenSource,
+};
 use super::Gateway;
 use crate::ratelimit::{KeySource, RateLimitError};
 use crate::token::{Claims, TokenError};
@@ -91,7 +93,9 @@ impl Gateway {
         Some((callout, asked))
     }
 
-    /// What `forward_token: false` needs from the `Cookie` lines once the request is gone.
+    /// What `forward_token: false` needs from the `Cookie` lines once the request is gone:
+    /// the `Cookie` header without the token cookie (without every token cookie when a token
+    /// was found more than once).
     pub(super) fn cookie_rest_of(
         &self,
         found: &Presented,
@@ -103,6 +107,17 @@ impl Gateway {
                 Some(TokenSource::Cookie { name }) => cookie_header_without(request, name),
                 _ => None,
             },
+            Presented::Several if !self.forward_token => {
+                let names: Vec<&str> = self
+                    .sources
+                    .iter()
+                    .filter_map(|s| match s {
+                        TokenSource::Cookie { name } => Some(name.as_str()),
+                        TokenSource::Header { .. } => None,
+                    })
+                    .collect();
+                cookie_header_without_any(request, &names)
+            }
             _ => None,
         }
     }
@@ -162,6 +177,7 @@ impl Gateway {
             Presented::One { source, .. } => Some(*source),
             Presented::Absent | Presented::Several => None,
         };
+        let several = matches!(found, Presented::Several);
         let mut claims = None;
         let step = match self.global_answer(&asked, result, store, now_ms, &mut passed) {
             Err(refusal) => {
@@ -172,6 +188,9 @@ impl Gateway {
         };
         match step {
             Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_deref(), || {
+                if several {
+                    return self.strip_every(cookie_rest);
+                }
                 source.and_then(|s| self.strip_token(s, |_| cookie_rest))
             }),
             Step::Wait {
@@ -251,6 +270,9 @@ impl Gateway {
             }
         };
         self.finish(decided, &seen, passed, claims.as_deref(), || {
+            if several {
+                return self.strip_every(cookie_rest);
+            }
             source.and_then(|s| self.strip_token(s, |_| cookie_rest))
         })
     }

@@ -727,3 +727,33 @@ fn shadow_global_refusal_before_the_token_keeps_claim_headers_ok() {
         assert_eq!(f.metric, want);
     }
 }
+
+/// A duplicated token waiting for the service (the `sub` rules, by address) keeps what
+/// `forward_token: false` needs: in shadow mode every copy is taken out after the wait.
+#[test]
+fn shadow_duplicate_tokens_stripped_after_the_wait_ok() {
+    let cfg = config(
+        "deny",
+        r#", "mode": "shadow", "forward_token": false,
+            "token_sources": [{"header": "authorization", "prefix": "Bearer "}, {"cookie": "t"}]"#,
+    );
+    let g = Gateway::from_json(cfg.as_bytes()).unwrap();
+    let s = MemoryStore::new();
+    let t = token("alice");
+    let two = MockRequest::get("/api/data")
+        .bearer(&t)
+        .with_headers(&[("cookie", &format!("t={t}; a=1"))]);
+    let (c, p, _) = wait(g.check(&two, &s, NOW_MS));
+    let body = response(1, vec![status(1, 1, 9, None); 2], &[]);
+    let Decision::Continue(f) = g.resume(p, &answer(c.id, body), &s, NOW_MS) else {
+        panic!()
+    };
+    assert_eq!(f.metric, Metric::ShadowDenied400);
+    assert_eq!(
+        f.strip_token,
+        Some(StripToken::Every(vec![
+            StripToken::Header("authorization"),
+            StripToken::Cookie(Some(b"a=1".to_vec())),
+        ]))
+    );
+}

@@ -158,6 +158,10 @@ pub enum StripToken<'g> {
     /// Replace every `Cookie` line with this one (the other cookies, `; `-joined), or remove
     /// the `Cookie` header when `None` (no other cookie was sent).
     Cookie(Option<Vec<u8>>),
+    /// A token found more than once (a would-be 400 that shadow mode forwards): every source
+    /// taken out — each of these (a `Header` per header source, one `Cookie` without any
+    /// token cookie), so no copy reaches the upstream.
+    Every(Vec<StripToken<'g>>),
 }
 
 /// A refusal shadow mode did not send: what to log (never a token: the path is logged

@@ -1228,3 +1228,47 @@ fn shadow_refusal_before_the_token_keeps_claim_headers_ok() {
         403
     );
 }
+
+/// Shadow mode forwards a would-be 400 (a token found more than once); with
+/// `forward_token: false` no copy may reach the upstream (found while fixing the pre-token
+/// refusal: the duplicated tokens went upstream, every copy).
+#[test]
+fn shadow_duplicate_tokens_all_stripped_with_forward_token_false_ok() {
+    let json = with(|v| {
+        v["mode"] = serde_json::json!("shadow");
+        v["forward_token"] = serde_json::json!(false);
+    });
+    let g = Gateway::from_json(json.as_bytes()).unwrap();
+    let s = MemoryStore::new();
+    g.prepare_store(&s).unwrap();
+    let nurse = token(&claims("n1", &["nurse"]));
+    let every = |cookie: Option<&[u8]>| {
+        Some(StripToken::Every(vec![
+            StripToken::Header("authorization"),
+            StripToken::Cookie(cookie.map(<[u8]>::to_vec)),
+        ]))
+    };
+    let two = MockRequest::get("/api/records")
+        .bearer(&nurse)
+        .with_headers(&[("cookie", &format!("a=1; __Host-access={nurse}; b=2"))]);
+    let f = forward(run(&g, &s, &two));
+    assert_eq!(f.metric, Metric::ShadowDenied400);
+    assert!(f.set_request_headers.is_empty(), "neither copy is read");
+    assert_eq!(f.strip_token, every(Some(b"a=1; b=2")));
+    let twice = MockRequest::get("/api/records")
+        .with_headers(&[("cookie", &format!("__Host-access={nurse}; __Host-access={nurse}"))]);
+    assert_eq!(forward(run(&g, &s, &twice)).strip_token, every(None));
+    // Refused before the token too (the login limit), and kept with `forward_token: true`.
+    let login = MockRequest::new("POST", "/api/auth/login")
+        .bearer(&nurse)
+        .with_headers(&[("authorization", &format!("Bearer {nurse}"))]);
+    for _ in 0..6 {
+        assert_eq!(forward(run(&g, &s, &login)).strip_token, every(None));
+    }
+    let f = forward(run(&g, &s, &login));
+    assert_eq!(f.metric, Metric::ShadowRateLimited);
+    assert_eq!(f.strip_token, every(None));
+    let kept = Gateway::from_json(with(|v| v["mode"] = serde_json::json!("shadow")).as_bytes())
+        .unwrap();
+    assert_eq!(forward(run(&kept, &s, &two)).strip_token, None);
+}

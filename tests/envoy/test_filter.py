@@ -322,6 +322,46 @@ def test_no_rule_matched_is_403(upstream):
         e.stop()
 
 
+def test_trailing_slash_never_skips_the_rule_as_written(upstream):
+    # Review finding: an exact `path` rule also matched the path with a trailing slash, so a
+    # public `/api/items` took `/api/items/` from the admin-only `/api/items/` prefix written for
+    # it. Now such a request must pass both rules; and `/admin/users/` still meets the exact
+    # `/admin/users` rule (an upstream may route it the same), not only the weaker catch-all.
+    cfg = copy.deepcopy(CONFIG)
+    cfg["rules"] = [
+        {"path": "/api/items", "allow": "public"},
+        {"prefix": "/api/items/", "roles": ["admin"]},
+        {"path": "/admin/users", "roles": ["admin"]},
+        {"prefix": "/", "allow": "authenticated"},
+    ]
+    cfg["rate_limits"] = []
+    e = Envoy(cfg, upstream)
+    try:
+        admin, nurse = pyjwt(claims(roles=["admin"])), pyjwt(claims(roles=["nurse"]))
+        assert e.request("GET", "/api/items").status == 200
+        r = e.request("GET", "/api/items/")
+        assert r.status == 401 and r.body["error"] == "token_missing", r
+        r = e.request("GET", "/api/items/", token=nurse)
+        assert r.status == 403 and r.body["error"] == "forbidden", r
+        r = e.request("GET", "/api/items/", token=admin)
+        assert r.status == 200 and r.body["path"] == "/api/items/", r
+        for path in ("/admin/users", "/admin/users/", "/Admin/Users/"):
+            r = e.request("GET", path, token=nurse)
+            assert r.status == 403, (path, r)
+            assert e.request("GET", path, token=admin).status == 200, path
+    finally:
+        e.stop()
+    # Shadow mode logs both rules.
+    cfg["mode"] = "shadow"
+    e = Envoy(cfg, upstream, concurrency=1)
+    try:
+        assert e.request("GET", "/api/items/").status == 200
+        time.sleep(0.3)
+        assert "would refuse 401 token_missing (rules[1] and rules[0]): GET /api/items/" in e.logs()
+    finally:
+        e.stop()
+
+
 # --- every bad token refused with its code -------------------------------------------------
 
 def _rs_public_pem():
@@ -718,6 +758,19 @@ def test_shadow_refusal_before_the_token_keeps_claim_headers(upstream):
         lines = [l for l in e.logs().splitlines() if "keygate shadow: would refuse" in l]
         assert len(lines) == 1 and "429 rate_limited (rate_limits[0]): GET /api/records" in lines[0]
         assert tok.split(".")[2] not in e.logs()
+    finally:
+        e.stop()
+    # A token sent twice (a would-be 400) goes upstream in shadow mode without either copy.
+    e = Envoy(cfg, upstream, concurrency=1)
+    try:
+        r = e.raw("GET", "/api/patients/7", [("authorization", f"Bearer {tok}"),
+                                             ("cookie", f"a=1; __Host-access={tok}; b=2")])
+        assert r.status == 200, r
+        assert "authorization" not in r.body["header_values"], r.body
+        assert r.body["header_values"]["cookie"] == ["a=1; b=2"], r.body
+        assert "x-user-id" not in r.body["header_values"], r.body
+        time.sleep(0.3)
+        assert e.stat("keygate.shadow.denied_400") == 1
     finally:
         e.stop()
     # The same two requests in enforce mode: the second is the 429, from the same rule.
