@@ -1255,8 +1255,10 @@ fn shadow_duplicate_tokens_all_stripped_with_forward_token_false_ok() {
     assert_eq!(f.metric, Metric::ShadowDenied400);
     assert!(f.set_request_headers.is_empty(), "neither copy is read");
     assert_eq!(f.strip_token, every(Some(b"a=1; b=2")));
-    let twice = MockRequest::get("/api/records")
-        .with_headers(&[("cookie", &format!("__Host-access={nurse}; __Host-access={nurse}"))]);
+    let twice = MockRequest::get("/api/records").with_headers(&[(
+        "cookie",
+        &format!("__Host-access={nurse}; __Host-access={nurse}"),
+    )]);
     assert_eq!(forward(run(&g, &s, &twice)).strip_token, every(None));
     // Refused before the token too (the login limit), and kept with `forward_token: true`.
     let login = MockRequest::new("POST", "/api/auth/login")
@@ -1268,7 +1270,26 @@ fn shadow_duplicate_tokens_all_stripped_with_forward_token_false_ok() {
     let f = forward(run(&g, &s, &login));
     assert_eq!(f.metric, Metric::ShadowRateLimited);
     assert_eq!(f.strip_token, every(None));
-    let kept = Gateway::from_json(with(|v| v["mode"] = serde_json::json!("shadow")).as_bytes())
-        .unwrap();
+    let kept =
+        Gateway::from_json(with(|v| v["mode"] = serde_json::json!("shadow")).as_bytes()).unwrap();
     assert_eq!(forward(run(&kept, &s, &two)).strip_token, None);
+}
+
+/// Rate limits keep the trailing-slash spelling of a `path` (every matching limit applies, so
+/// matching more only meters more): `/api/auth/login/` counts against the login limit.
+#[test]
+fn trailing_slash_still_counts_against_a_path_limit_fails() {
+    let (g, s) = (gateway(), MemoryStore::new());
+    g.prepare_store(&s).unwrap();
+    let got: Vec<u16> = (0..6)
+        .map(|i| {
+            let path = if i % 2 == 0 {
+                "/api/auth/login/"
+            } else {
+                "/api/auth/login"
+            };
+            run(&g, &s, &MockRequest::new("POST", path)).status()
+        })
+        .collect();
+    assert_eq!(got, [200, 200, 200, 200, 200, 429]);
 }
