@@ -29,6 +29,7 @@ pub use route::{
 use crate::json::object_only;
 use crate::{ConfigError, ErrorCode};
 use roles::Roles;
+use route::Matched;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -321,11 +322,12 @@ impl Policy {
         let Some(path) = path else {
             return RouteDecision::PathNotNormalized;
         };
-        let Some((index, rule)) = self
+        let Some((index, rule, how)) = self
             .rules
             .iter()
             .enumerate()
-            .find(|(_, r)| r.route.matches(method, &path))
+            .map(|(i, r)| (i, r, r.route.matching(method, &path)))
+            .find(|(_, _, how)| *how != Matched::No)
         else {
             return RouteDecision::NoMatch;
         };
@@ -333,7 +335,7 @@ impl Policy {
             index,
             requirement: &rule.requirement,
         };
-        if rule.route.matches_as_written(method, &path) {
+        if how == Matched::AsWritten {
             return first;
         }
         // Matched only as the path without its trailing `/`: the rule the path as written

@@ -105,6 +105,17 @@ fn escapes_ok(bytes: &[u8]) -> bool {
     true
 }
 
+/// How a rule matched a request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Matched {
+    /// Not at all.
+    No,
+    /// As written.
+    AsWritten,
+    /// Only as the path without its trailing `/` (an exact `path` rule).
+    Folded,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
@@ -167,18 +178,27 @@ impl PathPattern {
     }
 
     fn matches_segments(&self, path: &RequestPath<'_>, fold_slash: bool) -> bool {
+        match self.matching(path) {
+            Matched::No => false,
+            Matched::AsWritten => true,
+            Matched::Folded => fold_slash,
+        }
+    }
+
+    /// How `path` matches, in one pass.
+    pub(crate) fn matching(&self, path: &RequestPath<'_>) -> Matched {
         let mut theirs = path.segments();
         for ours in &self.segments {
             match (ours, theirs.next()) {
                 (Segment::Any, Some(s)) if !s.is_empty() => {}
                 (Segment::Literal(l), Some(s)) if l.eq_ignore_ascii_case(s) => {}
-                _ => return false,
+                _ => return Matched::No,
             }
         }
         match theirs.next() {
-            None => true,
-            Some("") if fold_slash => theirs.next().is_none(),
-            Some(_) => false,
+            None => Matched::AsWritten,
+            Some("") if theirs.next().is_none() => Matched::Folded,
+            Some(_) => Matched::No,
         }
     }
 
@@ -340,12 +360,24 @@ impl RouteMatch {
     /// ([`PathPattern::matches_as_written`]); a `prefix` matches the same either way.
     #[must_use]
     pub fn matches_as_written(&self, method: &str, path: &RequestPath<'_>) -> bool {
+        self.matching(method, path) == Matched::AsWritten
+    }
+
+    /// How the request matches, in one pass ([`RouteMatch::matches`] is "not `No`").
+    pub(crate) fn matching(&self, method: &str, path: &RequestPath<'_>) -> Matched {
+        if !self.methods.as_ref().is_none_or(|m| m.contains(method)) {
+            return Matched::No;
+        }
         match &self.target {
-            Target::Path(p) => {
-                self.methods.as_ref().is_none_or(|m| m.contains(method))
-                    && p.matches_as_written(path)
+            Target::Path(p) => p.matching(path),
+            Target::Prefix(p) => {
+                let head = path.as_str().as_bytes().get(..p.len());
+                if head.is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes())) {
+                    Matched::AsWritten
+                } else {
+                    Matched::No
+                }
             }
-            Target::Prefix(_) => self.matches(method, path),
         }
     }
 
