@@ -159,8 +159,7 @@ fn unbounded_prefix(
             None => w.push_str("which no other rule matches (they would be refused)"),
         }
         w.push_str(&format!(
-            "; write \"{prefix}/\" for a segment boundary (and a `path` rule \"{prefix}\" for \
-             the path itself)"
+            "; write \"{prefix}/\" for a segment boundary (it also meets \"{prefix}\" itself)"
         ));
         return Some(w);
     }
