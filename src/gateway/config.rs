@@ -177,11 +177,12 @@ pub(crate) fn parse_document_at<T: serde::de::DeserializeOwned>(
     // walks the tree and names the path itself.
     let tree: Tree = serde_json::from_slice(bytes).map_err(|e| located(bytes, top, &e))?;
     from_tree::<T>(&tree).map_err(|e| {
-        let field = match e.path {
+        let (message, path) = e.into_parts();
+        let field = match path {
             Some(path) if !path.is_empty() => path,
             _ => top.to_owned(),
         };
-        ConfigError::new(field, redact(e.message))
+        ConfigError::new(field, redact(message))
     })
 }
 
