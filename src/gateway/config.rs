@@ -403,6 +403,9 @@ mod tests {
                 "rules[2].path",
             ),
             (r#"{"jwks": {"keys": [{"kty": "oct"}, {}]}}"#, "jwks.keys[1]"),
+            // A name written with escapes is named decoded.
+            (r#"{"jwks": {"keys": []}, "le\u0065way_secs": -1}"#, "leeway_secs"),
+            (r#"{"jwks": {"keys": []}, "rules": [{"\u0070refix": 5}]}"#, "rules[0].prefix"),
         ];
         for (json, field) in cases {
             let e = GatewayConfig::from_json(json.as_bytes()).unwrap_err();

@@ -632,3 +632,70 @@ impl<'de> Deserializer<'de> for Name<'de> {
         tuple_struct map struct enum identifier ignored_any
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn tree(json: &str) -> Tree {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// serde_json's message for `json` read as `T`, without its position.
+    fn serde_json_says<T: serde::de::DeserializeOwned + std::fmt::Debug>(json: &str) -> String {
+        let e = serde_json::from_str::<T>(json).unwrap_err().to_string();
+        e.rsplit_once(" at line ")
+            .map_or(e.clone(), |(m, _)| m.to_owned())
+    }
+
+    #[test]
+    fn document_order_and_repeats_ok() {
+        let Tree::Object(m) = tree(r#"{"b": 1, "a": [true, null, -2, 1.5, "x"]}"#) else {
+            panic!("an object");
+        };
+        assert_eq!(
+            m.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
+        assert_eq!(
+            m[1].1,
+            Tree::Array(vec![
+                Tree::Bool(true),
+                Tree::Null,
+                Tree::I64(-2),
+                Tree::F64(1.5),
+                Tree::Str("x".into())
+            ])
+        );
+        let e = serde_json::from_str::<Tree>(r#"{"a": {"x": 1, "\u0078": 2}}"#).unwrap_err();
+        assert!(e.to_string().starts_with(DUPLICATE), "{e}");
+    }
+
+    #[test]
+    fn messages_are_serde_json_s_fails() {
+        for json in [
+            "1.5",
+            "-0",
+            "1e20",
+            "18446744073709551616",
+            "-1",
+            "true",
+            "null",
+            "\"x\"",
+            "[]",
+            "{}",
+        ] {
+            let e = from_tree::<u8>(&tree(json)).unwrap_err();
+            assert_eq!(e.to_string(), serde_json_says::<u8>(json), "{json}");
+            let e = from_tree::<String>(&tree(json)).map(|_| ()).err();
+            if let Some(e) = e {
+                assert_eq!(e.to_string(), serde_json_says::<String>(json), "{json}");
+            }
+        }
+        let e = from_tree::<Vec<u8>>(&tree("[1, 300]")).unwrap_err();
+        let (message, path) = e.into_parts();
+        assert_eq!(message, serde_json_says::<Vec<u8>>("[1, 300]"));
+        assert_eq!(path.as_deref(), Some("[1]"));
+    }
+}
