@@ -9,6 +9,8 @@
 //! - strings where a name is meant: a unit enum derived with serde also accepts
 //!   `{"variant": null}`; [`from_str_only`] reads a string only.
 
+pub(crate) mod tree;
+
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;

@@ -3,6 +3,7 @@
 use super::jwks::RemoteJwksConfig;
 use super::rls::RateLimitServiceConfig;
 use crate::json::object_only;
+use crate::json::tree::{from_tree, Tree};
 use crate::policy::RuleConfig;
 use crate::ratelimit::RateLimitRuleConfig;
 use crate::token::Jwks;
@@ -172,31 +173,43 @@ pub(crate) fn parse_document_at<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     top: &str,
 ) -> Result<T, ConfigError> {
-    serde_json::from_slice::<crate::json::StrictValue>(bytes)
-        .and_then(|_| serde_json::from_slice::<T>(bytes))
-        .map_err(|e| {
-            let text = e.to_string();
-            // A number too large for any float (`1e400`) is a syntax error to serde_json, but
-            // the operator needs to know which field it was in.
-            let syntax = matches!(
-                e.classify(),
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof
-            ) && !text.starts_with("number out of range");
-            // serde_json reports a missing field after the object's `}`, and so it does for a
-            // custom error in the object's last member: only the message tells them apart.
-            let missing = text.starts_with("missing field");
-            let path = match offset_of(bytes, e.line(), e.column()) {
-                Some(at) if !syntax => path_at(bytes, at, !missing),
-                _ => String::new(),
-            };
-            // The path names the offending field itself (an unknown one included).
-            let field = if path.is_empty() {
-                top.to_owned()
-            } else {
-                path
-            };
-            ConfigError::new(field, strip_position(&e))
-        })
+    // serde_json reads every byte once, into a tree (syntax, repeated names); the typed read
+    // walks the tree and names the path itself.
+    let tree: Tree = serde_json::from_slice(bytes).map_err(|e| located(bytes, top, &e))?;
+    from_tree::<T>(&tree).map_err(|e| {
+        let (message, path) = e.into_parts();
+        let field = match path {
+            Some(path) if !path.is_empty() => path,
+            _ => top.to_owned(),
+        };
+        ConfigError::new(field, redact(message))
+    })
+}
+
+/// A serde_json error of the document's bytes as a [`ConfigError`] naming the path of the
+/// value at its position.
+fn located(bytes: &[u8], top: &str, e: &serde_json::Error) -> ConfigError {
+    let text = e.to_string();
+    // A number too large for any float (`1e400`) is a syntax error to serde_json, but
+    // the operator needs to know which field it was in.
+    let syntax = matches!(
+        e.classify(),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+    ) && !text.starts_with("number out of range");
+    // serde_json reports a missing field after the object's `}`, and so it does for a
+    // custom error in the object's last member: only the message tells them apart.
+    let missing = text.starts_with("missing field");
+    let path = match offset_of(bytes, e.line(), e.column()) {
+        Some(at) if !syntax => path_at(bytes, at, !missing),
+        _ => String::new(),
+    };
+    // The path names the offending field itself (an unknown one included).
+    let field = if path.is_empty() {
+        top.to_owned()
+    } else {
+        path
+    };
+    ConfigError::new(field, strip_position(e))
 }
 
 /// The byte offset of serde_json's (1-based line, bytes-into-line column) error position.
@@ -324,6 +337,11 @@ fn strip_position(e: &serde_json::Error) -> String {
         }
         _ => text,
     };
+    redact(text)
+}
+
+/// The message without a quoted string value, which could be a secret.
+fn redact(text: String) -> String {
     match text.split_once("string \"") {
         Some((head, tail)) => match tail.rsplit_once("\", expected") {
             Some((_, expected)) => format!("{head}string, expected{expected}"),
@@ -385,6 +403,9 @@ mod tests {
                 "rules[2].path",
             ),
             (r#"{"jwks": {"keys": [{"kty": "oct"}, {}]}}"#, "jwks.keys[1]"),
+            // A name written with escapes is named decoded.
+            (r#"{"jwks": {"keys": []}, "le\u0065way_secs": -1}"#, "leeway_secs"),
+            (r#"{"jwks": {"keys": []}, "rules": [{"\u0070refix": 5}]}"#, "rules[0].prefix"),
         ];
         for (json, field) in cases {
             let e = GatewayConfig::from_json(json.as_bytes()).unwrap_err();
@@ -442,3 +463,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "config_diff_tests.rs"]
+pub(super) mod diff_tests;

@@ -508,13 +508,178 @@ impl JwksCache {
 
 /// `{"keys": [...]}` (an object, not an array read by position): other members ignored;
 /// each key read on its own so one odd key cannot spoil the set.
-#[derive(Deserialize)]
-#[serde(remote = "Self")]
+/// A JWK Set document: an object whose `keys` member is an array (other members ignored).
+///
+/// Read with `deserialize_any` and every other kind refused by the visitors (instead of a
+/// derive, whose `deserialize_map`/`deserialize_seq` word a refusal with serde's
+/// `Unexpected` and so link core's float formatting, ≈16 KB of the filter's wasm). The error
+/// positions stay serde_json's: see [`document`].
 struct Document {
     keys: Vec<Entry>,
 }
 
-crate::json::object_only!(Document, "a JWK Set object");
+/// The refusal of an array or object where the other kind (or a scalar) is meant; its
+/// position is moved back to the value's first byte by [`document`].
+const CONTAINER: &str = "a JWK Set object with a `keys` array";
+
+/// A refusal of `unexp` by a visitor expecting `what`: a container gets [`CONTAINER`].
+fn refused<E: serde::de::Error>(unexp: serde::de::Unexpected<'_>, what: &str) -> E {
+    match unexp {
+        serde::de::Unexpected::Seq | serde::de::Unexpected::Map => E::custom(CONTAINER),
+        other => crate::json::tree::invalid_type(other, &what),
+    }
+}
+
+/// Visitor methods refusing every kind but `$allowed` (a map or a seq).
+macro_rules! refuse_scalars {
+    ($what:literal) => {
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str($what)
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Err(refused(serde::de::Unexpected::Bool(v), $what))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Err(refused(serde::de::Unexpected::Signed(v), $what))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Err(refused(serde::de::Unexpected::Unsigned(v), $what))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Err(refused(serde::de::Unexpected::Float(v), $what))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Err(refused(serde::de::Unexpected::Str(v), $what))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Err(refused(serde::de::Unexpected::Unit, $what))
+        }
+    };
+}
+
+impl<'de> Deserialize<'de> for Document {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Document;
+            refuse_scalars!("a JWK Set object");
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Document, A::Error> {
+                Err(refused(serde::de::Unexpected::Seq, ""))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Document, A::Error> {
+                let mut keys: Option<Keys> = None;
+                while let Some(name) = map.next_key::<String>()? {
+                    if name != "keys" {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    } else if keys.is_some() {
+                        return Err(serde::de::Error::duplicate_field("keys"));
+                    } else {
+                        keys = Some(map.next_value()?);
+                    }
+                }
+                match keys {
+                    Some(Keys(keys)) => Ok(Document { keys }),
+                    None => Err(serde::de::Error::missing_field("keys")),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The `keys` member: an array of entries.
+struct Keys(Vec<Entry>);
+
+impl<'de> Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Keys;
+            refuse_scalars!("a sequence");
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Keys, A::Error> {
+                Err(refused(serde::de::Unexpected::Map, ""))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(entry) = seq.next_element()? {
+                    keys.push(entry);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Reads the JWK Set document of a JWKS response.
+///
+/// # Errors
+/// "not a JWK Set: …" with serde_json's line and column of the refusal (for an array or
+/// object of the wrong kind: of its first byte, where serde_json's `deserialize_map` /
+/// `deserialize_seq` put it).
+fn document(body: &[u8]) -> Result<Document, String> {
+    serde_json::from_slice(body).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "has no `keys` array",
+            _ => "is not JSON",
+        };
+        let (mut line, mut column) = (e.line(), e.column());
+        if e.classify() == serde_json::error::Category::Data && e.to_string().starts_with(CONTAINER)
+        {
+            if let Some(at) = container_start(body, line, column) {
+                let start_of_line = body
+                    .get(..at)
+                    .and_then(|b| b.iter().rposition(|c| *c == b'\n'))
+                    .map_or(0, |p| p + 1);
+                line = 1 + body
+                    .iter()
+                    .take(start_of_line)
+                    .filter(|c| **c == b'\n')
+                    .count();
+                column = at - start_of_line;
+            }
+        }
+        format!("not a JWK Set: the body {what} (line {line}, column {column})")
+    })
+}
+
+/// The offset of the `[` or `{` that opened the container serde_json stopped in at (line,
+/// column): just after it and blanks, after its `]`/`}` when it was empty, or after a `,`.
+fn container_start(body: &[u8], line: usize, column: usize) -> Option<usize> {
+    let start = match line {
+        0 => return None,
+        1 => 0,
+        l => {
+            body.iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .nth(l - 2)?
+                .0
+                + 1
+        }
+    };
+    let mut at = start.checked_add(column)?;
+    let blanks = |at: &mut usize| {
+        while matches!(
+            body.get(at.wrapping_sub(1)),
+            Some(b' ' | b'\t' | b'\n' | b'\r')
+        ) {
+            *at -= 1;
+        }
+    };
+    // serde_json's `end_seq`/`end_map` after the refusal ate blanks, then a `]`/`}` (an empty
+    // container) or a `,` and blanks (`[,`).
+    blanks(&mut at);
+    if matches!(body.get(at.wrapping_sub(1)), Some(b']' | b'}' | b',')) {
+        at -= 1;
+        blanks(&mut at);
+    }
+    at = at.checked_sub(1)?;
+    matches!(body.get(at), Some(b'[' | b'{')).then_some(at)
+}
 
 /// One `keys` entry: a JWK, or `None` when it is not an object whose members keygate reads
 /// are strings (each once). Written out instead of `serde_json::Value` or `RawValue`, which
@@ -620,18 +785,7 @@ fn usable_keys(
     inline: &[VerifyingKey],
     allow_symmetric: bool,
 ) -> Result<(Vec<VerifyingKey>, Vec<String>), String> {
-    let doc: Document = serde_json::from_slice(body).map_err(|e| {
-        // Position only: the message of a serde error can quote the input.
-        let what = match e.classify() {
-            serde_json::error::Category::Data => "has no `keys` array",
-            _ => "is not JSON",
-        };
-        format!(
-            "not a JWK Set: the body {what} (line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })?;
+    let doc = document(body)?;
     let room = MAX_KEYS.saturating_sub(inline.len());
     let mut usable: Vec<VerifyingKey> = Vec::new();
     let mut skipped = Vec::new();

@@ -5,12 +5,13 @@ use std::str::FromStr;
 
 use std::borrow::Cow;
 
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{self, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::TokenError;
+use crate::json::tree::invalid_type;
 use crate::json::StrictValue;
 use crate::ConfigError;
 
@@ -200,6 +201,30 @@ impl<'de> Deserialize<'de> for Members {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
+            // Read with `deserialize_any` and every other kind refused here: serde_json's
+            // `deserialize_map` would word the refusal with serde's `Unexpected`, whose float
+            // formatting is ≈16 KB of the filter's wasm (see `crate::json::tree`).
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Members, E> {
+                Err(invalid_type(Unexpected::Bool(v), &self))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Members, E> {
+                Err(invalid_type(Unexpected::Signed(v), &self))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Members, E> {
+                Err(invalid_type(Unexpected::Unsigned(v), &self))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Members, E> {
+                Err(invalid_type(Unexpected::Float(v), &self))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Members, E> {
+                Err(invalid_type(Unexpected::Str(v), &self))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Members, E> {
+                Err(invalid_type(Unexpected::Unit, &self))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Members, A::Error> {
+                Err(invalid_type(Unexpected::Seq, &self))
+            }
             fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Members, A::Error> {
                 let mut m = Members {
                     known: Default::default(),
@@ -227,7 +252,7 @@ impl<'de> Deserialize<'de> for Members {
                 Ok(m)
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_any(V)
     }
 }
 

@@ -976,3 +976,110 @@ fn installed_key_set_empties_the_token_cache_fails() {
     );
     assert_eq!(g.token_cache_stats().0, 2, "no hit after the change");
 }
+
+/// The JWK Set reader before `Document` was read with `deserialize_any`: a derive.
+mod old_document {
+    #[derive(serde::Deserialize)]
+    #[serde(remote = "Self")]
+    pub(super) struct Document {
+        pub keys: Vec<super::Entry>,
+    }
+    crate::json::object_only!(Document, "a JWK Set object");
+
+    pub(super) fn read(body: &[u8]) -> Result<Vec<String>, String> {
+        let doc: Document = serde_json::from_slice(body).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "has no `keys` array",
+                _ => "is not JSON",
+            };
+            format!(
+                "not a JWK Set: the body {what} (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?;
+        Ok(doc.keys.iter().map(|e| format!("{:?}", e.0)).collect())
+    }
+}
+
+fn new_read(body: &[u8]) -> Result<Vec<String>, String> {
+    Ok(document(body)?
+        .keys
+        .iter()
+        .map(|e| format!("{:?}", e.0))
+        .collect())
+}
+
+#[test]
+fn document_readers_agree_ok() {
+    use crate::gateway::config::diff_tests::{corpus, objects, pointers, replacements, text};
+    use serde_json::{json, Value};
+    let vectors: Value =
+        serde_json::from_str(include_str!("../../../tests/vectors/vectors.json")).unwrap();
+    let mut docs = vec![
+        vectors["jwt"]["public_jwks"].clone(),
+        vectors["jwt"]["private_jwks"].clone(),
+        json!({"keys": [vectors["jwt"]["hs_jwk"].clone(), {"kty": 5}, [], "x"], "other": {"a": [1]}}),
+    ];
+    let mut n = 0;
+    let mut check = |bytes: &[u8]| {
+        n += 1;
+        assert_eq!(
+            old_document::read(bytes),
+            new_read(bytes),
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    };
+    for bytes in corpus() {
+        check(&bytes);
+        if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+            docs.push(v);
+        }
+    }
+    for raw in [
+        "[]",
+        "[ ]",
+        "[1]",
+        "[ 1, 2]",
+        "\n [\n\n ]",
+        "{}",
+        "{ }",
+        r#"{"keys": {}}"#,
+        r#"{"keys": { }}"#,
+        r#"{"keys":{"a":1}}"#,
+        "{\"keys\":\n  {\n  \"a\": 1}}",
+        r#"{"keys": [], "keys": []}"#,
+        r#"{"keys": null}"#,
+        r#"{"keys": 1.5}"#,
+        "null",
+        "1e400",
+        "\"keys\"",
+        r#"{"keys": [}"#,
+        "[,]",
+        "[1, x",
+        r#"{"keys": [{"kty": "oct"}], "x": "#,
+    ] {
+        check(raw.as_bytes());
+    }
+    for doc in &docs {
+        for pretty in [false, true] {
+            check(text(doc, None, false, pretty).as_bytes());
+            for d in 0..objects(doc) {
+                check(text(doc, Some(d), true, pretty).as_bytes());
+            }
+        }
+        let mut ptrs = Vec::new();
+        pointers(doc, String::new(), &mut ptrs);
+        for p in &ptrs {
+            for r in replacements() {
+                let mut v = doc.clone();
+                *v.pointer_mut(p).unwrap() = r;
+                check(text(&v, None, false, false).as_bytes());
+                check(text(&v, None, false, true).as_bytes());
+            }
+        }
+    }
+    eprintln!("JWK Set readers agree on {n} documents");
+    assert!(n > 1_000, "{n}");
+}
