@@ -71,9 +71,10 @@ setup-node:
 ## build: the core natively and inside both shells for their wasm targets, and the RLS service
 build: build-core build-envoy build-js build-ratelimit
 
-## build-ratelimit: the rate-limit service as target/release/keygate-ratelimit
+## build-ratelimit: the rate-limit service as target/service/keygate-ratelimit (Cargo profile
+## `service`: the release profile with thin LTO)
 build-ratelimit: setup-rust
-	cargo build --release -p keygate-ratelimit
+	cargo build --profile service -p keygate-ratelimit
 
 build-core: setup-rust
 	cargo build --workspace --all-targets
@@ -191,7 +192,7 @@ bench-global: setup-python setup-apt build-envoy build-ratelimit
 
 ## bench-ratelimit: keygate-ratelimit decisions/s per core on Redis vs redis-benchmark's raw rate
 bench-ratelimit: setup-apt build-ratelimit
-	cargo build --release -p keygate-ratelimit --example load
+	cargo build --profile service -p keygate-ratelimit --example load
 	python3 envoy/ratelimit/bench.py
 
 ## build-noop: the bench's `noop` floor (envoy/noop: the same SDK, continues every request, every export kept)
