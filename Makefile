@@ -138,6 +138,9 @@ test-rust:
 	cargo test --workspace
 
 ## build-envoy: the filter as dist/keygate_envoy.wasm (profile `filter`: LTO, opt-level z; wasm-opt) + the `mint` test tool
+## (`--workspace`: the feature set of build-core's `cargo build --workspace --all-targets`, so after it
+## mint is already built; alone, `cargo build --example mint` resolved other features of the shared
+## dependencies and compiled the core a second time — the same tokens, 34 s of a cold make test)
 ## The SDK exports every proxy-wasm callback; proxy-wasm-cpp-host (Envoy's host) skips a callback the
 ## module does not export (answering Continue / true itself), so wasm-metadce keeps only the exports in
 ## filters/exports.json: no VM entry for response body/trailers or log, done on any request (README
@@ -153,7 +156,7 @@ build-envoy: setup-rust setup-apt
 	python3 envoy/check_exports.py dist/keygate_envoy.wasm filters/exports.json
 	@stat -c '%s' dist/keygate_envoy.wasm | awk '{printf "dist/keygate_envoy.wasm: %d bytes (%.0f KiB; target 320 KiB)\n", $$1, $$1/1024}'
 	cd dist && sha256sum keygate_envoy.wasm > keygate_envoy.wasm.sha256
-	cargo build --example mint
+	cargo build --workspace --example mint
 
 ## oci: dist/oci, an OCI image layout of the filter (Wasm image "compat" variant: Istio WasmPlugin,
 ## Envoy Gateway EnvoyExtensionPolicy); tag = the filter crate's version. Push: README "OCI image".
