@@ -424,21 +424,8 @@ pub fn apply(decision: Decision<'_>) -> Applied {
                 // Code, rule and redacted path only: never a token.
                 log(LogLevel::Info, &refusal.to_string());
             }
-            let stripped = match &forward.strip_token {
-                None => Ok(()),
-                Some(StripToken::Header(name)) => {
-                    hostcalls::remove_map_value(MapType::HttpRequestHeaders, name)
-                }
-                Some(StripToken::Cookie(None)) => {
-                    hostcalls::remove_map_value(MapType::HttpRequestHeaders, "cookie")
-                }
-                Some(StripToken::Cookie(Some(rest))) => hostcalls::set_map_value_bytes(
-                    MapType::HttpRequestHeaders,
-                    "cookie",
-                    Some(rest),
-                ),
-            };
-            if stripped.is_err() {
+            let stripped = forward.strip_token.as_ref().is_none_or(strip);
+            if !stripped {
                 unavailable("keygate: could not remove the token");
                 return Applied::Replied;
             }
@@ -486,6 +473,26 @@ pub fn apply(decision: Decision<'_>) -> Applied {
             Applied::Replied
         }
         Decision::Wait(..) => Applied::Waiting,
+    }
+}
+
+/// Takes the token out of the request (`forward_token: false`); `false` if the host refused.
+fn strip(how: &StripToken<'_>) -> bool {
+    match how {
+        StripToken::Header(name) => {
+            hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).is_ok()
+        }
+        StripToken::Cookie(None) => {
+            hostcalls::remove_map_value(MapType::HttpRequestHeaders, "cookie").is_ok()
+        }
+        StripToken::Cookie(Some(rest)) => {
+            hostcalls::set_map_value_bytes(MapType::HttpRequestHeaders, "cookie", Some(rest))
+                .is_ok()
+        }
+        // One level: the gateway never nests them.
+        StripToken::Every(all) => all
+            .iter()
+            .all(|s| !matches!(s, StripToken::Every(_)) && strip(s)),
     }
 }
 

@@ -2,7 +2,7 @@
 //! ([`Gateway::resume`] goes on through [`Gateway::resume_keys`]).
 
 use super::config::Mode;
-use super::decision::{Callout, Decision, Held, Pending, Stage};
+use super::decision::{Callout, Decision, Held, Stage};
 use super::outcome::{
     loggable_request, www_authenticate, Forward, LocalReply, Metric, ShadowRefusal, StripToken,
 };
@@ -134,7 +134,15 @@ impl Gateway {
         let mut claims = None;
         let mut found = Presented::Absent;
         let step = match self.pre_token_limits(request, &seen, store, now_ms, &mut passed) {
-            Err(refusal) => Step::Done(Err(refusal)),
+            Err(refusal) => {
+                if self.mode == Mode::Shadow {
+                    // The request goes upstream: its token still sets the claim headers
+                    // (and `forward_token: false` still takes it out).
+                    found = presented(&self.sources, request, self.validation.max_token_len);
+                    claims = self.shadow_claims(&found, now_ms);
+                }
+                Step::Done(Err(refusal))
+            }
             Ok(()) => {
                 // Which sources hold a token is cheap to know (no decoding) and decides
                 // whether a refusal names an RFC 6750 `error` at all.
@@ -151,7 +159,8 @@ impl Gateway {
                     Presented::One { source, .. } => {
                         self.strip_token(*source, |name| cookie_header_without(request, name))
                     }
-                    Presented::Absent | Presented::Several => None,
+                    Presented::Several => self.strip_every(self.cookie_rest_of(&found, request)),
+                    Presented::Absent => None,
                 })
             }
             Step::Wait {
@@ -258,9 +267,9 @@ impl Gateway {
         cookie_rest: Option<Vec<u8>>,
         passed: Passed,
     ) -> Decision<'g> {
-        let pending = Pending {
-            callout: callout.id,
-            stage: Stage::Keys(Held {
+        let pending = self.pending(
+            callout.id,
+            Stage::Keys(Held {
                 method: seen.method.to_owned(),
                 path: seen.path.to_owned(),
                 client: seen.client.map(str::to_owned),
@@ -269,7 +278,7 @@ impl Gateway {
                 cookie_rest,
                 passed,
             }),
-        };
+        );
         Decision::Wait(callout, pending)
     }
 
@@ -327,6 +336,26 @@ impl Gateway {
         }
     }
 
+    /// Shadow mode, a request refused before its token was looked at (by an `ip`/`header:`
+    /// limit, local or global, or by no rule matching): the claims of its one valid token, so
+    /// that it goes upstream with the claim headers enforce mode would set once the refusal is
+    /// gone. Only a verification on the keys loaded now: no wait for a refetch, no `sub`
+    /// limit metered, no callout — nothing enforce mode would not do for a refused request
+    /// (the refusal already made is the one logged and counted). `None` in enforce mode.
+    pub(super) fn shadow_claims(&self, found: &Presented, now_ms: u64) -> Option<Rc<Claims>> {
+        if self.mode != Mode::Shadow {
+            return None;
+        }
+        let Presented::One { token: Ok(t), .. } = found else {
+            return None;
+        };
+        // As on a public route: never waits, an invalid token only sets nothing.
+        match self.verify(t, true, now_ms, false) {
+            Verified::Done(Ok(c)) => Some(c),
+            Verified::Done(Err(_)) | Verified::Wait(_) | Verified::Unavailable => None,
+        }
+    }
+
     /// Step 1: the `ip`/`header:` limits, before any token work.
     pub(super) fn pre_token_limits(
         &self,
@@ -374,13 +403,15 @@ impl Gateway {
                 rule: rule_name(&route),
             }))
         };
-        let RouteDecision::Rule { .. } = route else {
-            // No token work for requests refused whoever sends them.
+        if let RouteDecision::NoMatch | RouteDecision::PathNotNormalized = route {
+            // No token work for requests refused whoever sends them (but for the claim
+            // headers of one that shadow mode sends upstream anyway).
+            *claims = self.shadow_claims(found, now_ms);
             return match self.policy.authorize(&route, None) {
                 Access::Forbidden(reason) => refuse(forbidden(&reason, !found.is_absent())),
                 _ => refuse(forbidden(&DenyReason::NoRuleMatches, !found.is_absent())),
             };
-        };
+        }
         let mut token_error = None;
         if let Presented::One { source, token } = found {
             match token {
@@ -476,6 +507,34 @@ impl Gateway {
         })
     }
 
+    /// `forward_token: false` and a token found more than once (only shadow mode forwards
+    /// such a request): every source taken out; `cookie_rest` is the `Cookie` header without
+    /// any token cookie ([`Gateway::cookie_rest_of`]).
+    pub(super) fn strip_every<'g>(
+        &'g self,
+        cookie_rest: Option<Vec<u8>>,
+    ) -> Option<StripToken<'g>> {
+        if self.forward_token {
+            return None;
+        }
+        let mut every: Vec<StripToken<'g>> = self
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                TokenSource::Header { name, .. } => Some(StripToken::Header(name)),
+                TokenSource::Cookie { .. } => None,
+            })
+            .collect();
+        if self
+            .sources
+            .iter()
+            .any(|s| matches!(s, TokenSource::Cookie { .. }))
+        {
+            every.push(StripToken::Cookie(cookie_rest));
+        }
+        Some(StripToken::Every(every))
+    }
+
     /// One rate-limit rule; `Err` is the 429 to send.
     pub(super) fn limit(
         &self,
@@ -502,6 +561,9 @@ impl Gateway {
 fn rule_name(route: &RouteDecision<'_>) -> String {
     match route {
         RouteDecision::Rule { index, .. } => format!("rules[{index}]"),
+        RouteDecision::BothSpellings { index, folded, .. } => {
+            format!("rules[{index}] and rules[{folded}]")
+        }
         RouteDecision::NoMatch => "no rule".to_owned(),
         RouteDecision::PathNotNormalized => "path not normalized".to_owned(),
     }

@@ -67,7 +67,8 @@ impl<'g> From<Outcome<'g>> for Decision<'g> {
     }
 }
 
-/// Names one callout; unique within one [`Gateway`](super::Gateway) (one VM).
+/// Names one callout; unique among every [`Gateway`](super::Gateway) of one process (one VM),
+/// so the answer to an old gateway's callout is never taken for a new gateway's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CalloutId(pub u64);
 
@@ -144,9 +145,13 @@ pub enum CalloutFailure {
 }
 
 /// A request held while its callout is out. Opaque: the shell stores it and gives it back to
-/// [`Gateway::resume`](super::Gateway::resume).
+/// [`Gateway::resume`](super::Gateway::resume) of the gateway that made it. It holds indexes into
+/// that gateway's configuration (rules, token sources), so another gateway (the filter
+/// reconfigured while the request was held) refuses it: 503 `unavailable`, never a guess.
 #[derive(Debug)]
 pub struct Pending {
+    /// The [`Gateway`](super::Gateway) that made it.
+    pub(super) gateway: u64,
     pub(super) callout: CalloutId,
     pub(super) stage: Stage,
 }

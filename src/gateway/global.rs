@@ -3,14 +3,14 @@
 //! [`super::rls`] for the protocol and [`super::decision`] for waiting).
 
 use super::check::{rate_limited, Passed, PolicyText, Refusal, Seen, Step};
-use super::decision::{
-    Callout, CalloutRequest, CalloutResult, Decision, HeldPost, HeldPre, Pending, Stage,
-};
+use super::decision::{Callout, CalloutRequest, CalloutResult, Decision, HeldPost, HeldPre, Stage};
 use super::outcome::{LocalReply, Metric};
 use super::request::HttpRequest;
 use super::rls::{interpret, status_headers, Asked, FailureMode};
 use super::store::SharedStore;
-use super::token_source::{cookie_header_without, Presented, TokenSource};
+use super::token_source::{
+    cookie_header_without, cookie_header_without_any, Presented, TokenSource,
+};
 use super::Gateway;
 use crate::ratelimit::{KeySource, RateLimitError};
 use crate::token::{Claims, TokenError};
@@ -62,10 +62,7 @@ impl Gateway {
         };
         Some(Decision::Wait(
             callout.clone(),
-            Pending {
-                callout: callout.id,
-                stage: Stage::RlsPre(Box::new(held)),
-            },
+            self.pending(callout.id, Stage::RlsPre(Box::new(held))),
         ))
     }
 
@@ -96,7 +93,9 @@ impl Gateway {
         Some((callout, asked))
     }
 
-    /// What `forward_token: false` needs from the `Cookie` lines once the request is gone.
+    /// What `forward_token: false` needs from the `Cookie` lines once the request is gone:
+    /// the `Cookie` header without the token cookie (without every token cookie when a token
+    /// was found more than once).
     pub(super) fn cookie_rest_of(
         &self,
         found: &Presented,
@@ -108,6 +107,17 @@ impl Gateway {
                 Some(TokenSource::Cookie { name }) => cookie_header_without(request, name),
                 _ => None,
             },
+            Presented::Several if !self.forward_token => {
+                let names: Vec<&str> = self
+                    .sources
+                    .iter()
+                    .filter_map(|s| match s {
+                        TokenSource::Cookie { name } => Some(name.as_str()),
+                        TokenSource::Header { .. } => None,
+                    })
+                    .collect();
+                cookie_header_without_any(request, &names)
+            }
             _ => None,
         }
     }
@@ -142,13 +152,7 @@ impl Gateway {
             asked,
         };
         let id = callout.id;
-        Decision::Wait(
-            callout,
-            Pending {
-                callout: id,
-                stage: Stage::RlsPost(Box::new(held)),
-            },
-        )
+        Decision::Wait(callout, self.pending(id, Stage::RlsPost(Box::new(held))))
     }
 
     /// The service answered (or failed) the pre-token call: then the token and the rest.
@@ -173,13 +177,20 @@ impl Gateway {
             Presented::One { source, .. } => Some(*source),
             Presented::Absent | Presented::Several => None,
         };
+        let several = matches!(found, Presented::Several);
         let mut claims = None;
         let step = match self.global_answer(&asked, result, store, now_ms, &mut passed) {
-            Err(refusal) => Step::Done(Err(refusal)),
+            Err(refusal) => {
+                claims = self.shadow_claims(&found, now_ms);
+                Step::Done(Err(refusal))
+            }
             Ok(()) => self.decide(&seen, &found, store, now_ms, &mut passed, &mut claims, true),
         };
         match step {
             Step::Done(decided) => self.finish(decided, &seen, passed, claims.as_deref(), || {
+                if several {
+                    return self.strip_every(cookie_rest);
+                }
                 source.and_then(|s| self.strip_token(s, |_| cookie_rest))
             }),
             Step::Wait {
@@ -187,9 +198,9 @@ impl Gateway {
                 source,
                 token,
             } => {
-                let pending = Pending {
-                    callout: callout.id,
-                    stage: Stage::Keys(super::decision::Held {
+                let pending = self.pending(
+                    callout.id,
+                    Stage::Keys(super::decision::Held {
                         method: method.clone(),
                         path: path.clone(),
                         client: client.clone(),
@@ -198,7 +209,7 @@ impl Gateway {
                         cookie_rest,
                         passed,
                     }),
-                };
+                );
                 Decision::Wait(callout, pending)
             }
             Step::Rls {
@@ -259,6 +270,9 @@ impl Gateway {
             }
         };
         self.finish(decided, &seen, passed, claims.as_deref(), || {
+            if several {
+                return self.strip_every(cookie_rest);
+            }
             source.and_then(|s| self.strip_token(s, |_| cookie_rest))
         })
     }

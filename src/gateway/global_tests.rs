@@ -644,3 +644,116 @@ fn more_descriptors_than_a_call_takes_refused_ok() {
         .collect();
     assert!(Gateway::from_json(v.to_string().as_bytes()).is_ok());
 }
+
+/// A held request's `Pending` carries indexes into the gateway that made it (the rule asked,
+/// the `RateLimit-Policy` rule, the token source): another gateway (the filter reconfigured
+/// while it was held, a clone) and an answer to another callout refuse it with 503
+/// `unavailable` in both modes, never a panic and never a pass-through.
+#[test]
+fn pending_of_another_gateway_or_callout_refused_fails() {
+    let unavailable = |d: Decision<'_>| match d {
+        Decision::Reply(r) => {
+            assert_eq!(
+                (r.status, r.code, r.metric),
+                (503, "unavailable", Metric::Unavailable)
+            );
+            assert_eq!(r.header("retry-after"), Some("1"));
+        }
+        other => panic!("expected 503 unavailable, got {other:?}"),
+    };
+    let ok = || response(1, vec![status(1, 1, 30, Some((2, 2)))], &[]);
+    let (g, s) = gateway("local");
+    // The same answer on the gateway that asked continues.
+    let (c, p, _) = wait(g.check(&login(), &s, NOW_MS));
+    assert_eq!(g.resume(p, &answer(c.id, ok()), &s, NOW_MS).status(), 200);
+
+    // Reconfigured: the new config has other rules at the same indexes (rate_limits[0] is
+    // now a `sub` rule, and no rule 2 at all). Enforce and shadow alike.
+    let other = r#"{
+      "jwks": {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": "KEY"}]},
+      "rules": [{"prefix": "/", "allow": "public"}],
+      "rate_limit_service": {"cluster": "rls", "domain": "keygate"},
+      "rate_limits": [{"prefix": "/", "key": "sub", "limit": "9/second", "scope": "global"}],
+      "mode": "MODE"
+    }"#
+    .replace("KEY", K);
+    for mode in ["enforce", "shadow"] {
+        let g2 = Gateway::from_json(other.replace("MODE", mode).as_bytes()).unwrap();
+        let (c, p, _) = wait(g.check(&login(), &s, NOW_MS));
+        unavailable(g2.resume(p, &answer(c.id, ok()), &s, NOW_MS));
+    }
+    // After the token (RlsPost): the same.
+    let data = MockRequest::get("/api/data").bearer(&token("alice"));
+    let (c, p, _) = wait(g.check(&data, &s, NOW_MS));
+    let (g3, _) = gateway("local");
+    unavailable(g3.resume(p, &answer(c.id, ok()), &s, NOW_MS));
+    // A clone is another gateway (its own callouts and caches).
+    let (c, p, _) = wait(g.check(&login(), &s, NOW_MS));
+    unavailable(g.clone().resume(p, &answer(c.id, ok()), &s, NOW_MS));
+    // The answer to another callout, on the right gateway.
+    let (c1, p1, _) = wait(g.check(&login(), &s, NOW_MS));
+    let (c2, _p2, _) = wait(g.check(&login().at_ip("198.51.100.7:1"), &s, NOW_MS));
+    assert_ne!(c1.id, c2.id);
+    unavailable(g.resume(p1, &answer(c2.id, ok()), &s, NOW_MS));
+    // Callout ids are never shared between gateways: an old gateway's answer is never
+    // taken for a new one's callout.
+    let (c3, _, _) = wait(g3.check(&login(), &s, NOW_MS));
+    let (c4, _, _) = wait(g.check(&login(), &s, NOW_MS));
+    assert_ne!(c3.id, c4.id);
+}
+
+/// Shadow mode, a global `ip` limit the service says is over: the request still goes upstream
+/// with its valid token's claim headers (the refusal before the token is not where evaluation
+/// stops), counted once as a would-be 429.
+#[test]
+fn shadow_global_refusal_before_the_token_keeps_claim_headers_ok() {
+    let cfg = config(
+        "deny",
+        r#", "mode": "shadow", "claims_to_headers": {"sub": "x-user-id"}"#,
+    );
+    let g = Gateway::from_json(cfg.as_bytes()).unwrap();
+    let s = MemoryStore::new();
+    for (code, want) in [(2, Metric::ShadowRateLimited), (1, Metric::ShadowAllowed)] {
+        let (c, p, _) = wait(g.check(&login().bearer(&token("alice")), &s, NOW_MS));
+        let body = response(code, vec![status(code, 0, 9, None)], &[]);
+        let Decision::Continue(f) = g.resume(p, &answer(c.id, body), &s, NOW_MS) else {
+            panic!()
+        };
+        let sub = f
+            .set_request_headers
+            .iter()
+            .find(|(k, _)| *k == "x-user-id");
+        assert_eq!(sub.map(|(_, v)| v.as_str()), Some("alice"), "{want:?}");
+        assert_eq!(f.metric, want);
+    }
+}
+
+/// A duplicated token waiting for the service (the `sub` rules, by address) keeps what
+/// `forward_token: false` needs: in shadow mode every copy is taken out after the wait.
+#[test]
+fn shadow_duplicate_tokens_stripped_after_the_wait_ok() {
+    let cfg = config(
+        "deny",
+        r#", "mode": "shadow", "forward_token": false,
+            "token_sources": [{"header": "authorization", "prefix": "Bearer "}, {"cookie": "t"}]"#,
+    );
+    let g = Gateway::from_json(cfg.as_bytes()).unwrap();
+    let s = MemoryStore::new();
+    let t = token("alice");
+    let two = MockRequest::get("/api/data")
+        .bearer(&t)
+        .with_headers(&[("cookie", &format!("t={t}; a=1"))]);
+    let (c, p, _) = wait(g.check(&two, &s, NOW_MS));
+    let body = response(1, vec![status(1, 1, 9, None); 2], &[]);
+    let Decision::Continue(f) = g.resume(p, &answer(c.id, body), &s, NOW_MS) else {
+        panic!()
+    };
+    assert_eq!(f.metric, Metric::ShadowDenied400);
+    assert_eq!(
+        f.strip_token,
+        Some(StripToken::Every(vec![
+            StripToken::Header("authorization"),
+            StripToken::Cookie(Some(b"a=1".to_vec())),
+        ]))
+    );
+}

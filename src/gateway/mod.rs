@@ -31,6 +31,10 @@
 //!
 //! In `"shadow"` mode the same decision is made and counted, but a refusal is returned as a
 //! continue carrying [`ShadowRefusal`] (to log once) with only the claim headers changed.
+//! A request refused before its token is looked at (step 1, or no rule at step 2) still has
+//! its one token verified — on the keys loaded now, nothing waited for, metered or asked
+//! that enforce mode would not — so a valid token sets the claim headers; the first refusal
+//! is the one counted and logged.
 //! That holds for a decision finished by [`Gateway::resume`] too, and for a would-be 503
 //! `jwks_unavailable`: the request goes on upstream (without claim headers) and the refusal
 //! is logged and counted (`keygate.shadow.jwks_unavailable`).
@@ -94,12 +98,36 @@ use check::Passed;
 use resume::Keys;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::policy::{Policy, PolicyConfig};
 use crate::ratelimit::RateLimits;
 use crate::token::{decode, Claims, KeySet, TokenError, TokenType, Validation};
 use crate::ConfigError;
 use sha2::{Digest, Sha256};
+
+/// Gateways made in this process (one VM): ids are never reused.
+static GATEWAYS: AtomicU64 = AtomicU64::new(0);
+/// Callouts asked for by any gateway of this process: a [`CalloutId`] names one callout of one
+/// gateway, so the answer to an old gateway's fetch is never taken for a new one's.
+static CALLOUTS: AtomicU64 = AtomicU64::new(0);
+
+/// A gateway's identity. A clone is another gateway (its own caches and callouts), so it gets
+/// an id of its own too: a [`Pending`] resumes only on the gateway that made it.
+#[derive(Debug, PartialEq, Eq)]
+struct GatewayId(u64);
+
+impl GatewayId {
+    fn next() -> Self {
+        Self(GATEWAYS.fetch_add(1, Ordering::Relaxed).wrapping_add(1))
+    }
+}
+
+impl Clone for GatewayId {
+    fn clone(&self) -> Self {
+        Self::next()
+    }
+}
 
 /// A validated, compiled filter configuration. Build once per configuration, share
 /// (`Rc`/`Arc`), call [`Gateway::check`] per request.
@@ -116,8 +144,9 @@ pub struct Gateway {
     forward_token: bool,
     /// `rate_limit_service`: where `scope: "global"` rules are counted.
     rls: Option<RateLimitService>,
-    /// The last [`CalloutId`] handed out.
-    callouts: Cell<u64>,
+    /// Which gateway this is: a [`Pending`] made by another one is refused by
+    /// [`Gateway::resume`] (its indexes name another configuration's rules and sources).
+    id: GatewayId,
     /// Verified tokens of this gateway (one per VM); borrowed only inside one call.
     tokens: RefCell<TokenCache>,
     /// Key sets installed since the gateway was made: a cache that saw an older count is
@@ -238,7 +267,7 @@ impl Gateway {
             mode: config.mode,
             forward_token: config.forward_token,
             rls,
-            callouts: Cell::new(0),
+            id: GatewayId::next(),
             tokens: RefCell::new(TokenCache::default()),
             key_sets: Cell::new(0),
         })

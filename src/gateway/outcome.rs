@@ -34,11 +34,14 @@ pub enum Metric {
     ShadowRateLimited,
     /// Shadow mode: would have been refused with 503 `jwks_unavailable`.
     ShadowJwksUnavailable,
+    /// Refused with 503 `unavailable`: the gateway could not go on (a held request resumed by
+    /// a gateway that did not hold it). Refused in both modes: never shadowed.
+    Unavailable,
 }
 
 impl Metric {
     /// Every metric, for defining them up front.
-    pub const ALL: [Metric; 14] = [
+    pub const ALL: [Metric; 15] = [
         Self::Allowed,
         Self::Denied400,
         Self::Denied401,
@@ -53,6 +56,7 @@ impl Metric {
         Self::ShadowDenied403,
         Self::ShadowRateLimited,
         Self::ShadowJwksUnavailable,
+        Self::Unavailable,
     ];
 
     /// The metric name (`keygate.allowed`, `keygate.shadow.denied_401`, …).
@@ -73,10 +77,12 @@ impl Metric {
             Self::ShadowDenied403 => "keygate.shadow.denied_403",
             Self::ShadowRateLimited => "keygate.shadow.rate_limited",
             Self::ShadowJwksUnavailable => "keygate.shadow.jwks_unavailable",
+            Self::Unavailable => "keygate.unavailable",
         }
     }
 
-    /// The shadow-mode counterpart (the fetch counters, which count no request, stay).
+    /// The shadow-mode counterpart (the fetch counters, which count no request, and
+    /// `keygate.unavailable`, a refusal in both modes, stay).
     #[must_use]
     pub const fn shadow(self) -> Self {
         match self {
@@ -88,6 +94,7 @@ impl Metric {
             Self::JwksUnavailable | Self::ShadowJwksUnavailable => Self::ShadowJwksUnavailable,
             Self::JwksFetched => Self::JwksFetched,
             Self::JwksFetchFailed => Self::JwksFetchFailed,
+            Self::Unavailable => Self::Unavailable,
         }
     }
 }
@@ -151,6 +158,10 @@ pub enum StripToken<'g> {
     /// Replace every `Cookie` line with this one (the other cookies, `; `-joined), or remove
     /// the `Cookie` header when `None` (no other cookie was sent).
     Cookie(Option<Vec<u8>>),
+    /// A token found more than once (a would-be 400 that shadow mode forwards): every source
+    /// taken out — each of these (a `Header` per header source, one `Cookie` without any
+    /// token cookie), so no copy reaches the upstream.
+    Every(Vec<StripToken<'g>>),
 }
 
 /// A refusal shadow mode did not send: what to log (never a token: the path is logged

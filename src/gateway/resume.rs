@@ -2,10 +2,12 @@
 //! [`Gateway::complete`] and [`Gateway::resume`] (see [`super::decision`]).
 
 use std::cell::RefCell;
+use std::sync::atomic::Ordering;
 
 use super::check::Verified;
 use super::decision::{Callout, CalloutId, CalloutResult, Decision, Pending, Stage};
 use super::jwks::{FetchReport, JwksCache, Refetch};
+use super::outcome::{LocalReply, Metric};
 use super::store::SharedStore;
 use super::Gateway;
 use crate::token::{has_key, KeySet, TokenError};
@@ -61,6 +63,11 @@ impl Gateway {
     /// [`Gateway::complete`]); the same three answers as [`Gateway::check`]. A request waits
     /// at most once for keys: if its key is still unknown, it gets 401 `token_unknown_key`
     /// (or 503 `jwks_unavailable` while no key set was ever loaded).
+    ///
+    /// A `Pending` another gateway made (the filter was reconfigured while the request was
+    /// held), or a `result` for another callout than the one it waits for, is refused with 503
+    /// `unavailable` in both modes: its indexes (rules, token sources, limits asked) belong to
+    /// another configuration, or the answer to another request.
     pub fn resume<'g>(
         &'g self,
         pending: Pending,
@@ -68,6 +75,9 @@ impl Gateway {
         store: &impl SharedStore,
         now_ms: u64,
     ) -> Decision<'g> {
+        if pending.gateway != self.id.0 || pending.callout != result.id {
+            return Decision::Reply(internal_failure());
+        }
         match pending.stage {
             // The key set was updated by `complete`; the result itself only names the fetch.
             Stage::Keys(held) => self.resume_keys(held, store, now_ms),
@@ -92,9 +102,20 @@ impl Gateway {
     }
 
     pub(super) fn next_callout(&self) -> CalloutId {
-        let id = self.callouts.get().wrapping_add(1);
-        self.callouts.set(id);
-        CalloutId(id)
+        CalloutId(
+            super::CALLOUTS
+                .fetch_add(1, Ordering::Relaxed)
+                .wrapping_add(1),
+        )
+    }
+
+    /// A [`Pending`] of this gateway: `stage` waits for callout `callout`.
+    pub(super) fn pending(&self, callout: CalloutId, stage: Stage) -> Pending {
+        Pending {
+            gateway: self.id.0,
+            callout,
+            stage,
+        }
     }
 
     /// Verifies `token` at `now_ms`. With fetched keys, a token whose key is not loaded
@@ -146,4 +167,16 @@ impl Gateway {
             Refetch::TooSoon => Verified::Unavailable,
         }
     }
+}
+
+/// 503 `unavailable`: the gateway cannot go on with this request (the body the filter sends
+/// for its own internal failures). Refused in both modes: nothing was decided to pass on.
+pub(super) fn internal_failure() -> LocalReply {
+    LocalReply::new(
+        503,
+        "unavailable",
+        "the authentication filter could not process the request",
+        Metric::Unavailable,
+        vec![("retry-after", "1".to_owned())],
+    )
 }

@@ -1126,3 +1126,170 @@ fn key_set_change_empties_the_cache_even_mid_borrow_ok() {
     forward(run(&g, &s, &MockRequest::get("/api/records").bearer(&t)));
     assert_eq!(g.token_cache_stats(), (1, 3));
 }
+
+/// Shadow mode, a request an `ip`/`header:` limit (evaluated before the token) or the rules
+/// (no rule, a path not normalized) would refuse: it still goes upstream with the claim
+/// headers of its valid token and without the token under `forward_token: false` (review
+/// finding: evaluation stopped at the would-be refusal, so it went without them). The first
+/// would-be refusal is the one counted and logged, and nothing later is metered: the same
+/// requests in enforce mode are refused at the same places, by the same rules.
+#[test]
+fn shadow_refusal_before_the_token_keeps_claim_headers_ok() {
+    let json = |mode: &str| {
+        with(|v| {
+            v["mode"] = serde_json::json!(mode);
+            v["forward_token"] = serde_json::json!(false);
+            v["rules"].as_array_mut().unwrap().pop(); // no catch-all: `/other` has no rule
+            v["rules"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"prefix": "/api/", "allow": "authenticated"}));
+            v["rate_limits"] = serde_json::json!([
+                {"prefix": "/api/records", "key": "ip", "limit": "1/minute"},
+                {"prefix": "/api/records", "key": "sub", "limit": "2/minute"},
+                {"prefix": "/api/keyed", "key": "header:x-api-key", "limit": "1/minute"}
+            ]);
+        })
+    };
+    let nurse = token(&claims("n1", &["nurse"]));
+    let records = |ip: &str| MockRequest::get("/api/records").bearer(&nurse).at_ip(ip);
+    let sequence = [
+        records("198.51.100.1:1"), // ip 1/1, sub 1/2: allowed
+        records("198.51.100.1:2"), // ip refused: the sub limit is not metered
+        records("198.51.100.2:1"), // ip 1/1, sub 2/2: allowed (a double count refuses it)
+        records("198.51.100.3:1"), // sub refused
+    ];
+    let shadow = Gateway::from_json(json("shadow").as_bytes()).unwrap();
+    let enforce = Gateway::from_json(json("enforce").as_bytes()).unwrap();
+    let (ss, es) = (MemoryStore::new(), MemoryStore::new());
+    shadow.prepare_store(&ss).unwrap();
+    enforce.prepare_store(&es).unwrap();
+    let mut refused_by = Vec::new();
+    for r in &sequence {
+        let f = forward(run(&shadow, &ss, r));
+        assert_eq!(
+            header(&f, "x-user-id"),
+            Some("n1"),
+            "{:?}",
+            f.shadow_refusal
+        );
+        assert_eq!(f.strip_token, Some(StripToken::Header("authorization")));
+        let enforced = run(&enforce, &es, r);
+        assert_eq!(f.metric, enforced.metric().unwrap().shadow());
+        refused_by.push(f.shadow_refusal.map(|s| s.rule));
+    }
+    assert_eq!(
+        refused_by,
+        [
+            None,
+            Some("rate_limits[0]".to_owned()),
+            None,
+            Some("rate_limits[1]".to_owned())
+        ]
+    );
+    // A `header:` key, a cookie token (cut out of `Cookie`), no rule, a path not normalized.
+    let keyed = MockRequest::get("/api/keyed").with_headers(&[
+        ("x-api-key", "k"),
+        ("cookie", &format!("a=1; __Host-access={nurse}")),
+    ]);
+    assert_eq!(run(&shadow, &ss, &keyed).status(), 200);
+    let f = forward(run(&shadow, &ss, &keyed));
+    assert_eq!(f.shadow_refusal.as_ref().unwrap().rule, "rate_limits[2]");
+    assert_eq!(header(&f, "x-user-id"), Some("n1"));
+    assert_eq!(
+        f.strip_token,
+        Some(StripToken::Cookie(Some(b"a=1".to_vec())))
+    );
+    for (path, rule) in [
+        ("/other", "no rule"),
+        ("/api//records", "path not normalized"),
+    ] {
+        let f = forward(run(&shadow, &ss, &MockRequest::get(path).bearer(&nurse)));
+        assert_eq!(f.metric, Metric::ShadowDenied403);
+        assert_eq!(f.shadow_refusal.as_ref().unwrap().rule, rule);
+        assert_eq!(header(&f, "x-user-id"), Some("n1"), "{path}");
+        assert_eq!(f.strip_token, Some(StripToken::Header("authorization")));
+    }
+    // An invalid token sets nothing; a duplicated one is never read (400 as in enforce mode).
+    let forged = format!("{}x", &nurse[..nurse.len() - 1]);
+    let f = forward(run(
+        &shadow,
+        &ss,
+        &MockRequest::get("/other")
+            .bearer(&forged)
+            .with_headers(&[("x-user-id", "admin")]),
+    ));
+    assert!(f.set_request_headers.is_empty());
+    let f = forward(run(&shadow, &ss, &records("198.51.100.1:3")));
+    assert_eq!(f.metric, Metric::ShadowRateLimited);
+    // Enforce mode: the same requests refused, as before.
+    assert_eq!(
+        run(&enforce, &es, &MockRequest::get("/other").bearer(&nurse)).status(),
+        403
+    );
+}
+
+/// Shadow mode forwards a would-be 400 (a token found more than once); with
+/// `forward_token: false` no copy may reach the upstream (found while fixing the pre-token
+/// refusal: the duplicated tokens went upstream, every copy).
+#[test]
+fn shadow_duplicate_tokens_all_stripped_with_forward_token_false_ok() {
+    let json = with(|v| {
+        v["mode"] = serde_json::json!("shadow");
+        v["forward_token"] = serde_json::json!(false);
+    });
+    let g = Gateway::from_json(json.as_bytes()).unwrap();
+    let s = MemoryStore::new();
+    g.prepare_store(&s).unwrap();
+    let nurse = token(&claims("n1", &["nurse"]));
+    let every = |cookie: Option<&[u8]>| {
+        Some(StripToken::Every(vec![
+            StripToken::Header("authorization"),
+            StripToken::Cookie(cookie.map(<[u8]>::to_vec)),
+        ]))
+    };
+    let two = MockRequest::get("/api/records")
+        .bearer(&nurse)
+        .with_headers(&[("cookie", &format!("a=1; __Host-access={nurse}; b=2"))]);
+    let f = forward(run(&g, &s, &two));
+    assert_eq!(f.metric, Metric::ShadowDenied400);
+    assert!(f.set_request_headers.is_empty(), "neither copy is read");
+    assert_eq!(f.strip_token, every(Some(b"a=1; b=2")));
+    let twice = MockRequest::get("/api/records").with_headers(&[(
+        "cookie",
+        &format!("__Host-access={nurse}; __Host-access={nurse}"),
+    )]);
+    assert_eq!(forward(run(&g, &s, &twice)).strip_token, every(None));
+    // Refused before the token too (the login limit), and kept with `forward_token: true`.
+    let login = MockRequest::new("POST", "/api/auth/login")
+        .bearer(&nurse)
+        .with_headers(&[("authorization", &format!("Bearer {nurse}"))]);
+    for _ in 0..6 {
+        assert_eq!(forward(run(&g, &s, &login)).strip_token, every(None));
+    }
+    let f = forward(run(&g, &s, &login));
+    assert_eq!(f.metric, Metric::ShadowRateLimited);
+    assert_eq!(f.strip_token, every(None));
+    let kept =
+        Gateway::from_json(with(|v| v["mode"] = serde_json::json!("shadow")).as_bytes()).unwrap();
+    assert_eq!(forward(run(&kept, &s, &two)).strip_token, None);
+}
+
+/// Rate limits keep the trailing-slash spelling of a `path` (every matching limit applies, so
+/// matching more only meters more): `/api/auth/login/` counts against the login limit.
+#[test]
+fn trailing_slash_still_counts_against_a_path_limit_fails() {
+    let (g, s) = (gateway(), MemoryStore::new());
+    g.prepare_store(&s).unwrap();
+    let got: Vec<u16> = (0..6)
+        .map(|i| {
+            let path = if i % 2 == 0 {
+                "/api/auth/login/"
+            } else {
+                "/api/auth/login"
+            };
+            run(&g, &s, &MockRequest::new("POST", path)).status()
+        })
+        .collect();
+    assert_eq!(got, [200, 200, 200, 200, 200, 429]);
+}

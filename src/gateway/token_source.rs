@@ -208,11 +208,24 @@ pub fn presented(sources: &[TokenSource], request: &impl HttpRequest, max_len: u
 /// other cookies joined with `; `, or `None` when no other cookie is left.
 #[must_use]
 pub fn cookie_header_without(request: &impl HttpRequest, name: &str) -> Option<Vec<u8>> {
+    cookie_header_without_any(request, &[name])
+}
+
+/// [`cookie_header_without`] for several cookie names at once (every cookie source, when a
+/// token was found more than once).
+#[must_use]
+pub(crate) fn cookie_header_without_any(
+    request: &impl HttpRequest,
+    names: &[&str],
+) -> Option<Vec<u8>> {
     let mut out: Vec<u8> = Vec::new();
     for value in request.header_values("cookie") {
         // Split as `cookie_values` reads them (`;` and `,`), so no other cookie is lost.
         for piece in value.split(|b| *b == b';' || *b == b',') {
-            if cookie_values(piece, name.as_bytes()).next().is_some() {
+            if names
+                .iter()
+                .any(|name| cookie_values(piece, name.as_bytes()).next().is_some())
+            {
                 continue;
             }
             let piece = trim(piece);

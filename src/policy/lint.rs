@@ -5,6 +5,11 @@
 //! a `GET`, so it skips the first rule and falls into the second: any signed-in user may send
 //! it. [`warnings`] names both rules whenever a rule limited by `methods` is followed by a
 //! broader rule with a weaker requirement that the other methods of the same paths reach.
+//!
+//! The second trap: a `prefix` that does not end in `/` matches raw bytes, as Envoy's
+//! `prefix` does, so `{"prefix": "/api", "allow": "public"}` also opens `/api-internal/` and
+//! `/apix`. [`warnings`] names such a rule when the paths it covers past the segment boundary
+//! would otherwise reach a stricter rule, or no rule at all (refused).
 
 use super::{Access, PolicyConfig, RequestPath, RouteMatch, RuleConfig};
 
@@ -74,7 +79,92 @@ pub fn warnings(config: &PolicyConfig) -> Vec<String> {
             out.push(w);
         }
     }
+    for (i, rule) in config.rules.iter().enumerate() {
+        if let Some(w) = unbounded_prefix(config, &routes, i, rule) {
+            out.push(w);
+        }
+    }
     out
+}
+
+/// The warning for rule `i` when it is a `prefix` not ending in `/` (nor `/` itself) whose
+/// extra paths (`/apix` for `/api`, or a later rule's own paths such as `/api-internal/x`)
+/// would otherwise meet a stricter rule or none.
+fn unbounded_prefix(
+    config: &PolicyConfig,
+    routes: &[Option<RouteMatch>],
+    i: usize,
+    rule: &RuleConfig,
+) -> Option<String> {
+    let prefix = rule.prefix.as_deref()?;
+    routes.get(i)?.as_ref()?;
+    if prefix.ends_with('/') {
+        return None;
+    }
+    let method = rule
+        .methods
+        .as_ref()
+        .and_then(|m| m.first())
+        .map_or("GET", String::as_str);
+    let beyond = |sample: &str| {
+        sample.len() > prefix.len()
+            && sample
+                .get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+            && sample.as_bytes().get(prefix.len()) != Some(&b'/')
+    };
+    // Later rules' own paths first (the warning then names what the operator wrote), then
+    // any path past the boundary.
+    let mut samples: Vec<String> = config
+        .rules
+        .iter()
+        .skip(i + 1)
+        .filter_map(sample_path)
+        .filter(|s| beyond(s))
+        .collect();
+    samples.push(format!("{prefix}x"));
+    for sample in samples {
+        let Some(path) = RequestPath::new(&sample) else {
+            continue;
+        };
+        let matches = |k: usize| {
+            routes
+                .get(k)
+                .and_then(Option::as_ref)
+                .is_some_and(|r| r.matches(method, &path))
+        };
+        // A rule before this one takes these paths anyway.
+        if (0..i).any(matches) {
+            continue;
+        }
+        let taker = (i + 1..routes.len()).find(|&k| matches(k));
+        let mut w = format!("rules[{i}] (");
+        describe(rule, &mut w);
+        w.push_str(&format!(
+            ") is a prefix without a trailing `/`: like Envoy's `prefix` it also matches paths \
+             that only begin with \"{prefix}\", such as \"{sample}\", "
+        ));
+        match taker {
+            Some(k) => {
+                let other = config.rules.get(k)?;
+                if !weaker(rule, other) {
+                    continue;
+                }
+                w.push_str(&format!(
+                    "which would otherwise fall into the stricter rules[{k}] ("
+                ));
+                describe(other, &mut w);
+                w.push(')');
+            }
+            None => w.push_str("which no other rule matches (they would be refused)"),
+        }
+        w.push_str(&format!(
+            "; write \"{prefix}/\" for a segment boundary (and a `path` rule \"{prefix}\" for \
+             the path itself)"
+        ));
+        return Some(w);
+    }
+    None
 }
 
 /// [`warnings`] for a whole filter configuration (the gateway JSON). Input the gateway refuses
@@ -222,6 +312,59 @@ mod tests {
             w[1].starts_with("rules[2]") && w[1].contains("rules[3] (prefix \"/\", allow public)")
         );
         assert!(w[1].contains("POST, PUT, PATCH, OPTIONS requests"));
+    }
+
+    #[test]
+    fn prefix_without_slash_opening_stricter_paths_warns_ok() {
+        let w = warnings(&config(
+            r#"[{"prefix": "/api", "allow": "public"},
+                {"prefix": "/", "allow": "authenticated"}]"#,
+        ));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("rules[0] (prefix \"/api\", allow public) is a prefix"));
+        assert!(w[0].contains("such as \"/apix\""), "{}", w[0]);
+        assert!(w[0].contains("stricter rules[1] (prefix \"/\", allow authenticated)"));
+        assert!(w[0].contains("write \"/api/\" for a segment boundary"));
+        // A later rule's own paths past the boundary, and paths no rule would allow.
+        let w = warnings(&config(
+            r#"[{"prefix": "/api", "allow": "authenticated"},
+                {"prefix": "/api/", "allow": "public"}]"#,
+        ));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("such as \"/apix\", which no other rule matches"),
+            "{}",
+            w[0]
+        );
+        let w = warnings(&config(
+            r#"[{"prefix": "/api", "allow": "authenticated"},
+                {"path": "/api-internal/*", "roles": ["admin"]},
+                {"prefix": "/", "allow": "authenticated"}]"#,
+        ));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains(
+                "\"/api-internal/x\", which would otherwise fall into the stricter rules[1]"
+            ),
+            "{}",
+            w[0]
+        );
+    }
+
+    #[test]
+    fn prefix_with_slash_or_stricter_no_warning_fails() {
+        for rules in [
+            // Ends in `/`, or is `/`.
+            r#"[{"prefix": "/api/", "allow": "public"}, {"prefix": "/", "allow": "authenticated"}]"#,
+            // Stricter than what the extra paths would meet (the example's `/admin`).
+            r#"[{"prefix": "/admin", "roles": ["admin"]}, {"prefix": "/", "allow": "authenticated"}]"#,
+            // As strict.
+            r#"[{"prefix": "/api", "allow": "authenticated"}, {"prefix": "/", "allow": "authenticated"}]"#,
+            // An earlier rule takes the extra paths anyway.
+            r#"[{"prefix": "/", "allow": "public"}, {"prefix": "/api", "allow": "public"}]"#,
+        ] {
+            assert!(warnings(&config(rules)).is_empty(), "{rules}");
+        }
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub use route::{
 use crate::json::object_only;
 use crate::{ConfigError, ErrorCode};
 use roles::Roles;
+use route::Matched;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -122,6 +123,22 @@ pub enum RouteDecision<'a> {
         /// What it requires.
         requirement: &'a Requirement,
     },
+    /// A path ending in `/` that the first matching rule, `folded`, matches only as the path
+    /// without that `/` (an exact `path` rule, [`PathPattern::matches`]), while a later rule,
+    /// `index`, matches it as written: the request must pass both. So the fold never lets a
+    /// request past the rule its spelling as written meets (`{"path": "/api/items", "allow":
+    /// "public"}` before `{"prefix": "/api/items/", "roles": ["admin"]}`: `/api/items/` needs
+    /// `admin`), nor a spelling an upstream treats as `/api/items` past that path's rule.
+    BothSpellings {
+        /// The rule the path as written meets.
+        index: usize,
+        /// What it requires.
+        requirement: &'a Requirement,
+        /// The `path` rule the path without its trailing `/` meets (before `index`).
+        folded: usize,
+        /// What that requires.
+        folded_requirement: &'a Requirement,
+    },
     /// No rule matches: refused.
     NoMatch,
     /// The path failed the normalization check: refused.
@@ -137,6 +154,10 @@ impl RouteDecision<'_> {
             self,
             RouteDecision::Rule {
                 requirement: Requirement::Public,
+                ..
+            } | RouteDecision::BothSpellings {
+                requirement: Requirement::Public,
+                folded_requirement: Requirement::Public,
                 ..
             }
         )
@@ -301,14 +322,39 @@ impl Policy {
         let Some(path) = path else {
             return RouteDecision::PathNotNormalized;
         };
-        self.rules
+        let Some((index, rule, how)) = self
+            .rules
             .iter()
             .enumerate()
-            .find(|(_, r)| r.route.matches(method, &path))
-            .map_or(RouteDecision::NoMatch, |(index, r)| RouteDecision::Rule {
-                index,
+            .map(|(i, r)| (i, r, r.route.matching(method, &path)))
+            .find(|(_, _, how)| *how != Matched::No)
+        else {
+            return RouteDecision::NoMatch;
+        };
+        let first = RouteDecision::Rule {
+            index,
+            requirement: &rule.requirement,
+        };
+        if how == Matched::AsWritten {
+            return first;
+        }
+        // Matched only as the path without its trailing `/`: the rule the path as written
+        // meets (if any) still applies.
+        let written = self
+            .rules
+            .iter()
+            .enumerate()
+            .skip(index + 1)
+            .find(|(_, r)| r.route.matches_as_written(method, &path));
+        match written {
+            Some((w, r)) if r.requirement != rule.requirement => RouteDecision::BothSpellings {
+                index: w,
                 requirement: &r.requirement,
-            })
+                folded: index,
+                folded_requirement: &rule.requirement,
+            },
+            _ => first,
+        }
     }
 
     /// Decides a routed request for `principal` (`None` when the request had no valid token).
@@ -328,11 +374,31 @@ impl Policy {
     ) -> Decision {
         let requirement = match route {
             RouteDecision::Rule { requirement, .. } => *requirement,
+            RouteDecision::BothSpellings {
+                requirement,
+                folded_requirement,
+                ..
+            } => {
+                // The rule of the path as written first, then the folded one.
+                return match self.authorize_requirement(requirement, principal) {
+                    Decision::Allow => self.authorize_requirement(folded_requirement, principal),
+                    refused => refused,
+                };
+            }
             RouteDecision::NoMatch => return Decision::Forbidden(DenyReason::NoRuleMatches),
             RouteDecision::PathNotNormalized => {
                 return Decision::Forbidden(DenyReason::PathNotNormalized)
             }
         };
+        self.authorize_requirement(requirement, principal)
+    }
+
+    /// One rule's requirement for `principal`.
+    fn authorize_requirement(
+        &self,
+        requirement: &Requirement,
+        principal: Option<(&[String], &[String])>,
+    ) -> Decision {
         if *requirement == Requirement::Public {
             return Decision::Allow;
         }
@@ -683,6 +749,97 @@ mod tests {
             rules: vec![rule; MAX_RULES + 1],
         };
         assert_eq!(Policy::new(&config).unwrap_err().field, "rules");
+    }
+
+    fn rules(json: &str) -> Policy {
+        Policy::new(
+            &serde_json::from_str(&format!(
+                r#"{{"roles": {{"admin": ["*"], "nurse": ["patients:read"]}}, "rules": {json}}}"#
+            ))
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// Review finding: an exact `path` rule also matched the path with a trailing slash, so a
+    /// permissive exact rule took `/api/items/` from the stricter rule written for it.
+    #[test]
+    fn trailing_slash_never_skips_the_rule_as_written_fails() {
+        let p = rules(
+            r#"[{"path": "/api/items", "allow": "public"},
+                {"prefix": "/api/items/", "roles": ["admin"]},
+                {"prefix": "/", "allow": "public"}]"#,
+        );
+        let (admin, nurse) = (who(&["admin"], &[]), who(&["nurse"], &[]));
+        assert_eq!(p.check("GET", "/api/items", None), Decision::Allow);
+        assert_eq!(
+            p.requirement("GET", "/api/items/"),
+            RouteDecision::BothSpellings {
+                index: 1,
+                requirement: &Requirement::AnyRole(vec!["admin".into()]),
+                folded: 0,
+                folded_requirement: &Requirement::Public,
+            }
+        );
+        assert!(!p.requirement("GET", "/api/items/").is_public());
+        assert_eq!(
+            p.check("GET", "/api/items/", None),
+            Decision::Unauthenticated(DenyReason::TokenMissing)
+        );
+        assert_eq!(p.check("GET", "/api/items/", Some(&nurse)).status(), 403);
+        assert!(p.check("GET", "/API/Items/", Some(&admin)).is_allowed());
+        assert!(p.check("GET", "/api/items/1", Some(&admin)).is_allowed());
+    }
+
+    /// The other way round: an upstream that routes `/admin/users/` like `/admin/users`
+    /// (Express, Werkzeug with strict_slashes off) must not see it slip past that path's rule
+    /// into a later, weaker one.
+    #[test]
+    fn trailing_slash_still_meets_the_exact_rule_fails() {
+        let p = rules(
+            r#"[{"path": "/admin/users", "roles": ["admin"]},
+                {"path": "/api/patients/*", "permissions": ["patients:read"]},
+                {"prefix": "/api/patients/", "roles": ["admin"]},
+                {"path": "/health", "allow": "public"},
+                {"path": "/docs/", "allow": "public"},
+                {"prefix": "/", "allow": "authenticated"}]"#,
+        );
+        let (admin, nurse) = (who(&["admin"], &[]), who(&["nurse"], &[]));
+        // Both apply: the exact rule (admin) and the catch-all (authenticated).
+        assert_eq!(p.check("GET", "/admin/users/", Some(&nurse)).status(), 403);
+        assert!(p.check("GET", "/admin/users/", Some(&admin)).is_allowed());
+        // `*` segments alike: `/api/patients/7/` needs patients:read and admin.
+        assert!(p.check("GET", "/api/patients/7", Some(&nurse)).is_allowed());
+        assert_eq!(
+            p.check("GET", "/api/patients/7/", Some(&nurse)).status(),
+            403
+        );
+        assert!(p
+            .check("GET", "/api/patients/7/", Some(&admin))
+            .is_allowed());
+        // The catch-all asks for a token: `/health/` is no longer public...
+        assert_eq!(p.check("GET", "/health/", None).status(), 401);
+        assert_eq!(p.check("GET", "/health", None), Decision::Allow);
+        // ... but with no other rule for it, the exact rule alone decides, as before.
+        let only = rules(r#"[{"path": "/health", "allow": "public"}]"#);
+        assert_eq!(
+            only.requirement("GET", "/health/"),
+            RouteDecision::Rule {
+                index: 0,
+                requirement: &Requirement::Public
+            }
+        );
+        // A `path` written with a trailing `/` matches only that spelling.
+        assert_eq!(p.check("GET", "/docs/", None), Decision::Allow);
+        assert_eq!(p.check("GET", "/docs", None).status(), 401);
+        // The same requirement twice is one rule.
+        let same = rules(
+            r#"[{"path": "/a", "allow": "authenticated"}, {"prefix": "/", "allow": "authenticated"}]"#,
+        );
+        assert!(matches!(
+            same.requirement("GET", "/a/"),
+            RouteDecision::Rule { index: 0, .. }
+        ));
     }
 
     proptest! {

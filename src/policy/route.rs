@@ -105,6 +105,17 @@ fn escapes_ok(bytes: &[u8]) -> bool {
     true
 }
 
+/// How a rule matched a request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Matched {
+    /// Not at all.
+    No,
+    /// As written.
+    AsWritten,
+    /// Only as the path without its trailing `/` (an exact `path` rule).
+    Folded,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Literal(String),
@@ -145,24 +156,49 @@ impl PathPattern {
     }
 
     /// Whether `path` matches segment by segment.
-    #[must_use]
     ///
-    /// Literal segments compare ASCII-case-insensitively and one trailing `/` is ignored, as
-    /// many upstreams (Express, Werkzeug with strict_slashes off) route `/Admin/` like
-    /// `/admin`: a rule must not be dodged by a spelling the upstream treats as the same.
+    /// Literal segments compare ASCII-case-insensitively and one trailing `/` more on the
+    /// request is ignored, as many upstreams (Express, Werkzeug with strict_slashes off) route
+    /// `/Admin/` like `/admin`: a rule must not be dodged by a spelling the upstream treats as
+    /// the same. (Rate limits use this: every matching limit applies, so matching more only
+    /// meters more. Access rules take the first match, so a trailing-slash spelling matched
+    /// only this way must not skip the rule its spelling as written meets: see
+    /// [`PathPattern::matches_as_written`] and `Policy::requirement_at`.)
+    #[must_use]
     pub fn matches(&self, path: &RequestPath<'_>) -> bool {
+        self.matches_segments(path, true)
+    }
+
+    /// Whether `path` matches as written: segment by segment, ASCII-case-insensitively, with
+    /// no trailing `/` ignored (`/health` matches `/health`, not `/health/`; `/a/` matches
+    /// only `/a/`).
+    #[must_use]
+    pub fn matches_as_written(&self, path: &RequestPath<'_>) -> bool {
+        self.matches_segments(path, false)
+    }
+
+    fn matches_segments(&self, path: &RequestPath<'_>, fold_slash: bool) -> bool {
+        match self.matching(path) {
+            Matched::No => false,
+            Matched::AsWritten => true,
+            Matched::Folded => fold_slash,
+        }
+    }
+
+    /// How `path` matches, in one pass.
+    pub(crate) fn matching(&self, path: &RequestPath<'_>) -> Matched {
         let mut theirs = path.segments();
         for ours in &self.segments {
             match (ours, theirs.next()) {
                 (Segment::Any, Some(s)) if !s.is_empty() => {}
                 (Segment::Literal(l), Some(s)) if l.eq_ignore_ascii_case(s) => {}
-                _ => return false,
+                _ => return Matched::No,
             }
         }
         match theirs.next() {
-            None => true,
-            Some("") => theirs.next().is_none(),
-            Some(_) => false,
+            None => Matched::AsWritten,
+            Some("") if theirs.next().is_none() => Matched::Folded,
+            Some(_) => Matched::No,
         }
     }
 
@@ -320,6 +356,31 @@ impl RouteMatch {
             }
     }
 
+    /// [`RouteMatch::matches`] without the trailing-slash fold of a `path`
+    /// ([`PathPattern::matches_as_written`]); a `prefix` matches the same either way.
+    #[must_use]
+    pub fn matches_as_written(&self, method: &str, path: &RequestPath<'_>) -> bool {
+        self.matching(method, path) == Matched::AsWritten
+    }
+
+    /// How the request matches, in one pass ([`RouteMatch::matches`] is "not `No`").
+    pub(crate) fn matching(&self, method: &str, path: &RequestPath<'_>) -> Matched {
+        if !self.methods.as_ref().is_none_or(|m| m.contains(method)) {
+            return Matched::No;
+        }
+        match &self.target {
+            Target::Path(p) => p.matching(path),
+            Target::Prefix(p) => {
+                let head = path.as_str().as_bytes().get(..p.len());
+                if head.is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes())) {
+                    Matched::AsWritten
+                } else {
+                    Matched::No
+                }
+            }
+        }
+    }
+
     /// The path pattern, when the rule uses `path`.
     #[must_use]
     pub fn path(&self) -> Option<&PathPattern> {
@@ -434,6 +495,14 @@ mod tests {
         assert!(exact.matches(&rp("/health")));
         assert!(exact.matches(&rp("/health/")));
         assert!(!exact.matches(&rp("/healthz")));
+        // As written: no trailing slash ignored, either way round.
+        assert!(exact.matches_as_written(&rp("/HEALTH")));
+        assert!(!exact.matches_as_written(&rp("/health/")));
+        let dir = PathPattern::new("/docs/").unwrap();
+        assert!(dir.matches_as_written(&rp("/docs/")) && dir.matches(&rp("/docs/")));
+        assert!(!dir.matches_as_written(&rp("/docs")) && !dir.matches(&rp("/docs")));
+        assert!(!p.matches_as_written(&rp("/api/patients/42/")));
+        assert!(p.matches_as_written(&rp("/api/patients/42")));
         assert_eq!(exact.to_string().parse::<PathPattern>().unwrap(), exact);
     }
 

@@ -63,3 +63,24 @@ def test_shipped_example_logs_no_warning(upstream):
         assert "config warning" not in e.logs(), e.logs()[-3000:]
     finally:
         e.stop()
+
+
+def test_prefix_without_slash_opening_stricter_paths_is_logged(upstream):
+    # `{"prefix": "/api", "allow": "public"}` matches raw bytes (Envoy's `prefix` semantics,
+    # kept): `/api-internal/x` is public too, though the operator's later rule asks for admin.
+    rules = [
+        {"prefix": "/api", "allow": "public"},
+        {"path": "/api-internal/*", "roles": ["admin"]},
+        {"prefix": "/", "allow": "authenticated"},
+    ]
+    e = Envoy(config(rules), upstream)
+    try:
+        assert wait_for_log(e, "keygate: config warning:"), e.logs()[-3000:]
+        line = next(l for l in e.logs().splitlines() if "keygate: config warning:" in l)
+        assert 'rules[0] (prefix "/api", allow public) is a prefix without a trailing' in line
+        assert '"/api-internal/x", which would otherwise fall into the stricter rules[1]' in line
+        assert 'write "/api/" for a segment boundary' in line, line
+        # A warning, not a refusal; and the semantics are Envoy's: the prefix still matches.
+        assert e.request("GET", "/api-internal/x").status == 200
+    finally:
+        e.stop()

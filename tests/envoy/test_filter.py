@@ -322,6 +322,46 @@ def test_no_rule_matched_is_403(upstream):
         e.stop()
 
 
+def test_trailing_slash_never_skips_the_rule_as_written(upstream):
+    # Review finding: an exact `path` rule also matched the path with a trailing slash, so a
+    # public `/api/items` took `/api/items/` from the admin-only `/api/items/` prefix written for
+    # it. Now such a request must pass both rules; and `/admin/users/` still meets the exact
+    # `/admin/users` rule (an upstream may route it the same), not only the weaker catch-all.
+    cfg = copy.deepcopy(CONFIG)
+    cfg["rules"] = [
+        {"path": "/api/items", "allow": "public"},
+        {"prefix": "/api/items/", "roles": ["admin"]},
+        {"path": "/admin/users", "roles": ["admin"]},
+        {"prefix": "/", "allow": "authenticated"},
+    ]
+    cfg["rate_limits"] = []
+    e = Envoy(cfg, upstream)
+    try:
+        admin, nurse = pyjwt(claims(roles=["admin"])), pyjwt(claims(roles=["nurse"]))
+        assert e.request("GET", "/api/items").status == 200
+        r = e.request("GET", "/api/items/")
+        assert r.status == 401 and r.body["error"] == "token_missing", r
+        r = e.request("GET", "/api/items/", token=nurse)
+        assert r.status == 403 and r.body["error"] == "forbidden", r
+        r = e.request("GET", "/api/items/", token=admin)
+        assert r.status == 200 and r.body["path"] == "/api/items/", r
+        for path in ("/admin/users", "/admin/users/", "/Admin/Users/"):
+            r = e.request("GET", path, token=nurse)
+            assert r.status == 403, (path, r)
+            assert e.request("GET", path, token=admin).status == 200, path
+    finally:
+        e.stop()
+    # Shadow mode logs both rules.
+    cfg["mode"] = "shadow"
+    e = Envoy(cfg, upstream, concurrency=1)
+    try:
+        assert e.request("GET", "/api/items/").status == 200
+        time.sleep(0.3)
+        assert "would refuse 401 token_missing (rules[1] and rules[0]): GET /api/items/" in e.logs()
+    finally:
+        e.stop()
+
+
 # --- every bad token refused with its code -------------------------------------------------
 
 def _rs_public_pem():
@@ -683,6 +723,64 @@ def test_shadow_mode(upstream):
         assert any("429 rate_limited (rate_limits[0]): POST /api/auth/login" in l for l in lines)
         assert nurse.split(".")[2] not in logs and forged.split(".")[1] not in logs
         assert "q=1" not in "".join(lines)
+    finally:
+        e.stop()
+
+
+def test_shadow_refusal_before_the_token_keeps_claim_headers(upstream):
+    # Review finding: in shadow mode a request an `ip` limit (evaluated before the token) would
+    # refuse went upstream without its valid token's claim headers (evaluation stopped at the
+    # would-be 429) and, with `forward_token: false`, with the token. Now it gets both; the
+    # would-be 429 is counted and logged once, and the `sub` limit it never reached in enforce
+    # mode is not metered.
+    cfg = copy.deepcopy(CONFIG)
+    cfg["mode"] = "shadow"
+    cfg["forward_token"] = False
+    cfg["rate_limits"] = [
+        {"path": "/api/records", "key": "ip", "limit": "1/minute"},
+        {"path": "/api/records", "key": "sub", "limit": "2/minute"},
+    ]
+    e = Envoy(cfg, upstream, concurrency=1)
+    try:
+        c = claims(sub="alice", roles=["nurse"])
+        tok = pyjwt(c)
+        got = []
+        for i in range(2):
+            r = e.request("GET", "/api/records", token=tok, headers={"x-user-id": "admin"})
+            assert r.status == 200, r
+            assert r.body["header_values"]["x-user-id"] == ["alice"], (i, r.body)
+            assert r.body["header_values"]["x-user-roles"] == ["nurse"], (i, r.body)
+            assert "authorization" not in r.body["header_values"], (i, r.body)
+            got.append(r)
+        time.sleep(0.3)
+        assert e.stat("keygate.shadow.rate_limited") == 1
+        assert e.stat("keygate.shadow.allowed") == 1
+        lines = [l for l in e.logs().splitlines() if "keygate shadow: would refuse" in l]
+        assert len(lines) == 1 and "429 rate_limited (rate_limits[0]): GET /api/records" in lines[0]
+        assert tok.split(".")[2] not in e.logs()
+    finally:
+        e.stop()
+    # A token sent twice (a would-be 400) goes upstream in shadow mode without either copy.
+    e = Envoy(cfg, upstream, concurrency=1)
+    try:
+        r = e.raw("GET", "/api/patients/7", [("authorization", f"Bearer {tok}"),
+                                             ("cookie", f"a=1; __Host-access={tok}; b=2")])
+        assert r.status == 200, r
+        assert "authorization" not in r.body["header_values"], r.body
+        assert r.body["header_values"]["cookie"] == ["a=1; b=2"], r.body
+        assert "x-user-id" not in r.body["header_values"], r.body
+        time.sleep(0.3)
+        assert e.stat("keygate.shadow.denied_400") == 1
+    finally:
+        e.stop()
+    # The same two requests in enforce mode: the second is the 429, from the same rule.
+    cfg["mode"] = "enforce"
+    e = Envoy(cfg, upstream, concurrency=1)
+    try:
+        assert e.request("GET", "/api/records", token=tok).status == 200
+        r = e.request("GET", "/api/records", token=tok)
+        assert r.status == 429 and r.body["error"] == "rate_limited", r
+        assert r.headers["ratelimit-policy"].startswith('"1/minute"'), r.headers
     finally:
         e.stop()
 
