@@ -264,9 +264,10 @@ impl<'de> Visitor<'de> for KeyVisitor {
     }
 }
 
-/// A JWK's JSON text (`signingKey` or a `signingKeys` entry given as a string).
+/// A JWK's JSON text (`signingKey` or a `signingKeys` entry given as a string), every member
+/// name once as in the object form (a repeated `kid` or `k` is refused, not last-wins).
 fn jwk_of_text(text: &str) -> Option<(Jwk, Option<serde_json::Value>)> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let crate::json::StrictValue(v) = serde_json::from_str(text).ok()?;
     let ops = v.get("key_ops").cloned();
     Some((serde_json::from_value::<Jwk>(v).ok()?, ops))
 }
@@ -828,6 +829,25 @@ mod tests {
         // HMAC-only rotation.
         let hs_d = HS_C.replace(r#""c""#, r#""d""#);
         assert!(build(&format!(r#"{{"signingKeys":[{hs_d},{HS_C}]}}"#)).is_ok());
+    }
+
+    #[test]
+    fn key_text_with_a_repeated_member_fails() {
+        // As JSON text, a key's member names are checked once each as in the object form.
+        let repeated = ED_B.replace(r#""kid":"b""#, r#""kid":"b","kid":"e""#);
+        for key in [ED_B.to_owned(), repeated.clone()] {
+            let text = serde_json::to_string(&key).unwrap();
+            let entries = build(&format!(r#"{{"signingKeys":[{text},{ED_A}]}}"#));
+            let single = build(&format!(r#"{{"signingKey":{text}}}"#));
+            if key == repeated {
+                assert_eq!(entries.err().unwrap().field, "signingKeys[0]");
+                assert_eq!(single.err().unwrap().field, "signingKey");
+            } else {
+                assert!(entries.is_ok() && single.is_ok());
+            }
+        }
+        // The object form was already refused.
+        assert!(build(&format!(r#"{{"signingKeys":[{repeated},{ED_A}]}}"#)).is_err());
     }
 
     #[test]

@@ -17,8 +17,10 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SERVICE = ROOT / "target/release/keygate-ratelimit"
-LOAD = ROOT / "target/release/examples/load"
+# KEYGATE_RATELIMIT_BIN: another build of the service (e.g. for a before/after in one sitting).
+SERVICE = pathlib.Path(os.environ.get("KEYGATE_RATELIMIT_BIN",
+                                      ROOT / "target/service/keygate-ratelimit"))
+LOAD = ROOT / "target/service/examples/load"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "64"))
 TICK = os.sysconf("SC_CLK_TCK")

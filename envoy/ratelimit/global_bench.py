@@ -38,7 +38,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WASM = ROOT / "dist" / "keygate_envoy.wasm"
-SERVICE = ROOT / "target" / "release" / "keygate-ratelimit"
+SERVICE = ROOT / "target" / "service" / "keygate-ratelimit"
 SECRET = b"bench-secret-bench-secret-bench-secret-0123456789"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

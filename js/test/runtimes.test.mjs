@@ -30,7 +30,9 @@ const CHROMIUM = process.env.KEYGATE_CHROMIUM ?? "/usr/bin/chromium";
 const SECRET = "runtime-test-secret-0123456789abcdef";
 const totpSecret = new OTPAuth.Secret({ size: 20 }).base32;
 const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(totpSecret) });
-let input; // set in before(): the otpauth code of the current step
+// input(): the environment's argument, with the otpauth code of the step it is called in (one code
+// minted in before() went stale: the suite outlives keygate's ±1-step window on a loaded machine).
+let input;
 let dir;
 let app; // scratch project with the tarball installed
 let browser;
@@ -64,7 +66,7 @@ async function checkAnswer(out, where) {
 }
 
 before(async () => {
-  input = JSON.stringify({ secret: SECRET, totpSecret, totpCode: totp.generate() });
+  input = () => JSON.stringify({ secret: SECRET, totpSecret, totpCode: totp.generate() });
   dir = mkdtempSync(join(tmpdir(), "keygate-runtimes-"));
   run("npm", ["pack", "--silent", "--pack-destination", dir], { cwd: PKG_DIR });
   const tgz = readdirSync(dir).find((f) => f.endsWith(".tgz"));
@@ -102,7 +104,7 @@ test("Node require() with require(esm) off (Node 20.0–20.18 behaviour)", async
     .replace(/^import (\{[^}]+\}) from "keygate";$/m, 'const $1 = require("keygate");')
     .replace("export function program", "exports.program = function program");
   writeFileSync(join(app, "program.cjs"), src);
-  const out = run(process.execPath, ["--no-experimental-require-module", "-e", script, input], { cwd: app });
+  const out = run(process.execPath, ["--no-experimental-require-module", "-e", script, input()], { cwd: app });
   await checkAnswer(JSON.parse(out), "node require");
 });
 
@@ -120,7 +122,7 @@ test("TypeScript module node16 as CommonJS compiles (KeygateError codes typed) a
   assert.equal(tscOut.status, 0, `tsc failed:\n${tscOut.stdout}${tscOut.stderr}`);
   const js = readFileSync(join(ts, "out/main.js"), "utf8");
   assert.match(js, /require\("keygate"\)/, "compiled to CommonJS");
-  const out = JSON.parse(run(process.execPath, ["--no-experimental-require-module", "out/main.js", input], { cwd: ts }));
+  const out = JSON.parse(run(process.execPath, ["--no-experimental-require-module", "out/main.js", input()], { cwd: ts }));
   await checkAnswer(out, "typescript cjs");
   assert.equal(out.made, "KeygateError:token_expired:exp:true");
 
@@ -138,13 +140,13 @@ test("Deno 2: npm:keygate with no permission flags", async () => {
   writeFileSync(join(app, "deno-npm.js"), 'import { program } from "./program-deno.js";\nconsole.log(JSON.stringify(program(JSON.parse(Deno.args[0]))));\n');
   const env = { ...process.env, DENO_NO_UPDATE_CHECK: "1", DENO_DIR: join(dir, "deno-cache"), NO_COLOR: "1" };
   for (const script of ["deno.js", "deno-npm.js"]) {
-    const out = run(bin("deno"), ["run", "--no-prompt", "--no-config", "--node-modules-dir=manual", script, input], { cwd: app, env });
+    const out = run(bin("deno"), ["run", "--no-prompt", "--no-config", "--node-modules-dir=manual", script, input()], { cwd: app, env });
     await checkAnswer(JSON.parse(out), `deno ${script}`);
   }
 });
 
 test("Bun runs it", async () => {
-  const out = run(bin("bun"), ["cli.js", input], { cwd: app, env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" } });
+  const out = run(bin("bun"), ["cli.js", input()], { cwd: app, env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: "0" } });
   await checkAnswer(JSON.parse(out), "bun");
 });
 
@@ -156,7 +158,7 @@ test("edge-light condition inside edge-runtime", async () => {
   assert.match(bundle, /\/\/ node_modules\/keygate\/inline\.js/, "the edge-light entry (inline.js) was chosen");
   const { EdgeRuntime } = await import(join(TOOLS, "node_modules/edge-runtime/dist/index.js"));
   const runtime = new EdgeRuntime({ initialCode: bundle.replace(/^export \{\s*\};?$/m, "") });
-  const res = await runtime.dispatchFetch(`http://edge.test/?input=${encodeURIComponent(input)}`);
+  const res = await runtime.dispatchFetch(`http://edge.test/?input=${encodeURIComponent(input())}`);
   await res.waitUntil();
   assert.equal(res.status, 200);
   await checkAnswer(await res.json(), "edge-runtime");
@@ -194,7 +196,7 @@ async function inChromium(url, where) {
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("response", (r) => { if (r.status() >= 400) missing.push(`${r.status()} ${r.url()}`); });
   try {
-    await page.goto(`${url}?input=${encodeURIComponent(input)}`);
+    await page.goto(`${url}?input=${encodeURIComponent(input())}`);
     await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 30_000 }).catch(() => {});
     const out = await page.evaluate(() => window.__result);
     assert.ok(out, `${where}: no result; page errors: ${errors.join("; ")}`);

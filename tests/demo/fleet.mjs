@@ -9,7 +9,7 @@ import {
   envoyBin, filterWasm, checkWorkerPackage, loadKeys, waitFor, httpOk, startProcess, stopProcess,
 } from "./stack.mjs";
 
-const RATELIMIT_BIN = process.env.KEYGATE_RATELIMIT_BIN ?? join(ROOT, "target/release/keygate-ratelimit");
+const RATELIMIT_BIN = process.env.KEYGATE_RATELIMIT_BIN ?? join(ROOT, "target/service/keygate-ratelimit");
 const REDIS_BIN = "/usr/bin/redis-server";
 
 const LOCAL_LOGIN = '{"path": "/api/auth/login", "methods": ["POST"], "key": "ip", "limit": "5/minute"}';

@@ -676,6 +676,18 @@ def test_hostile_config_refused_naming_the_field(name):
     assert any(f"keygate: invalid config `{field}`" in line for line in out.splitlines()), out[-2000:]
 
 
+def test_config_error_with_a_line_break_stays_one_log_line():
+    # A member name with a newline (and an escape sequence) is echoed into the error: escaped,
+    # so it cannot forge a second `keygate:` line in Envoy's log.
+    forged = "zz\nkeygate: invalid config `x`: \u001b[31m"
+    code, out = validate_config(_bad(lambda c: c.update({forged: 1})))
+    assert code != 0, out[-2000:]
+    lines = [line for line in out.splitlines() if "keygate: invalid config" in line]
+    assert len(lines) == 1, out[-2000:]
+    assert "invalid config `zz\\nkeygate: invalid config `x`: \\u{1b}[31m`" in lines[0], lines
+    assert "\x1b" not in out
+
+
 def test_unparsable_config_refused():
     code, out = validate_config("{not json")
     assert code != 0

@@ -18,7 +18,7 @@ import rls_wire
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # KEYGATE_RATELIMIT_BIN: another build (e.g. target/debug) while developing.
 BINARY = pathlib.Path(os.environ.get("KEYGATE_RATELIMIT_BIN",
-                                     ROOT / "target" / "release" / "keygate-ratelimit"))
+                                     ROOT / "target" / "service" / "keygate-ratelimit"))
 
 
 def free_port():
