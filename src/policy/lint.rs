@@ -159,7 +159,8 @@ fn unbounded_prefix(
             None => w.push_str("which no other rule matches (they would be refused)"),
         }
         w.push_str(&format!(
-            "; write \"{prefix}/\" for a segment boundary (it also meets \"{prefix}\" itself)"
+            "; write \"{prefix}/\" for a segment boundary (and a `path` rule \"{prefix}\" for \
+             the path itself)"
         ));
         return Some(w);
     }

@@ -328,22 +328,24 @@ impl Policy {
         let Some(path) = path else {
             return RouteDecision::PathNotNormalized;
         };
-        // The first rule each spelling (as written; one trailing `/` added or removed) meets.
+        // First match over both spellings (as written; one trailing `/` added or removed): the
+        // first rule either meets. When that rule meets only the other spelling, the request
+        // must also pass the first rule its own spelling meets (the operator wrote that one for
+        // this spelling); a rule its own spelling meets first decides alone, as written.
         let root = path.as_str() == "/";
-        let (mut written, mut other) = (None, None);
+        let mut other = None;
+        let mut written = None;
         for (i, r) in self.rules.iter().enumerate() {
             let Spellings {
                 written: w,
                 other: o,
             } = r.route.spellings(method, &path);
-            if w && written.is_none() {
+            if w {
                 written = Some((i, &r.requirement));
+                break;
             }
             if o && !root && other.is_none() {
                 other = Some((i, &r.requirement));
-            }
-            if written.is_some() && (root || other.is_some()) {
-                break;
             }
         }
         match (written, other) {
@@ -352,27 +354,21 @@ impl Policy {
                 RouteDecision::Rule { index, requirement }
             }
             (Some((index, requirement)), Some((folded, folded_requirement))) => {
-                // One rule when passing one requirement passes the other (the earlier first).
-                let (a, b) = if index <= folded {
-                    ((index, requirement), (folded, folded_requirement))
+                // One rule when passing one requirement passes the other.
+                if folded_requirement.covers(requirement) {
+                    RouteDecision::Rule {
+                        index: folded,
+                        requirement: folded_requirement,
+                    }
+                } else if requirement.covers(folded_requirement) {
+                    RouteDecision::Rule { index, requirement }
                 } else {
-                    ((folded, folded_requirement), (index, requirement))
-                };
-                match (a.1.covers(b.1), b.1.covers(a.1)) {
-                    (true, _) => RouteDecision::Rule {
-                        index: a.0,
-                        requirement: a.1,
-                    },
-                    (_, true) => RouteDecision::Rule {
-                        index: b.0,
-                        requirement: b.1,
-                    },
-                    _ => RouteDecision::BothSpellings {
+                    RouteDecision::BothSpellings {
                         index,
                         requirement,
                         folded,
                         folded_requirement,
-                    },
+                    }
                 }
             }
         }
@@ -792,16 +788,25 @@ mod tests {
                 {"prefix": "/", "allow": "public"}]"#,
         );
         let (admin, nurse) = (who(&["admin"], &[]), who(&["nurse"], &[]));
-        // Public is covered by admin: one rule, the stricter one, for both spellings.
-        for path in ["/api/items/", "/api/items"] {
-            assert_eq!(
-                p.requirement("GET", path),
-                RouteDecision::Rule {
-                    index: 1,
-                    requirement: &Requirement::AnyRole(vec!["admin".into()]),
-                }
-            );
-        }
+        // `/api/items/` meets the exact rule first only through its other spelling, so it
+        // must also pass the prefix rule it meets as written; public is covered by admin: one
+        // rule, the stricter one.
+        assert_eq!(
+            p.requirement("GET", "/api/items/"),
+            RouteDecision::Rule {
+                index: 1,
+                requirement: &Requirement::AnyRole(vec!["admin".into()]),
+            }
+        );
+        // `/api/items` meets the exact rule as written, before any rule of its other
+        // spelling: first match decides, as the operator wrote it.
+        assert_eq!(
+            p.requirement("GET", "/api/items"),
+            RouteDecision::Rule {
+                index: 0,
+                requirement: &Requirement::Public,
+            }
+        );
         assert!(!p.requirement("GET", "/api/items/").is_public());
         assert_eq!(
             p.check("GET", "/api/items/", None),
@@ -829,20 +834,30 @@ mod tests {
         // Both apply: the exact rule (admin) and the catch-all (authenticated).
         assert_eq!(p.check("GET", "/admin/users/", Some(&nurse)).status(), 403);
         assert!(p.check("GET", "/admin/users/", Some(&admin)).is_allowed());
-        // `*` segments alike: `/api/patients/7/` and `/api/patients/7` need patients:read and
-        // admin (the other spelling meets the admin prefix).
-        for path in ["/api/patients/7", "/api/patients/7/"] {
-            assert_eq!(p.check("GET", path, Some(&nurse)).status(), 403);
-            assert!(p.check("GET", path, Some(&admin)).is_allowed());
-            assert!(matches!(
-                p.requirement("GET", path),
-                RouteDecision::BothSpellings { .. }
-            ));
-        }
-        // The catch-all meets `/health/`, so both spellings ask for a token...
+        // `*` segments alike: `/api/patients/7/` meets the `*` rule only as its other
+        // spelling, so it needs patients:read and the admin prefix it meets as written;
+        // `/api/patients/7` meets the `*` rule as written, first: patients:read alone.
+        assert_eq!(
+            p.check("GET", "/api/patients/7/", Some(&nurse)).status(),
+            403
+        );
+        assert!(p
+            .check("GET", "/api/patients/7/", Some(&admin))
+            .is_allowed());
+        assert!(matches!(
+            p.requirement("GET", "/api/patients/7/"),
+            RouteDecision::BothSpellings {
+                index: 2,
+                folded: 1,
+                ..
+            }
+        ));
+        assert!(p.check("GET", "/api/patients/7", Some(&nurse)).is_allowed());
+        // A public exact path before an authenticated catch-all stays public as written (the
+        // health check, the login endpoint); its other spelling `/health/` asks for a token.
+        assert_eq!(p.check("GET", "/health", None), Decision::Allow);
         assert_eq!(p.check("GET", "/health/", None).status(), 401);
-        assert_eq!(p.check("GET", "/health", None).status(), 401);
-        // ... unless a rule opens `/health/` too.
+        // A rule can open `/health/` too.
         let open = rules(
             r#"[{"path": "/health", "allow": "public"}, {"path": "/health/", "allow": "public"},
                 {"prefix": "/", "allow": "authenticated"}]"#,
@@ -858,9 +873,10 @@ mod tests {
                 requirement: &Requirement::Public
             }
         );
-        // A `path` written with a trailing `/` meets `/docs` as its other spelling: with the
-        // catch-all both apply, alone it decides.
-        assert_eq!(p.check("GET", "/docs/", None).status(), 401);
+        // A `path` written with a trailing `/` meets `/docs` as its other spelling, before the
+        // catch-all `/docs` meets as written: both apply; alone it decides. `/docs/` itself
+        // meets it as written, first.
+        assert_eq!(p.check("GET", "/docs/", None), Decision::Allow);
         assert_eq!(p.check("GET", "/docs", None).status(), 401);
         let docs = rules(r#"[{"path": "/docs/", "allow": "public"}]"#);
         assert_eq!(docs.check("GET", "/docs", None), Decision::Allow);
@@ -930,7 +946,8 @@ mod tests {
             .unwrap(),
         )
         .unwrap();
-        for path in ["/x", "/x/", "/X/"] {
+        // `/x/` meets the exact rule (earlier) only through its other spelling: both rules.
+        for path in ["/x/", "/X/"] {
             assert_eq!(p.check("GET", path, Some(&nurse)).status(), 403, "{path}");
             assert!(p.check("GET", path, Some(&both)).is_allowed(), "{path}");
             assert!(p.check("GET", path, Some(&admin)).is_allowed(), "{path}");
@@ -941,15 +958,6 @@ mod tests {
             );
             assert!(!p.requirement("GET", path).is_public());
         }
-        assert_eq!(
-            p.requirement("GET", "/x"),
-            RouteDecision::BothSpellings {
-                index: 0,
-                requirement: &Requirement::AllPermissions(vec!["patients:read".into()]),
-                folded: 1,
-                folded_requirement: &Requirement::AnyRole(vec!["admin".into()]),
-            }
-        );
         assert!(matches!(
             p.requirement("GET", "/x/"),
             RouteDecision::BothSpellings {
@@ -958,6 +966,33 @@ mod tests {
                 ..
             }
         ));
+        // `/x` meets the exact rule as written, first: it alone decides.
+        assert!(p.check("GET", "/x", Some(&nurse)).is_allowed());
+        assert!(matches!(
+            p.requirement("GET", "/x"),
+            RouteDecision::Rule { index: 0, .. }
+        ));
+        // The rules the other way round: `/x` meets the prefix `/x/` (earlier) only through
+        // its other spelling, so it needs both; `/x/` meets the prefix as written, first.
+        let q = rules(
+            r#"[{"prefix": "/x/", "roles": ["admin"]},
+                {"path": "/x", "permissions": ["patients:read"]}]"#,
+        );
+        assert_eq!(
+            q.requirement("GET", "/x"),
+            RouteDecision::BothSpellings {
+                index: 1,
+                requirement: &Requirement::AllPermissions(vec!["patients:read".into()]),
+                folded: 0,
+                folded_requirement: &Requirement::AnyRole(vec!["admin".into()]),
+            }
+        );
+        // nurse holds patients:read but not the admin role the other spelling's rule asks.
+        assert_eq!(q.check("GET", "/x", Some(&nurse)).status(), 403);
+        assert!(q.check("GET", "/x", Some(&admin)).is_allowed());
+        assert!(q.check("GET", "/x", Some(&both)).is_allowed());
+        assert!(q.check("GET", "/x/", Some(&admin)).is_allowed());
+        assert_eq!(q.check("GET", "/x/", Some(&nurse)).status(), 403);
     }
 
     proptest! {

@@ -325,8 +325,10 @@ def test_no_rule_matched_is_403(upstream):
 def test_trailing_slash_never_skips_the_rule_as_written(upstream):
     # Review finding: an exact `path` rule also matched the path with a trailing slash, so a
     # public `/api/items` took `/api/items/` from the admin-only `/api/items/` prefix written for
-    # it. Now a request must pass the rules both spellings (`/x`, `/x/`) meet: `/api/items` and
-    # `/api/items/` need admin, and `/admin/users/` still meets the exact `/admin/users` rule.
+    # it. Now a rule met only through the other spelling also needs the rule the path as written
+    # meets (`/api/items/` needs admin), while a rule the path as written meets first decides
+    # alone (`/api/items` and `/health` stay public before an authenticated catch-all), and
+    # `/admin/users/` still meets the exact `/admin/users` rule.
     cfg = copy.deepcopy(CONFIG)
     cfg["rules"] = [
         {"path": "/api/items", "allow": "public"},
@@ -334,26 +336,33 @@ def test_trailing_slash_never_skips_the_rule_as_written(upstream):
         {"path": "/admin/users", "roles": ["admin"]},
         {"path": "/x", "permissions": ["patients:read"]},
         {"prefix": "/x/", "roles": ["doctor"]},
+        {"path": "/health", "allow": "public"},
         {"prefix": "/", "allow": "authenticated"},
     ]
     cfg["rate_limits"] = []
     e = Envoy(cfg, upstream)
     try:
         admin, nurse = pyjwt(claims(roles=["admin"])), pyjwt(claims(roles=["nurse"]))
-        for path in ("/api/items", "/api/items/"):
+        for path in ("/api/items", "/health"):
+            r = e.request("GET", path)
+            assert r.status == 200 and r.body["path"] == path, (path, r)
+        for path in ("/api/items/",):
             r = e.request("GET", path)
             assert r.status == 401 and r.body["error"] == "token_missing", (path, r)
             r = e.request("GET", path, token=nurse)
             assert r.status == 403 and r.body["error"] == "forbidden", (path, r)
             r = e.request("GET", path, token=admin)
             assert r.status == 200 and r.body["path"] == path, (path, r)
+        r = e.request("GET", "/health/")
+        assert r.status == 401 and r.body["error"] == "token_missing", r
         for path in ("/admin/users", "/admin/users/", "/Admin/Users/"):
             r = e.request("GET", path, token=nurse)
             assert r.status == 403, (path, r)
             assert e.request("GET", path, token=admin).status == 200, path
     finally:
         e.stop()
-    # Shadow mode logs both rules (patients:read and the doctor role: neither covers the other).
+    # Shadow mode logs both rules where both apply (patients:read and the doctor role: neither
+    # covers the other), one where the path as written meets its rule first.
     cfg["mode"] = "shadow"
     e = Envoy(cfg, upstream, concurrency=1)
     try:
@@ -361,7 +370,7 @@ def test_trailing_slash_never_skips_the_rule_as_written(upstream):
         assert e.request("GET", "/x/").status == 200
         time.sleep(0.3)
         logs = e.logs()
-        assert "would refuse 401 token_missing (rules[3] and rules[4]): GET /x" in logs, logs
+        assert "would refuse 401 token_missing (rules[3]): GET /x" in logs, logs
         assert "would refuse 401 token_missing (rules[4] and rules[3]): GET /x/" in logs, logs
     finally:
         e.stop()
