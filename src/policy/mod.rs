@@ -29,7 +29,7 @@ pub use route::{
 use crate::json::object_only;
 use crate::{ConfigError, ErrorCode};
 use roles::Roles;
-use route::Matched;
+use route::Spellings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -113,6 +113,15 @@ pub enum Requirement {
     AllPermissions(Vec<String>),
 }
 
+impl Requirement {
+    /// Whether every request passing `self` passes `other` too.
+    fn covers(&self, other: &Requirement) -> bool {
+        self == other
+            || *other == Requirement::Public
+            || (*other == Requirement::Authenticated && *self != Requirement::Public)
+    }
+}
+
 /// The outcome of route matching.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteDecision<'a> {
@@ -123,18 +132,19 @@ pub enum RouteDecision<'a> {
         /// What it requires.
         requirement: &'a Requirement,
     },
-    /// A path ending in `/` that the first matching rule, `folded`, matches only as the path
-    /// without that `/` (an exact `path` rule, [`PathPattern::matches`]), while a later rule,
-    /// `index`, matches it as written: the request must pass both. So the fold never lets a
-    /// request past the rule its spelling as written meets (`{"path": "/api/items", "allow":
-    /// "public"}` before `{"prefix": "/api/items/", "roles": ["admin"]}`: `/api/items/` needs
-    /// `admin`), nor a spelling an upstream treats as `/api/items` past that path's rule.
+    /// The two spellings of the path, as written and with one trailing `/` added or removed
+    /// (`/x` and `/x/`), first meet different rules, `index` and `folded`: the request must pass
+    /// both, as many upstreams (Express, Werkzeug with strict_slashes off) serve both spellings
+    /// as one route. So neither spelling takes a request past a stricter rule the other meets
+    /// (`{"prefix": "/admin/", "roles": ["admin"]}` before `{"prefix": "/", "allow":
+    /// "public"}`: `/admin` needs `admin`; `{"path": "/api/items", "allow": "public"}` before
+    /// `{"prefix": "/api/items/", "roles": ["admin"]}`: `/api/items/` needs `admin`).
     BothSpellings {
         /// The rule the path as written meets.
         index: usize,
         /// What it requires.
         requirement: &'a Requirement,
-        /// The `path` rule the path without its trailing `/` meets (before `index`).
+        /// The rule the other spelling (one trailing `/` added or removed) meets first.
         folded: usize,
         /// What that requires.
         folded_requirement: &'a Requirement,
@@ -154,10 +164,6 @@ impl RouteDecision<'_> {
             self,
             RouteDecision::Rule {
                 requirement: Requirement::Public,
-                ..
-            } | RouteDecision::BothSpellings {
-                requirement: Requirement::Public,
-                folded_requirement: Requirement::Public,
                 ..
             }
         )
@@ -322,38 +328,49 @@ impl Policy {
         let Some(path) = path else {
             return RouteDecision::PathNotNormalized;
         };
-        let Some((index, rule, how)) = self
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i, r, r.route.matching(method, &path)))
-            .find(|(_, _, how)| *how != Matched::No)
-        else {
-            return RouteDecision::NoMatch;
-        };
-        let first = RouteDecision::Rule {
-            index,
-            requirement: &rule.requirement,
-        };
-        if how == Matched::AsWritten {
-            return first;
+        // First match over both spellings (as written; one trailing `/` added or removed): the
+        // first rule either meets. When that rule meets only the other spelling, the request
+        // must also pass the first rule its own spelling meets (the operator wrote that one for
+        // this spelling); a rule its own spelling meets first decides alone, as written.
+        let root = path.as_str() == "/";
+        let mut other = None;
+        let mut written = None;
+        for (i, r) in self.rules.iter().enumerate() {
+            let Spellings {
+                written: w,
+                other: o,
+            } = r.route.spellings(method, &path);
+            if w {
+                written = Some((i, &r.requirement));
+                break;
+            }
+            if o && !root && other.is_none() {
+                other = Some((i, &r.requirement));
+            }
         }
-        // Matched only as the path without its trailing `/`: the rule the path as written
-        // meets (if any) still applies.
-        let written = self
-            .rules
-            .iter()
-            .enumerate()
-            .skip(index + 1)
-            .find(|(_, r)| r.route.matches_as_written(method, &path));
-        match written {
-            Some((w, r)) if r.requirement != rule.requirement => RouteDecision::BothSpellings {
-                index: w,
-                requirement: &r.requirement,
-                folded: index,
-                folded_requirement: &rule.requirement,
-            },
-            _ => first,
+        match (written, other) {
+            (None, None) => RouteDecision::NoMatch,
+            (Some((index, requirement)), None) | (None, Some((index, requirement))) => {
+                RouteDecision::Rule { index, requirement }
+            }
+            (Some((index, requirement)), Some((folded, folded_requirement))) => {
+                // One rule when passing one requirement passes the other.
+                if folded_requirement.covers(requirement) {
+                    RouteDecision::Rule {
+                        index: folded,
+                        requirement: folded_requirement,
+                    }
+                } else if requirement.covers(folded_requirement) {
+                    RouteDecision::Rule { index, requirement }
+                } else {
+                    RouteDecision::BothSpellings {
+                        index,
+                        requirement,
+                        folded,
+                        folded_requirement,
+                    }
+                }
+            }
         }
     }
 
@@ -771,14 +788,23 @@ mod tests {
                 {"prefix": "/", "allow": "public"}]"#,
         );
         let (admin, nurse) = (who(&["admin"], &[]), who(&["nurse"], &[]));
-        assert_eq!(p.check("GET", "/api/items", None), Decision::Allow);
+        // `/api/items/` meets the exact rule first only through its other spelling, so it
+        // must also pass the prefix rule it meets as written; public is covered by admin: one
+        // rule, the stricter one.
         assert_eq!(
             p.requirement("GET", "/api/items/"),
-            RouteDecision::BothSpellings {
+            RouteDecision::Rule {
                 index: 1,
                 requirement: &Requirement::AnyRole(vec!["admin".into()]),
-                folded: 0,
-                folded_requirement: &Requirement::Public,
+            }
+        );
+        // `/api/items` meets the exact rule as written, before any rule of its other
+        // spelling: first match decides, as the operator wrote it.
+        assert_eq!(
+            p.requirement("GET", "/api/items"),
+            RouteDecision::Rule {
+                index: 0,
+                requirement: &Requirement::Public,
             }
         );
         assert!(!p.requirement("GET", "/api/items/").is_public());
@@ -808,8 +834,9 @@ mod tests {
         // Both apply: the exact rule (admin) and the catch-all (authenticated).
         assert_eq!(p.check("GET", "/admin/users/", Some(&nurse)).status(), 403);
         assert!(p.check("GET", "/admin/users/", Some(&admin)).is_allowed());
-        // `*` segments alike: `/api/patients/7/` needs patients:read and admin.
-        assert!(p.check("GET", "/api/patients/7", Some(&nurse)).is_allowed());
+        // `*` segments alike: `/api/patients/7/` meets the `*` rule only as its other
+        // spelling, so it needs patients:read and the admin prefix it meets as written;
+        // `/api/patients/7` meets the `*` rule as written, first: patients:read alone.
         assert_eq!(
             p.check("GET", "/api/patients/7/", Some(&nurse)).status(),
             403
@@ -817,9 +844,26 @@ mod tests {
         assert!(p
             .check("GET", "/api/patients/7/", Some(&admin))
             .is_allowed());
-        // The catch-all asks for a token: `/health/` is no longer public...
-        assert_eq!(p.check("GET", "/health/", None).status(), 401);
+        assert!(matches!(
+            p.requirement("GET", "/api/patients/7/"),
+            RouteDecision::BothSpellings {
+                index: 2,
+                folded: 1,
+                ..
+            }
+        ));
+        assert!(p.check("GET", "/api/patients/7", Some(&nurse)).is_allowed());
+        // A public exact path before an authenticated catch-all stays public as written (the
+        // health check, the login endpoint); its other spelling `/health/` asks for a token.
         assert_eq!(p.check("GET", "/health", None), Decision::Allow);
+        assert_eq!(p.check("GET", "/health/", None).status(), 401);
+        // A rule can open `/health/` too.
+        let open = rules(
+            r#"[{"path": "/health", "allow": "public"}, {"path": "/health/", "allow": "public"},
+                {"prefix": "/", "allow": "authenticated"}]"#,
+        );
+        assert_eq!(open.check("GET", "/health", None), Decision::Allow);
+        assert_eq!(open.check("GET", "/health/", None), Decision::Allow);
         // ... but with no other rule for it, the exact rule alone decides, as before.
         let only = rules(r#"[{"path": "/health", "allow": "public"}]"#);
         assert_eq!(
@@ -829,9 +873,14 @@ mod tests {
                 requirement: &Requirement::Public
             }
         );
-        // A `path` written with a trailing `/` matches only that spelling.
+        // A `path` written with a trailing `/` meets `/docs` as its other spelling, before the
+        // catch-all `/docs` meets as written: both apply; alone it decides. `/docs/` itself
+        // meets it as written, first.
         assert_eq!(p.check("GET", "/docs/", None), Decision::Allow);
         assert_eq!(p.check("GET", "/docs", None).status(), 401);
+        let docs = rules(r#"[{"path": "/docs/", "allow": "public"}]"#);
+        assert_eq!(docs.check("GET", "/docs", None), Decision::Allow);
+        assert_eq!(docs.check("GET", "/docs/x", None).status(), 403);
         // The same requirement twice is one rule.
         let same = rules(
             r#"[{"path": "/a", "allow": "authenticated"}, {"prefix": "/", "allow": "authenticated"}]"#,
@@ -840,6 +889,110 @@ mod tests {
             same.requirement("GET", "/a/"),
             RouteDecision::Rule { index: 0, .. }
         ));
+    }
+
+    /// Review finding F1: a rule written with a trailing `/` was dodged by the spelling
+    /// without it (`/admin`, `/ADMIN` went to the public catch-all).
+    #[test]
+    fn spelling_without_the_slash_meets_the_rule_fails() {
+        let p = rules(
+            r#"[{"prefix": "/admin/", "roles": ["admin"]},
+                {"path": "/api/*/", "methods": ["GET"], "roles": ["admin"]},
+                {"path": "/docs/", "permissions": ["patients:read"]},
+                {"prefix": "/", "allow": "public"}]"#,
+        );
+        let (admin, nurse) = (who(&["admin"], &[]), who(&["nurse"], &[]));
+        for path in ["/admin/", "/admin", "/ADMIN", "/Admin?x=1", "/admin/?x=/"] {
+            assert_eq!(
+                p.check("GET", path, None),
+                Decision::Unauthenticated(DenyReason::TokenMissing),
+                "{path}"
+            );
+            assert_eq!(p.check("GET", path, Some(&nurse)).status(), 403, "{path}");
+            assert!(p.check("GET", path, Some(&admin)).is_allowed(), "{path}");
+        }
+        // Only one `/` more or less: `/adminx` and `/admin//` are other paths.
+        assert_eq!(p.check("GET", "/adminx", None), Decision::Allow);
+        // `*` segments and methods: the rule meets `/api/v1` for GET only.
+        assert_eq!(p.check("GET", "/api/v1", None).status(), 401);
+        assert_eq!(p.check("GET", "/api/v1/", None).status(), 401);
+        assert_eq!(p.check("POST", "/api/v1", None), Decision::Allow);
+        assert_eq!(p.check("GET", "/api/v1/x", None), Decision::Allow);
+        assert_eq!(p.check("GET", "/docs", None).status(), 401);
+        assert!(p.check("GET", "/docs", Some(&nurse)).is_allowed());
+        // The root has no other spelling: `/` meets `/` only.
+        let root =
+            rules(r#"[{"path": "/", "allow": "public"}, {"prefix": "/", "roles": ["admin"]}]"#);
+        assert_eq!(root.check("GET", "/", None), Decision::Allow);
+        assert_eq!(root.check("GET", "/?a=/", None), Decision::Allow);
+        assert_eq!(root.check("GET", "/x", None).status(), 401);
+    }
+
+    /// Two requirements neither of which covers the other: both apply, in either direction.
+    #[test]
+    fn both_spellings_need_both_rules_fails() {
+        let p = rules(
+            r#"[{"path": "/x", "permissions": ["patients:read"]},
+                {"prefix": "/x/", "roles": ["admin"]}]"#,
+        );
+        let (admin, nurse) = (who(&["admin"], &[]), who(&["nurse"], &[]));
+        let both = who(&["admin", "nurse"], &[]);
+        let admin_no_perm = Policy::new(
+            &serde_json::from_str(
+                r#"{"roles": {"admin": [], "nurse": ["patients:read"]},
+                    "rules": [{"path": "/x", "permissions": ["patients:read"]},
+                              {"prefix": "/x/", "roles": ["admin"]}]}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        // `/x/` meets the exact rule (earlier) only through its other spelling: both rules.
+        for path in ["/x/", "/X/"] {
+            assert_eq!(p.check("GET", path, Some(&nurse)).status(), 403, "{path}");
+            assert!(p.check("GET", path, Some(&both)).is_allowed(), "{path}");
+            assert!(p.check("GET", path, Some(&admin)).is_allowed(), "{path}");
+            assert_eq!(
+                admin_no_perm.check("GET", path, Some(&admin)).status(),
+                403,
+                "{path}"
+            );
+            assert!(!p.requirement("GET", path).is_public());
+        }
+        assert!(matches!(
+            p.requirement("GET", "/x/"),
+            RouteDecision::BothSpellings {
+                index: 1,
+                folded: 0,
+                ..
+            }
+        ));
+        // `/x` meets the exact rule as written, first: it alone decides.
+        assert!(p.check("GET", "/x", Some(&nurse)).is_allowed());
+        assert!(matches!(
+            p.requirement("GET", "/x"),
+            RouteDecision::Rule { index: 0, .. }
+        ));
+        // The rules the other way round: `/x` meets the prefix `/x/` (earlier) only through
+        // its other spelling, so it needs both; `/x/` meets the prefix as written, first.
+        let q = rules(
+            r#"[{"prefix": "/x/", "roles": ["admin"]},
+                {"path": "/x", "permissions": ["patients:read"]}]"#,
+        );
+        assert_eq!(
+            q.requirement("GET", "/x"),
+            RouteDecision::BothSpellings {
+                index: 1,
+                requirement: &Requirement::AllPermissions(vec!["patients:read".into()]),
+                folded: 0,
+                folded_requirement: &Requirement::AnyRole(vec!["admin".into()]),
+            }
+        );
+        // nurse holds patients:read but not the admin role the other spelling's rule asks.
+        assert_eq!(q.check("GET", "/x", Some(&nurse)).status(), 403);
+        assert!(q.check("GET", "/x", Some(&admin)).is_allowed());
+        assert!(q.check("GET", "/x", Some(&both)).is_allowed());
+        assert!(q.check("GET", "/x/", Some(&admin)).is_allowed());
+        assert_eq!(q.check("GET", "/x/", Some(&nurse)).status(), 403);
     }
 
     proptest! {

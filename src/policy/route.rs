@@ -105,15 +105,25 @@ fn escapes_ok(bytes: &[u8]) -> bool {
     true
 }
 
-/// How a rule matched a request path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Matched {
-    /// Not at all.
-    No,
-    /// As written.
-    AsWritten,
-    /// Only as the path without its trailing `/` (an exact `path` rule).
-    Folded,
+/// Which spellings of a request path a rule matches: the path as written, and its other
+/// spelling, with one trailing `/` added or removed (`/x` and `/x/`; the root `/` has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Spellings {
+    /// The path as written.
+    pub(crate) written: bool,
+    /// The path with one trailing `/` added or removed.
+    pub(crate) other: bool,
+}
+
+impl Spellings {
+    const WRITTEN: Self = Self {
+        written: true,
+        other: false,
+    };
+    const OTHER: Self = Self {
+        written: false,
+        other: true,
+    };
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,27 +188,26 @@ impl PathPattern {
     }
 
     fn matches_segments(&self, path: &RequestPath<'_>, fold_slash: bool) -> bool {
-        match self.matching(path) {
-            Matched::No => false,
-            Matched::AsWritten => true,
-            Matched::Folded => fold_slash,
-        }
+        let s = self.spellings(path);
+        s.written || (fold_slash && s.other && path.as_str().ends_with('/'))
     }
 
-    /// How `path` matches, in one pass.
-    pub(crate) fn matching(&self, path: &RequestPath<'_>) -> Matched {
+    /// Which spellings of `path` match, in one pass.
+    pub(crate) fn spellings(&self, path: &RequestPath<'_>) -> Spellings {
         let mut theirs = path.segments();
-        for ours in &self.segments {
-            match (ours, theirs.next()) {
-                (Segment::Any, Some(s)) if !s.is_empty() => {}
-                (Segment::Literal(l), Some(s)) if l.eq_ignore_ascii_case(s) => {}
-                _ => return Matched::No,
+        let mut ours = self.segments.iter();
+        loop {
+            match (ours.next(), theirs.next()) {
+                (Some(Segment::Any), Some(s)) if !s.is_empty() => {}
+                (Some(Segment::Literal(l)), Some(s)) if l.eq_ignore_ascii_case(s) => {}
+                (None, None) => return Spellings::WRITTEN,
+                // One trailing `/` more on the request, or on the pattern.
+                (None, Some("")) if theirs.next().is_none() => return Spellings::OTHER,
+                (Some(Segment::Literal(l)), None) if l.is_empty() && ours.next().is_none() => {
+                    return Spellings::OTHER
+                }
+                _ => return Spellings::default(),
             }
-        }
-        match theirs.next() {
-            None => Matched::AsWritten,
-            Some("") if theirs.next().is_none() => Matched::Folded,
-            Some(_) => Matched::No,
         }
     }
 
@@ -357,25 +366,39 @@ impl RouteMatch {
     }
 
     /// [`RouteMatch::matches`] without the trailing-slash fold of a `path`
-    /// ([`PathPattern::matches_as_written`]); a `prefix` matches the same either way.
+    /// ([`PathPattern::matches_as_written`]).
     #[must_use]
     pub fn matches_as_written(&self, method: &str, path: &RequestPath<'_>) -> bool {
-        self.matching(method, path) == Matched::AsWritten
+        self.spellings(method, path).written
     }
 
-    /// How the request matches, in one pass ([`RouteMatch::matches`] is "not `No`").
-    pub(crate) fn matching(&self, method: &str, path: &RequestPath<'_>) -> Matched {
+    /// Which spellings of the request path match, in one pass ([`Spellings`]).
+    pub(crate) fn spellings(&self, method: &str, path: &RequestPath<'_>) -> Spellings {
         if !self.methods.as_ref().is_none_or(|m| m.contains(method)) {
-            return Matched::No;
+            return Spellings::default();
         }
         match &self.target {
-            Target::Path(p) => p.matching(path),
+            Target::Path(p) => p.spellings(path),
             Target::Prefix(p) => {
-                let head = path.as_str().as_bytes().get(..p.len());
-                if head.is_some_and(|head| head.eq_ignore_ascii_case(p.as_bytes())) {
-                    Matched::AsWritten
-                } else {
-                    Matched::No
+                let (path, p) = (path.as_str().as_bytes(), p.as_bytes());
+                let starts = |path: &[u8]| {
+                    path.get(..p.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(p))
+                };
+                let other = match path.split_last() {
+                    Some((b'/', rest)) if !rest.is_empty() => starts(rest),
+                    // `path` + `/`: only a prefix one byte longer, ending in `/`, adds a match.
+                    _ => {
+                        starts(path)
+                            || (p.len() == path.len() + 1
+                                && p.last() == Some(&b'/')
+                                && p.get(..path.len())
+                                    .is_some_and(|h| h.eq_ignore_ascii_case(path)))
+                    }
+                };
+                Spellings {
+                    written: starts(path),
+                    other,
                 }
             }
         }

@@ -412,10 +412,14 @@ impl RateLimits {
         method: &'a str,
         path: Option<RequestPath<'a>>,
     ) -> impl Iterator<Item = (usize, &'a RateLimitRule)> + 'a {
-        self.rules
-            .iter()
-            .enumerate()
-            .filter(move |(_, r)| path.as_ref().is_some_and(|p| r.route.matches(method, p)))
+        self.rules.iter().enumerate().filter(move |(_, r)| {
+            // Either spelling (one trailing `/` added or removed) meets the limit: matching
+            // more only meters more, and `prefix "/api/auth/login/"` meters `/api/auth/login`.
+            path.as_ref().is_some_and(|p| {
+                let s = r.route.spellings(method, p);
+                s.written || (s.other && p.as_str() != "/")
+            })
+        })
     }
 
     /// The rules, in config order.

@@ -325,39 +325,83 @@ def test_no_rule_matched_is_403(upstream):
 def test_trailing_slash_never_skips_the_rule_as_written(upstream):
     # Review finding: an exact `path` rule also matched the path with a trailing slash, so a
     # public `/api/items` took `/api/items/` from the admin-only `/api/items/` prefix written for
-    # it. Now such a request must pass both rules; and `/admin/users/` still meets the exact
-    # `/admin/users` rule (an upstream may route it the same), not only the weaker catch-all.
+    # it. Now a rule met only through the other spelling also needs the rule the path as written
+    # meets (`/api/items/` needs admin), while a rule the path as written meets first decides
+    # alone (`/api/items` and `/health` stay public before an authenticated catch-all), and
+    # `/admin/users/` still meets the exact `/admin/users` rule.
     cfg = copy.deepcopy(CONFIG)
     cfg["rules"] = [
         {"path": "/api/items", "allow": "public"},
         {"prefix": "/api/items/", "roles": ["admin"]},
         {"path": "/admin/users", "roles": ["admin"]},
+        {"path": "/x", "permissions": ["patients:read"]},
+        {"prefix": "/x/", "roles": ["doctor"]},
+        {"path": "/health", "allow": "public"},
         {"prefix": "/", "allow": "authenticated"},
     ]
     cfg["rate_limits"] = []
     e = Envoy(cfg, upstream)
     try:
         admin, nurse = pyjwt(claims(roles=["admin"])), pyjwt(claims(roles=["nurse"]))
-        assert e.request("GET", "/api/items").status == 200
-        r = e.request("GET", "/api/items/")
+        for path in ("/api/items", "/health"):
+            r = e.request("GET", path)
+            assert r.status == 200 and r.body["path"] == path, (path, r)
+        for path in ("/api/items/",):
+            r = e.request("GET", path)
+            assert r.status == 401 and r.body["error"] == "token_missing", (path, r)
+            r = e.request("GET", path, token=nurse)
+            assert r.status == 403 and r.body["error"] == "forbidden", (path, r)
+            r = e.request("GET", path, token=admin)
+            assert r.status == 200 and r.body["path"] == path, (path, r)
+        r = e.request("GET", "/health/")
         assert r.status == 401 and r.body["error"] == "token_missing", r
-        r = e.request("GET", "/api/items/", token=nurse)
-        assert r.status == 403 and r.body["error"] == "forbidden", r
-        r = e.request("GET", "/api/items/", token=admin)
-        assert r.status == 200 and r.body["path"] == "/api/items/", r
         for path in ("/admin/users", "/admin/users/", "/Admin/Users/"):
             r = e.request("GET", path, token=nurse)
             assert r.status == 403, (path, r)
             assert e.request("GET", path, token=admin).status == 200, path
     finally:
         e.stop()
-    # Shadow mode logs both rules.
+    # Shadow mode logs both rules where both apply (patients:read and the doctor role: neither
+    # covers the other), one where the path as written meets its rule first.
     cfg["mode"] = "shadow"
     e = Envoy(cfg, upstream, concurrency=1)
     try:
-        assert e.request("GET", "/api/items/").status == 200
+        assert e.request("GET", "/x").status == 200
+        assert e.request("GET", "/x/").status == 200
         time.sleep(0.3)
-        assert "would refuse 401 token_missing (rules[1] and rules[0]): GET /api/items/" in e.logs()
+        logs = e.logs()
+        assert "would refuse 401 token_missing (rules[3]): GET /x" in logs, logs
+        assert "would refuse 401 token_missing (rules[4] and rules[3]): GET /x/" in logs, logs
+    finally:
+        e.stop()
+
+
+def test_trailing_slash_rule_meets_the_path_without_it(upstream):
+    # Review finding F1: a rule written with a trailing `/` was dodged by the spelling without
+    # it: `/admin` and `/ADMIN` went to the public catch-all, and upstreams serving both
+    # spellings as one route served the admin root.
+    cfg = copy.deepcopy(CONFIG)
+    cfg["rules"] = [
+        {"prefix": "/admin/", "roles": ["admin"]},
+        {"path": "/api/*/", "methods": ["GET"], "roles": ["admin"]},
+        {"path": "/docs/", "roles": ["admin"]},
+        {"prefix": "/", "allow": "public"},
+    ]
+    cfg["rate_limits"] = [{"prefix": "/api/auth/login/", "key": "ip", "limit": "2/minute"}]
+    e = Envoy(cfg, upstream)
+    try:
+        admin, nurse = pyjwt(claims(roles=["admin"])), pyjwt(claims(roles=["nurse"]))
+        for path in ("/admin/", "/admin", "/ADMIN", "/admin?x=1", "/api/v1", "/api/v1/", "/docs"):
+            r = e.request("GET", path)
+            assert r.status == 401 and r.body["error"] == "token_missing", (path, r)
+            assert e.request("GET", path, token=nurse).status == 403, path
+            assert e.request("GET", path, token=admin).status == 200, path
+        assert e.request("POST", "/api/v1").status == 200
+        assert e.request("GET", "/adminx").status == 200
+        assert e.request("GET", "/").status == 200
+        # A limit written with the slash meters the spelling without it.
+        statuses = [e.request("POST", "/api/auth/login").status for _ in range(3)]
+        assert statuses == [200, 200, 429], statuses
     finally:
         e.stop()
 
