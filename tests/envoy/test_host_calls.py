@@ -73,6 +73,8 @@ def test_allowed_request_host_calls(tmp_path):
         "response_headers": {"proxy_on_response_headers": 1},
         "done": {"proxy_on_delete": 1}}
     assert r["vm_entries_per_request"] == 7
+    # The `ip` limit's key: the downstream address, asked for by its exact ABI path.
+    assert r["properties"] == ["source.address"]
     assert ["x-user-id", "alice"] in r["request_headers"]
     assert [h for h, _ in r["response_headers"]] == [":status", "ratelimit-policy", "ratelimit"]
 
