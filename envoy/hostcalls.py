@@ -14,7 +14,7 @@ envoy/bench.py's shape (one worker, direct_response upstream, wrk -c32 with one 
 Then the host calls keygate makes per allowed request (the counting host of
 tests/envoy/test_host_calls.py) priced with the per-call figures, against what each feature adds.
 
-Usage: envoy/hostcalls.py [--secs 4] [--rounds 5] [--repeat 50] [--baseline <wasm>]
+Usage: envoy/hostcalls.py [--secs 5] [--rounds 7] [--repeat 50] [--baseline <wasm>]
 """
 import argparse
 import os
@@ -58,8 +58,8 @@ def spread(xs):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--secs", type=int, default=4)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--secs", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--repeat", type=int, default=50, help="calls of one kind per request")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--baseline", help="another keygate_envoy.wasm, one more keygate row")
