@@ -17,7 +17,7 @@ export PATH := $(CARGO_BIN):$(PATH)
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
 	test-demo setup-demo setup-runtimes oci build-ratelimit test-ratelimit bench-ratelimit \
 	demo-fleet demo-fleet-check bench-global \
-	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots bench-ready wait-build-ratelimit
+	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots bench-ready bench-hostcalls wait-build-ratelimit
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
 setup: setup-apt setup-rust setup-python setup-envoy136 setup-node setup-demo setup-runtimes setup-fuzz
@@ -198,7 +198,7 @@ test-ratelimit: setup-python setup-apt build-ratelimit build-envoy
 test-vectors: setup-python
 	$(PY) tests/vectors/generate.py --check
 
-bench: bench-envoy bench-ready bench-js bench-ratelimit bench-global
+bench: bench-envoy bench-hostcalls bench-ready bench-js bench-ratelimit bench-global
 
 ## bench-global: one route, the same limit local vs global (keygate-ratelimit on Redis): added p50/p99, Envoy CPU/request
 bench-global: setup-python setup-apt build-envoy build-ratelimit
@@ -209,7 +209,8 @@ bench-ratelimit: setup-apt build-ratelimit
 	cargo build --profile service -p keygate-ratelimit --example load
 	python3 envoy/ratelimit/bench.py
 
-## build-noop: the bench's `noop` floor (envoy/noop: the same SDK, continues every request, every export kept)
+## build-noop: the bench's `noop` floor (envoy/noop: the same SDK, continues every request, every export kept;
+## with a plugin configuration naming host calls, the probe of bench-hostcalls)
 NOOP_WASM := target/keygate_noop.wasm
 build-noop: setup-rust setup-apt
 	cargo build --profile filter -p keygate-noop --target wasm32-wasip1
@@ -218,6 +219,11 @@ build-noop: setup-rust setup-apt
 ## bench-envoy: Envoy without auth vs the native jwt_authn+rbac+local_ratelimit chain vs keygate
 bench-envoy: setup-python build-envoy build-noop
 	$(PY) envoy/bench.py
+
+## bench-hostcalls: µs per proxy-wasm host call of each kind keygate makes (envoy/noop as a probe, each
+## call repeated per request) and keygate's features one by one, added Envoy CPU over none and noop
+bench-hostcalls: setup-python build-envoy build-noop
+	$(PY) envoy/hostcalls.py
 
 ## bench-ready: where Envoy's ready time goes with the filter (boot, V8 compile, VMs + configure), vs no filter
 bench-ready: setup-python build-envoy

@@ -158,7 +158,9 @@ def native_filters(alg):
     ]
 
 
-def keygate_filters(alg, wasm=WASM, fetched=False):
+def keygate_filters(alg, wasm=WASM, fetched=False, without=()):
+    """keygate's filter; `without`: top-level plugin fields to leave out (envoy/hostcalls.py's
+    feature variants, e.g. `("rate_limits",)`)."""
     # A fetched set may carry the HS256 bench key only with the explicit opt-in.
     keys = ({"remote_jwks": {"cluster": "jwks", "uri": "http://jwks.local/.well-known/jwks.json",
                              "insecure_allow_symmetric": alg == "HS256"}}
@@ -169,6 +171,8 @@ def keygate_filters(alg, wasm=WASM, fetched=False):
         "rate_limits": [{"prefix": "/", "key": "ip", "limit": "1000000/second"}],
         "claims_to_headers": {"sub": "x-user-id", "roles": "x-user-roles"},
     }
+    for field in without:
+        plugin.pop(field)
     return [{"name": "envoy.filters.http.wasm", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
         "config": {
@@ -179,13 +183,19 @@ def keygate_filters(alg, wasm=WASM, fetched=False):
                               "value": json.dumps(plugin)}}}}]
 
 
-def noop_filters(_alg):
+def noop_filters(_alg, calls=""):
+    """The `noop` floor; `calls`: host calls it makes per request (envoy/noop's docs, used by
+    envoy/hostcalls.py), none by default."""
+    config = {
+        "name": "noop", "root_id": "noop", "failure_policy": "FAIL_RELOAD",
+        "vm_config": {"vm_id": "noop", "runtime": "envoy.wasm.runtime.v8",
+                      "code": {"local": {"filename": str(NOOP_WASM)}}}}
+    if calls:
+        config["configuration"] = {"@type": "type.googleapis.com/google.protobuf.StringValue",
+                                   "value": calls}
     return [{"name": "envoy.filters.http.wasm", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-        "config": {
-            "name": "noop", "root_id": "noop", "failure_policy": "FAIL_RELOAD",
-            "vm_config": {"vm_id": "noop", "runtime": "envoy.wasm.runtime.v8",
-                          "code": {"local": {"filename": str(NOOP_WASM)}}}}}}]
+        "config": config}}]
 
 
 def jwks_listener(alg, port):
@@ -204,11 +214,13 @@ def jwks_listener(alg, port):
                     "http_filters": [router()]}}]}]}
 
 
-def config(variant, alg, port, admin_port):
-    filters = {"none": lambda _: [], "noop": noop_filters, "native": native_filters,
-               "keygate": keygate_filters,
-               "fetched": lambda a: keygate_filters(a, fetched=True),
-               "baseline": lambda a: keygate_filters(a, BASELINE)}[variant](alg)
+def config(variant, alg, port, admin_port, filters=None):
+    """Envoy's configuration for `variant`; `filters`: HTTP filters instead of the variant's."""
+    if filters is None:
+        filters = {"none": lambda _: [], "noop": noop_filters, "native": native_filters,
+                   "keygate": keygate_filters,
+                   "fetched": lambda a: keygate_filters(a, fetched=True),
+                   "baseline": lambda a: keygate_filters(a, BASELINE)}[variant](alg)
     route = {"match": {"prefix": "/"},
              "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}
     vhost = {"name": "all", "domains": ["*"], "routes": [route]}
@@ -258,12 +270,12 @@ def wait_ready(proc, admin_port, t0, what, log_path, poll=0.005):
 class Envoy:
     base_id = 500 + os.getpid() % 1000 * 3
 
-    def __init__(self, variant, alg, concurrency):
+    def __init__(self, variant, alg, concurrency, filters=None):
         self.port, self.admin_port = free_port(), free_port()
         self.dir = tempfile.mkdtemp(prefix=f"keygate-bench-{variant}-")
         path = os.path.join(self.dir, "envoy.yaml")
         with open(path, "w") as f:
-            yaml.safe_dump(config(variant, alg, self.port, self.admin_port), f)
+            yaml.safe_dump(config(variant, alg, self.port, self.admin_port, filters), f)
         binary = glob.glob(str(ROOT / ".venv/lib/python3*/site-packages/envoy/_bin/envoy"))
         if not binary:
             sys.exit("Envoy is not installed: run `make setup`")
@@ -316,8 +328,8 @@ def fresh_script(alg, directory):
     return path
 
 
-def run(variant, alg, mode, args, scripts):
-    e = Envoy(variant, alg, args.concurrency)
+def run(variant, alg, mode, args, scripts, filters=None):
+    e = Envoy(variant, alg, args.concurrency, filters)
     try:
         url = f"http://127.0.0.1:{e.port}/api/records"
         tok = token(alg)

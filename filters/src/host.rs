@@ -38,6 +38,40 @@ extern "C" {
         return_map_data: *mut *mut u8,
         return_map_size: *mut usize,
     ) -> Status;
+
+    /// The ABI call behind the SDK's `get_property`, declared here for the one property the
+    /// filter reads on a request: the SDK's wrapper builds its path in a `Vec<&str>` and a
+    /// serialized `Vec<u8>` per call (two allocations) and panics on a status it does not
+    /// know; [`client_address`] passes a constant path and treats any other status as absent.
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> Status;
+}
+
+/// `source.address` serialized as the ABI wants a property path (parts joined by NUL; the
+/// SDK's `serialize_property_path` makes the same bytes of `vec!["source", "address"]`).
+const SOURCE_ADDRESS: &[u8] = b"source\0address";
+
+/// The downstream address (`source.address`), or `None` if the host has none or refused.
+fn client_address() -> Option<Vec<u8>> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: as for the header map: on `Ok` the host wrote a pointer to `size` bytes it
+    // allocated through this module's `proxy_on_memory_allocate`, which the Vec now owns.
+    unsafe {
+        match proxy_get_property(
+            SOURCE_ADDRESS.as_ptr(),
+            SOURCE_ADDRESS.len(),
+            &mut data,
+            &mut size,
+        ) {
+            Status::Ok if !data.is_null() => Some(Vec::from_raw_parts(data, size, size)),
+            _ => None,
+        }
+    }
 }
 
 /// The raw serialized request header map, or `None` if the host refused.
@@ -62,13 +96,7 @@ fn request_header_bytes() -> Option<Vec<u8>> {
 /// [`RawRequest::view`] decides on it without copying a header.
 #[must_use]
 pub fn read_request(address: bool) -> RawRequest {
-    let remote = if address {
-        hostcalls::get_property(vec!["source", "address"])
-            .ok()
-            .flatten()
-    } else {
-        None
-    };
+    let remote = if address { client_address() } else { None };
     RawRequest {
         map: request_header_bytes(),
         remote,

@@ -7,7 +7,7 @@ use super::outcome::{
     loggable_request, www_authenticate, Forward, LocalReply, Metric, ShadowRefusal, StripToken,
 };
 use super::request::HttpRequest;
-use super::slots::{check_slot, SlotCheck};
+use super::slots::{check_slot, check_slot_of, SlotCheck};
 use super::store::SharedStore;
 use super::token_source::{cookie_header_without, presented, Presented, TokenSource};
 use super::Gateway;
@@ -53,10 +53,15 @@ impl Passed {
                 policy.push_str(&text);
             }
         }
-        let mut headers = vec![("ratelimit-policy", policy)];
-        // A service that stated no remaining count or reset gives no `RateLimit` item.
-        if !self.states.is_empty() {
-            headers.push(("ratelimit", self.states.join(", ")));
+        let mut headers = Vec::with_capacity(2);
+        headers.push(("ratelimit-policy", policy));
+        // A service that stated no remaining count or reset gives no `RateLimit` item. One
+        // item (one limit passed: the common case) is moved, not copied by `join`.
+        let mut states = self.states;
+        if states.len() == 1 {
+            headers.extend(states.pop().map(|state| ("ratelimit", state)));
+        } else if !states.is_empty() {
+            headers.push(("ratelimit", states.join(", ")));
         }
         headers
     }
@@ -545,7 +550,20 @@ impl Gateway {
         now_ms: u64,
         passed: &mut Passed,
     ) -> Result<(), LocalReply> {
-        match check_slot(&self.seed, index, rule, key, store, now_ms) {
+        // Addresses and subjects through the memo; a `header:` value (which may be a client's
+        // secret, such as an API key) is never kept: hashed each time.
+        let memo = (!key.starts_with("hdr:"))
+            .then(|| self.fingerprints.try_borrow_mut().ok())
+            .flatten();
+        let checked = match memo {
+            Some(mut memo) => {
+                let fp = memo.fingerprint(&self.seed, index, key);
+                drop(memo);
+                check_slot_of(&self.seed, index, rule, fp, store, now_ms)
+            }
+            None => check_slot(&self.seed, index, rule, key, store, now_ms),
+        };
+        match checked {
             SlotCheck::Admitted(d) => {
                 passed.policies.push(PolicyText::Rule(index));
                 passed.states.push(d.ratelimit_header());

@@ -152,6 +152,9 @@ pub struct Gateway {
     /// Key sets installed since the gateway was made: a cache that saw an older count is
     /// emptied before use, even if emptying it at the change itself could not borrow it.
     key_sets: Cell<u64>,
+    /// Rate-limit key fingerprints computed last (`slots::FingerprintMemo`); borrowed only
+    /// inside one call.
+    fingerprints: RefCell<slots::FingerprintMemo>,
 }
 
 impl Gateway {
@@ -269,6 +272,7 @@ impl Gateway {
             rls,
             id: GatewayId::next(),
             tokens: RefCell::new(TokenCache::default()),
+            fingerprints: RefCell::new(slots::FingerprintMemo::default()),
             key_sets: Cell::new(0),
         })
     }

@@ -1,7 +1,10 @@
 //! Rate-limit slots in shared data: naming, creation, and the compare-and-swap loop.
 
 use super::store::{SharedStore, StoreError, SENTINEL};
-use crate::ratelimit::{key_fingerprint, slot_index, RateDecision, RateLimitRule, State};
+use crate::ratelimit::{
+    key_fingerprint, push_decimal, slot_index, RateDecision, RateLimitRule, State,
+};
+use subtle::ConstantTimeEq;
 
 /// Reads/CAS writes tried for one slot before giving up. Each failed CAS means another
 /// request on the same slot was admitted in between, so a long losing streak only happens
@@ -35,24 +38,6 @@ pub fn slot_key(seed: &[u8; 32], rule: usize, slot: u32) -> String {
     key
 }
 
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // `n % 10` < 10: the cast never truncates.
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
-}
-
 /// Creates `key` holding the sentinel unless it exists; never overwrites a state.
 ///
 /// # Errors
@@ -62,6 +47,76 @@ pub fn create_slot(store: &impl SharedStore, key: &str) -> Result<bool, StoreErr
         Ok(()) => Ok(true),
         Err(StoreError::CasMismatch) => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// Entries of a gateway's [`FingerprintMemo`].
+pub const FINGERPRINT_MEMO_ENTRIES: usize = 256;
+
+/// Longest key the [`FingerprintMemo`] keeps (bytes); a longer one (a long `sub`) is hashed
+/// each time, as without the memo, so the memo holds at most ≈ 256 × 128 B of keys.
+pub const FINGERPRINT_MEMO_MAX_KEY_LEN: usize = 128;
+
+/// The rate-limit key fingerprints a gateway computed last, so that a client seen again (the
+/// common case: one address or subject sends many requests) costs a lookup instead of a
+/// SHA-256 ([`key_fingerprint`]). Direct-mapped: [`FINGERPRINT_MEMO_ENTRIES`] entries, each
+/// key in the one entry its hash picks, replacing what was there — bounded whatever the
+/// keys (keys up to [`FINGERPRINT_MEMO_MAX_KEY_LEN`] bytes; longer ones are not kept), and a
+/// key that collides (or an attacker's stream of new keys) costs what it cost without the
+/// memo plus one copy of the key. The entry is picked by an FNV-1a hash started from the
+/// gateway's seed, so colliding keys cannot be computed without it. The answer is always
+/// `key_fingerprint(seed, rule, key)`: an entry is only used for the same rule and the same
+/// key bytes (compared in constant time), and the seed is the gateway's own.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct FingerprintMemo {
+    entries: Vec<Option<(usize, String, u64)>>,
+    /// FNV-1a's state after the seed (set with the entries, at first use).
+    base: u64,
+}
+
+/// FNV-1a over `bytes` from `state`.
+fn fnv1a(mut state: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    for b in bytes {
+        state = (state ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    state
+}
+
+impl FingerprintMemo {
+    /// `key_fingerprint(seed, rule, key)`, from the memo when it holds it.
+    pub(crate) fn fingerprint(&mut self, seed: &[u8; 32], rule: usize, key: &str) -> u64 {
+        if key.len() > FINGERPRINT_MEMO_MAX_KEY_LEN {
+            return key_fingerprint(seed, rule, key);
+        }
+        if self.entries.is_empty() {
+            self.entries.resize(FINGERPRINT_MEMO_ENTRIES, None);
+            self.base = fnv1a(0xcbf2_9ce4_8422_2325, seed.iter().copied());
+        }
+        let at = self.index(rule, key);
+        let Some(entry) = self.entries.get_mut(at) else {
+            return key_fingerprint(seed, rule, key);
+        };
+        if let Some((r, k, fp)) = entry {
+            if *r == rule && bool::from(k.as_bytes().ct_eq(key.as_bytes())) {
+                return *fp;
+            }
+        }
+        let fp = key_fingerprint(seed, rule, key);
+        *entry = Some((rule, key.to_owned(), fp));
+        fp
+    }
+
+    /// The entry for (`rule`, `key`): picks it, never decides.
+    fn index(&self, rule: usize, key: &str) -> usize {
+        let rule = (rule as u64).to_le_bytes();
+        let h = fnv1a(self.base, rule.into_iter().chain(key.bytes()));
+        // The high half: FNV's low bits depend only on the low bits of its state and input.
+        ((h >> 32) % FINGERPRINT_MEMO_ENTRIES as u64) as usize
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.iter().flatten().count()
     }
 }
 
@@ -90,7 +145,25 @@ pub(crate) fn check_slot(
     store: &impl SharedStore,
     now_ms: u64,
 ) -> SlotCheck {
-    let fp = key_fingerprint(seed, index, key);
+    check_slot_of(
+        seed,
+        index,
+        rule,
+        key_fingerprint(seed, index, key),
+        store,
+        now_ms,
+    )
+}
+
+/// [`check_slot`] for the key whose fingerprint is `fp` (`key_fingerprint(seed, index, key)`).
+pub(crate) fn check_slot_of(
+    seed: &[u8; 32],
+    index: usize,
+    rule: &RateLimitRule,
+    fp: u64,
+    store: &impl SharedStore,
+    now_ms: u64,
+) -> SlotCheck {
     let name = slot_key(seed, index, slot_index(fp, rule.slots()));
     for _ in 0..MAX_CAS_ATTEMPTS {
         let (bytes, cas) = match store.get(&name) {
@@ -238,6 +311,66 @@ mod tests {
             check_slot(&SEED, 0, &r, "ip:1", &BrokenStore, T0),
             SlotCheck::Unavailable
         );
+    }
+
+    #[test]
+    fn memo_gives_the_fingerprint_ok() {
+        let mut memo = FingerprintMemo::default();
+        let other = [3u8; 32];
+        // Far more keys than entries, over two rules, each asked several times: every answer
+        // is the SHA-256 fingerprint of that rule and key, colliding entries included.
+        for round in 0..3 {
+            for i in 0..(3 * FINGERPRINT_MEMO_ENTRIES) {
+                for rule in 0..2 {
+                    let key = format!("ip:10.0.{}.{}", i / 256, i % 256);
+                    let want = key_fingerprint(&SEED, rule, &key);
+                    assert_eq!(memo.fingerprint(&SEED, rule, &key), want, "{round} {key}");
+                    assert_eq!(memo.fingerprint(&SEED, rule, &key), want);
+                }
+            }
+        }
+        assert!(memo.len() <= FINGERPRINT_MEMO_ENTRIES);
+        // Same key, another rule or a key that is a prefix: never the cached entry's answer.
+        let fp = memo.fingerprint(&SEED, 0, "sub:alice");
+        assert_ne!(memo.fingerprint(&SEED, 1, "sub:alice"), fp);
+        assert_ne!(memo.fingerprint(&SEED, 0, "sub:alic"), fp);
+        assert_eq!(memo.fingerprint(&SEED, 0, "sub:alice"), fp);
+        // A memo is its gateway's: another seed gets its own memo's answers, and its
+        // entries are picked differently (colliding keys depend on the seed).
+        let mut theirs = FingerprintMemo::default();
+        assert_eq!(
+            theirs.fingerprint(&other, 0, "sub:alice"),
+            key_fingerprint(&other, 0, "sub:alice")
+        );
+        let moved = (0..64)
+            .map(|i| format!("ip:192.0.2.{i}"))
+            .filter(|k| memo.index(0, k) != theirs.index(0, k))
+            .count();
+        assert!(moved > 32, "{moved} of 64 keys moved with the seed");
+    }
+
+    #[test]
+    fn memo_keeps_no_long_key_ok() {
+        let mut memo = FingerprintMemo::default();
+        let short = format!("sub:{}", "x".repeat(FINGERPRINT_MEMO_MAX_KEY_LEN - 4));
+        let long = format!("sub:{}", "x".repeat(30_000));
+        assert_eq!(
+            memo.fingerprint(&SEED, 0, &short),
+            key_fingerprint(&SEED, 0, &short)
+        );
+        assert_eq!(memo.len(), 1);
+        for _ in 0..3 {
+            assert_eq!(
+                memo.fingerprint(&SEED, 0, &long),
+                key_fingerprint(&SEED, 0, &long)
+            );
+        }
+        assert_eq!(memo.len(), 1);
+        assert!(memo
+            .entries
+            .iter()
+            .flatten()
+            .all(|(_, k, _)| k.len() <= FINGERPRINT_MEMO_MAX_KEY_LEN));
     }
 
     #[test]

@@ -260,10 +260,15 @@ impl RateDecision {
     /// The `RateLimit` header value: `"5/minute";r=<remaining>;t=<reset secs>`.
     #[must_use]
     pub fn ratelimit_header(&self) -> String {
-        format!(
-            "\"{}\";r={};t={}",
-            self.quota, self.remaining, self.reset_secs
-        )
+        // Written by hand, not `format!`: it goes on every admitted request.
+        let mut out = String::with_capacity(40);
+        out.push('"');
+        self.quota.push_text(&mut out);
+        out.push_str("\";r=");
+        super::push_decimal(&mut out, u64::from(self.remaining));
+        out.push_str(";t=");
+        super::push_decimal(&mut out, self.reset_secs);
+        out
     }
 
     /// The `Retry-After` header value (delay-seconds) when refused.
@@ -513,6 +518,22 @@ mod tests {
     }
 
     proptest! {
+        /// The `RateLimit` value written by hand is what `format!` wrote before, for named
+        /// and unnamed periods, at every remaining count and reset.
+        #[test]
+        fn ratelimit_header_as_formatted_ok(count in 1u32..5_000, unit in "(s|m|h|d|w|15m|90s|2h)",
+                                            gaps in proptest::collection::vec(0u64..100_000, 1..20)) {
+            let l = limiter(&[&format!("{count}/{unit}")]);
+            let mut st = None;
+            let mut now = T0;
+            for gap in &gaps {
+                now += gap;
+                let d = hit(&l, &mut st, FP, now);
+                let want = format!("\"{}\";r={};t={}", d.quota(), d.remaining(), d.reset_secs());
+                prop_assert_eq!(d.ratelimit_header(), want);
+            }
+        }
+
         #[test]
         fn never_more_than_burst_plus_rate_ok(gaps in proptest::collection::vec(0u64..30_000, 1..200),
                                               quota in "(1|3|5|7|100)/(s|m|h|15m)") {

@@ -45,11 +45,11 @@ impl KeySource {
     #[must_use]
     pub fn key(&self, client_ip: Option<&str>, sub: Option<&str>, header: Option<&str>) -> String {
         match (self, sub, header) {
-            (Self::Sub, Some(sub), _) => format!("sub:{sub}"),
+            (Self::Sub, Some(sub), _) => prefixed("sub:", sub),
             // An empty (or blank) value is no value: the descriptor protocol needs one byte
             // at least, and a client must not pick a bucket (or a failure) by sending `""`.
             (Self::Header(_), _, Some(value)) if !value.trim().is_empty() => {
-                format!("hdr:{value}")
+                prefixed("hdr:", value)
             }
             _ => ip_key(client_ip.unwrap_or("unknown")),
         }
@@ -110,17 +110,39 @@ pub fn ip_key(client_ip: &str) -> String {
         .map(|s| s.ip())
         .or_else(|_| client_ip.parse::<IpAddr>());
     match ip {
-        Ok(IpAddr::V4(v4)) => format!("ip:{v4}"),
+        Ok(IpAddr::V4(v4)) => ipv4_key(v4),
         Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => format!("ip:{v4}"),
+            Some(v4) => ipv4_key(v4),
             None => {
                 let mut s = v6.segments();
                 s.iter_mut().skip(4).for_each(|x| *x = 0);
                 format!("ip:{}/64", std::net::Ipv6Addr::from(s))
             }
         },
-        Err(_) => format!("ip:{client_ip}"),
+        Err(_) => prefixed("ip:", client_ip),
     }
+}
+
+/// `prefix` then `value`, in one allocation (what `format!("{prefix}{value}")` makes, without
+/// the formatting machinery: a key is built on every rate-limited request).
+fn prefixed(prefix: &str, value: &str) -> String {
+    let mut key = String::with_capacity(prefix.len() + value.len());
+    key.push_str(prefix);
+    key.push_str(value);
+    key
+}
+
+/// `ip:` and the dotted quad, as `format!("ip:{v4}")` writes it.
+fn ipv4_key(v4: std::net::Ipv4Addr) -> String {
+    let mut key = String::with_capacity(3 + 15);
+    key.push_str("ip:");
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            key.push('.');
+        }
+        super::push_decimal(&mut key, u64::from(octet));
+    }
+    key
 }
 
 #[cfg(test)]
@@ -226,6 +248,34 @@ mod tests {
         #[test]
         fn ip_key_arbitrary_never_panics_ok(s in "\\PC{0,48}") {
             prop_assert!(ip_key(&s).starts_with("ip:"));
+        }
+
+        /// The keys written by hand are the bytes `format!` wrote before (the state of a
+        /// slot is found by them: another spelling would start every client fresh).
+        #[test]
+        fn keys_as_formatted_ok(a: u8, b: u8, c: u8, d: u8, port: u16, v6: [u16; 8],
+                                s in "\\PC{0,48}") {
+            let v4 = std::net::Ipv4Addr::new(a, b, c, d);
+            prop_assert_eq!(ip_key(&format!("{v4}:{port}")), format!("ip:{v4}"));
+            prop_assert_eq!(ip_key(&v4.to_string()), format!("ip:{v4}"));
+            let mapped = v4.to_ipv6_mapped();
+            prop_assert_eq!(ip_key(&format!("[{mapped}]:{port}")), format!("ip:{v4}"));
+            let v6 = std::net::Ipv6Addr::from(v6);
+            if v6.to_ipv4_mapped().is_none() {
+                let mut g = v6.segments();
+                g.iter_mut().skip(4).for_each(|x| *x = 0);
+                let want = format!("ip:{}/64", std::net::Ipv6Addr::from(g));
+                prop_assert_eq!(ip_key(&format!("[{v6}]:{port}")), want);
+            }
+            if s.parse::<SocketAddr>().is_err() && s.parse::<IpAddr>().is_err() {
+                prop_assert_eq!(ip_key(&s), format!("ip:{s}"));
+            }
+            let sub = KeySource::Sub;
+            prop_assert_eq!(sub.key(None, Some(&s), None), format!("sub:{s}"));
+            let header = KeySource::Header("x-api-key".into());
+            if !s.trim().is_empty() {
+                prop_assert_eq!(header.key(None, None, Some(&s)), format!("hdr:{s}"));
+            }
         }
 
         #[test]

@@ -445,6 +445,25 @@ pub fn key_fingerprint(seed: &[u8; 32], rule_index: usize, key: &str) -> u64 {
         .map_or(0, |b| u64::from_le_bytes(*b))
 }
 
+/// Appends `n` in decimal (what `{n}` formats), without the formatting machinery: header
+/// values and slot keys are written with it on every rate-limited request.
+pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` < 10: the cast never truncates.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
 /// The slot (0..slots) of a fingerprint; 0 when `slots` is 0.
 #[must_use]
 pub fn slot_index(fingerprint: u64, slots: u32) -> u32 {

@@ -130,6 +130,26 @@ impl FromStr for Quota {
     }
 }
 
+impl Quota {
+    /// Appends what [`Display`](fmt::Display) writes (`5/minute`, `100/15m`); a named period
+    /// without the formatting machinery (the `RateLimit` header carries it on every admitted
+    /// request).
+    pub(crate) fn push_text(&self, out: &mut String) {
+        let secs = self.period_secs();
+        match NAMED.iter().find(|(_, s)| *s == secs) {
+            Some((name, _)) => {
+                super::push_decimal(out, u64::from(self.count));
+                out.push('/');
+                out.push_str(name);
+            }
+            None => {
+                use fmt::Write;
+                let _ = write!(out, "{self}");
+            }
+        }
+    }
+}
+
 impl fmt::Display for Quota {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.period_secs();

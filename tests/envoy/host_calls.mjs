@@ -8,7 +8,8 @@
 // Prints JSON: {"phases": {"request_headers": {call: n}, "response_headers": {...}, ...}
 // averaged per request, "vm_entries": the same for calls into the module (callbacks and
 // proxy_on_memory_allocate), "vm_entries_per_request", "vm_us_per_request" (time in the
-// module's callbacks minus the host functions they called), "statuses": [...], "us_per_request": x}.
+// module's callbacks minus the host functions they called), "statuses": [...], "us_per_request": x,
+// "properties": the property paths asked for}.
 import { readFileSync } from "node:fs";
 
 const [wasmPath, configPath, requestPath] = process.argv.slice(2);
@@ -27,6 +28,7 @@ let requestHeaders = [];
 let responseHeaders = [];
 let localReply = null;
 const metrics = new Map();
+const properties = new Set(); // every property path asked for, dotted
 
 const u8 = () => new Uint8Array(mem.buffer);
 const dv = () => new DataView(mem.buffer);
@@ -117,7 +119,10 @@ const env = {
     return 0;
   },
   proxy_get_property: (pathPtr, pathSize, retPtr, retSize) => {
-    const path = str(pathPtr, pathSize).split("\0").filter(Boolean).join(".");
+    const raw = str(pathPtr, pathSize);
+    // The ABI's path: parts joined by NUL (a stray empty part shows as "..").
+    const path = raw.split("\0").join(".");
+    properties.add(path);
     if (path !== "source.address") return 1;
     give(enc.encode("127.0.0.1:40000"), retPtr, retSize);
     return 0;
@@ -291,4 +296,5 @@ console.log(JSON.stringify({
   vm_us_per_request: Number(callbackNs - hostNs) / 1000 / n,
   request_headers: requestHeaders,
   response_headers: responseHeaders,
+  properties: [...properties],
 }));

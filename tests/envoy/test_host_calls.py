@@ -73,6 +73,8 @@ def test_allowed_request_host_calls(tmp_path):
         "response_headers": {"proxy_on_response_headers": 1},
         "done": {"proxy_on_delete": 1}}
     assert r["vm_entries_per_request"] == 7
+    # The `ip` limit's key: the downstream address, asked for by its exact ABI path.
+    assert r["properties"] == ["source.address"]
     assert ["x-user-id", "alice"] in r["request_headers"]
     assert [h for h, _ in r["response_headers"]] == [":status", "ratelimit-policy", "ratelimit"]
 
@@ -122,3 +124,56 @@ def test_module_exports_only_the_callbacks_it_needs():
     assert exports(WASM) == EXPORTS
     listed = {n["export"] for n in json.loads((ROOT / "filters/exports.json").read_text())}
     assert listed == EXPORTS
+
+
+# The host-call probe of `make bench-hostcalls` (envoy/noop, envoy/hostcalls.py): it must make
+# exactly the calls its configuration names, each as often as asked, and none without one (the
+# bench's `noop` floor), or the per-call figures would be of other calls.
+def noop_module():
+    # The raw cargo output (no wasm-opt): `make build-noop`'s input, built here because the
+    # suite's make targets do not build the probe; incremental after `make build-envoy`.
+    out = subprocess.run(["cargo", "build", "--profile", "filter", "-p", "keygate-noop",
+                          "--target", "wasm32-wasip1"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    return ROOT / "target/wasm32-wasip1/filter/keygate_noop.wasm"
+
+
+def run_probe(tmp_path, module, configuration, requests=20):
+    (tmp_path / "probe.txt").write_text(configuration)
+    (tmp_path / "req.json").write_text(json.dumps(
+        {"headers": HEADERS, "requests": requests, "tokens": None}))
+    out = subprocess.run([shutil.which("node") or "node", str(ROOT / "tests/envoy/host_calls.mjs"),
+                          str(module), str(tmp_path / "probe.txt"), str(tmp_path / "req.json")],
+                         capture_output=True, text=True, timeout=120)
+    return out
+
+
+def test_probe_makes_the_calls_it_is_asked_to(tmp_path):
+    module = noop_module()
+    floor = run_probe(tmp_path, module, "")
+    assert floor.returncode == 0, floor.stderr
+    floor = json.loads(floor.stdout)
+    assert floor["phases"]["request_headers"] == {} and floor["phases"]["response_headers"] == {}
+    assert floor["vm_entries_per_request"] == 7  # every SDK export: the floor keygate is set against
+
+    r = run_probe(tmp_path, module, "get_current_time*3, increment_metric*2, get_property*4,"
+                  "get_header_map_pairs*5,get_shared_data*6,get_shared_data_absent*7,"
+                  "set_shared_data*2,replace_header_map_value*8,add_header_map_value*9")
+    assert r.returncode == 0, r.stderr
+    r = json.loads(r.stdout)
+    assert r["phases"]["request_headers"] == {
+        "proxy_get_current_time_nanoseconds": 3, "proxy_increment_metric": 2,
+        "proxy_get_property": 4, "proxy_get_header_map_pairs": 5,
+        "proxy_get_shared_data": 13, "proxy_set_shared_data": 2,
+        "proxy_replace_header_map_value": 8}
+    assert r["phases"]["response_headers"] == {"proxy_add_header_map_value": 9}
+    # One host->VM entry per call returning bytes (address, map, the existing key), none for
+    # the absent key: the difference the bench reads as the cost of a re-entry.
+    assert r["vm_entries"]["request_headers"] == {
+        "proxy_on_request_headers": 1, "proxy_on_memory_allocate": 4 + 5 + 6}
+    assert ["x-probe", "1"] in r["request_headers"]
+    assert sum(1 for h, _ in r["response_headers"] if h == "x-probe") == 9
+
+    bad = run_probe(tmp_path, module, "get_property*0")
+    assert bad.returncode != 0 and "configuration refused" in bad.stderr
