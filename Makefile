@@ -118,7 +118,9 @@ test-js: build-js setup-node setup-runtimes
 ## 1. in line: setup-apt and setup-rust (apt and rustup installs); in the background
 ##    (tests/background.sh: its own log, printed when waited for; killed if something else fails
 ##    first) setup's pip/npm installs (SETUP_BESIDE) beside build-core, waited for after it, and
-##    keygate-ratelimit's optimised build (profile `service`, its own target/service) at nice 19;
+##    keygate-ratelimit's optimised build (profile `service`, its own target/service), both at the
+##    builds' priority (the service build is needed by test-suites' ratelimit lane; at nice 19 it
+##    starved behind the builds and suites and held that lane up);
 ## 2. build-core; then test-builds: build-envoy + oci beside build-js (tests/lanes.sh; cargo's
 ##    build lock is per profile directory — target/filter + target/wasm32-wasip1/filter vs
 ##    target/release + target/wasm32-unknown-unknown/release — and each ends in a one-core
@@ -129,7 +131,7 @@ test-js: build-js setup-node setup-runtimes
 TEST_STEPS := build-core wait-setup test-builds test-suites
 test: setup-apt setup-rust
 	@BG_NICE=0 tests/background.sh start setup '$(MAKE) --no-print-directory $(SETUP_BESIDE)'; \
-	tests/background.sh start build-ratelimit '$(MAKE) --no-print-directory build-ratelimit'; \
+	BG_NICE=0 tests/background.sh start build-ratelimit '$(MAKE) --no-print-directory build-ratelimit'; \
 	trap 'for j in setup build-ratelimit test-rust; do tests/background.sh stop $$j; done' EXIT INT TERM; \
 	$(MAKE) --no-print-directory $(TEST_STEPS)
 wait-setup:
