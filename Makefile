@@ -126,8 +126,9 @@ test-js: build-js setup-node setup-runtimes
 ##    target/release + target/wasm32-unknown-unknown/release — and each ends in a one-core
 ##    fat-LTO link);
 ## 3. test-suites: the suites side by side, test-rust + test-vectors (clippy, cargo test: CPU, no
-##    timers) in the background at nice 19 on the CPU the suites' waits leave idle, then the
-##    demo's fleet check alone (its 50 ms service timeout is load-sensitive).
+##    timers) in the background at nice 19 on the CPU the suites' waits leave idle; then, alone,
+##    test-ratelimit and the demo's fleet check (Envoys calling keygate-ratelimit with 200 ms and
+##    50 ms timeouts: load-sensitive).
 TEST_STEPS := build-core wait-setup test-builds test-suites
 test: setup-apt setup-rust
 	@BG_NICE=0 tests/background.sh start setup '$(MAKE) --no-print-directory $(SETUP_BESIDE)'; \
@@ -146,18 +147,19 @@ test-builds:
 
 ## test-suites (part of `make test`, after test-builds): lanes (tests/lanes.sh: each its log, all
 ## printed, any failing fails; tests/support/ports.* never hand two lanes the same port) — the
-## real-Envoy suite on each Envoy version | test-js | test-ratelimit (once the background service
-## build is done) then the demo's lanes — with test-rust + test-vectors in the background
-## (nice 19); then, once those are done, the demo's fleet check alone. The suites run as
-## commands, not as their make targets, so that nothing is rebuilt while another lane runs.
+## real-Envoy suite on each Envoy version | test-js | the demo's three lanes — with test-rust +
+## test-vectors in the background (nice 19); then, once those are done, alone: test-ratelimit
+## (after the background service build) and the demo's fleet check. The suites run as commands,
+## not as their make targets, so that nothing is rebuilt while another lane runs.
 test-suites:
 	@test -n "$(ENVOY)" && test -n "$(ENVOY_OLD)" || { echo "test-suites: Envoy 1.40 or $(ENVOY_OLD_VER) is missing: run make setup"; exit 1; }
 	@tests/background.sh start test-rust '$(MAKE) --no-print-directory test-rust test-vectors'; \
 	trap 'tests/background.sh stop test-rust' EXIT INT TERM; \
 	tests/lanes.sh envoy-1.40 '$(SUITE_ENVOY_NEW)' envoy-$(ENVOY_OLD_VER) '$(SUITE_ENVOY_OLD)' \
-	  js '$(SUITE_JS)' \
-	  ratelimit-demo 'tests/background.sh wait build-ratelimit && $(SUITE_RATELIMIT) && $(SUITE_DEMO)'; \
+	  js '$(SUITE_JS)' demo '$(SUITE_DEMO)'; \
 	tests/background.sh wait test-rust; \
+	tests/background.sh wait build-ratelimit; \
+	echo "test-ratelimit, alone"; $(SUITE_RATELIMIT); \
 	echo "demo-fleet-check, alone"; $(SUITE_DEMO_FLEET)
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECS seconds each (new inputs go to target/fuzz/corpus,
