@@ -125,10 +125,11 @@ test-js: build-js setup-node setup-runtimes
 ##    build lock is per profile directory — target/filter + target/wasm32-wasip1/filter vs
 ##    target/release + target/wasm32-unknown-unknown/release — and each ends in a one-core
 ##    fat-LTO link);
-## 3. test-suites: the suites side by side, test-rust + test-vectors (clippy, cargo test: CPU, no
-##    timers) in the background at nice 19 on the CPU the suites' waits leave idle; then, alone,
-##    test-ratelimit and the demo's fleet check (Envoys calling keygate-ratelimit with 200 ms and
-##    50 ms timeouts: load-sensitive).
+## 3. test-suites: the real-Envoy suite on both Envoy versions and test-js side by side, test-rust +
+##    test-vectors (clippy, cargo test: CPU, no timers) in the background at nice 19 on the CPU
+##    those suites' waits leave idle; then, alone as before, test-ratelimit and test-demo (Envoys
+##    calling keygate-ratelimit with 200 ms and 50 ms timeouts, rate-limit windows over Argon2id
+##    logins in workerd: load-sensitive; beside the Envoy lanes on a loaded machine they failed).
 TEST_STEPS := build-core wait-setup test-builds test-suites
 test: setup-apt setup-rust
 	@BG_NICE=0 tests/background.sh start setup '$(MAKE) --no-print-directory $(SETUP_BESIDE)'; \
@@ -147,20 +148,20 @@ test-builds:
 
 ## test-suites (part of `make test`, after test-builds): lanes (tests/lanes.sh: each its log, all
 ## printed, any failing fails; tests/support/ports.* never hand two lanes the same port) — the
-## real-Envoy suite on each Envoy version | test-js | the demo's three lanes — with test-rust +
-## test-vectors in the background (nice 19); then, once those are done, alone: test-ratelimit
-## (after the background service build) and the demo's fleet check. The suites run as commands,
-## not as their make targets, so that nothing is rebuilt while another lane runs.
+## real-Envoy suite on each Envoy version | test-js — with test-rust + test-vectors in the
+## background (nice 19); then, once those are done: test-ratelimit (after the background service
+## build), the demo's fleet check alone and the demo's three lanes, as test-demo runs them. The
+## suites run as commands, not as their make targets, so that nothing is rebuilt meanwhile.
 test-suites:
 	@test -n "$(ENVOY)" && test -n "$(ENVOY_OLD)" || { echo "test-suites: Envoy 1.40 or $(ENVOY_OLD_VER) is missing: run make setup"; exit 1; }
 	@tests/background.sh start test-rust '$(MAKE) --no-print-directory test-rust test-vectors'; \
 	trap 'tests/background.sh stop test-rust' EXIT INT TERM; \
 	tests/lanes.sh envoy-1.40 '$(SUITE_ENVOY_NEW)' envoy-$(ENVOY_OLD_VER) '$(SUITE_ENVOY_OLD)' \
-	  js '$(SUITE_JS)' demo '$(SUITE_DEMO)'; \
+	  js '$(SUITE_JS)'; \
 	tests/background.sh wait test-rust; \
 	tests/background.sh wait build-ratelimit; \
-	echo "test-ratelimit, alone"; $(SUITE_RATELIMIT); \
-	echo "demo-fleet-check, alone"; $(SUITE_DEMO_FLEET)
+	echo "test-ratelimit"; $(SUITE_RATELIMIT); \
+	echo "test-demo: the fleet check alone, then three lanes"; $(SUITE_DEMO_FLEET); $(SUITE_DEMO)
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECS seconds each (new inputs go to target/fuzz/corpus,
 ## crashes to tests/fuzz/artifacts); test-fuzz: the same for FUZZ_SMOKE_SECS (not part of `make test`:
@@ -289,8 +290,8 @@ demo-fleet-check: setup-python setup-apt setup-demo build-envoy build-js build-r
 
 ## test-demo: demo-check, demo-fleet-check, the issue-14 attack classes over HTTP, worker-only mode's rate
 ## limits (workerd without Envoy), then the same story in headless Chromium (screenshots in target/).
-## The fleet check runs alone (its Envoys call keygate-ratelimit with the demo's 50 ms timeout,
-## which a loaded machine can miss; here first, in `make test` last); the rest in three lanes side
+## The fleet check runs alone first (its Envoys call keygate-ratelimit with the demo's 50 ms timeout,
+## which a loaded machine can miss); then three lanes side
 ## by side (tests/lanes.sh: each suite its own stacks on free ports, each lane its log, all printed,
 ## any failing fails): they mostly wait (the rotation story's cache_secs, rate-limit windows,
 ## Argon2id in workerd).
