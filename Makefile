@@ -17,10 +17,13 @@ export PATH := $(CARGO_BIN):$(PATH)
 	test test-rust test-vectors test-envoy test-js bench bench-envoy bench-js demo demo-check clean \
 	test-demo setup-demo setup-runtimes oci build-ratelimit test-ratelimit bench-ratelimit \
 	demo-fleet demo-fleet-check bench-global \
-	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots bench-ready bench-hostcalls wait-build-ratelimit
+	setup-envoy136 setup-fuzz fuzz test-fuzz bench-slots bench-ready bench-hostcalls wait-build-ratelimit \
+	test-builds test-suites
 
 ## setup: install toolchains, wasm-bindgen-cli, Envoy, Python and npm test deps (fast when present)
-setup: setup-apt setup-rust setup-python setup-envoy136 setup-node setup-demo setup-runtimes setup-fuzz
+## (`make test` runs SETUP_BESIDE in the background, beside build-core)
+SETUP_BESIDE := setup-python setup-envoy136 setup-node setup-demo setup-runtimes setup-fuzz
+setup: setup-apt setup-rust $(SETUP_BESIDE)
 
 # Debian packages: wasm-opt (binaryen), wrk (benchmarks), zbarimg (QR decoding in tests), chromium
 # (browser tests), skopeo (reads the OCI image of `make oci` in tests), redis-server (+ redis-benchmark)
@@ -104,23 +107,61 @@ $(JS_PKG): $(JS_RAW)
 
 ## test-js: node --test over js/test (Node API, vectors, jose/otpauth interop, packed module in workerd,
 ## and in every runtime and bundler of js/test/runtimes.test.mjs)
+SUITE_JS = cd js && node --test --test-concurrency=1 test/*.test.mjs
 test-js: build-js setup-node setup-runtimes
-	cd js && node --test --test-concurrency=1 test/*.test.mjs
+	$(SUITE_JS)
 
 ## test: everything CI runs (the fuzz targets' assertions run in test-rust: tests/fuzz_replay.rs
 ## replays the committed corpus through the same target functions, no instrumented build).
-## keygate-ratelimit's optimised build (profile `service`, its own target/service: no cargo lock
-## shared with the other builds) runs in the background from the start at nice 19, on the CPU the
-## builds' serial steps and the suites' waits leave idle (tests/background.sh); its log is printed
-## when test-ratelimit needs the binary, and its failure fails `make test`. The rest runs in order.
-TEST_STEPS := build-core build-envoy build-js test-rust test-vectors test-envoy test-js \
-	wait-build-ratelimit test-ratelimit test-demo
-test: setup
-	@tests/background.sh start build-ratelimit '$(MAKE) --no-print-directory build-ratelimit'; \
-	trap 'tests/background.sh stop build-ratelimit' EXIT INT TERM; \
+## Laid out for the 2-core machine (README "How long `make test` takes"); each step's output whole,
+## any failure fails `make test`, naming the step:
+## 1. in line: setup-apt and setup-rust (apt and rustup installs); in the background
+##    (tests/background.sh: its own log, printed when waited for; killed if something else fails
+##    first) setup's pip/npm installs (SETUP_BESIDE) beside build-core, waited for after it, and
+##    keygate-ratelimit's optimised build (profile `service`, its own target/service), both at the
+##    builds' priority (the service build is needed by test-suites' ratelimit lane; at nice 19 it
+##    starved behind the builds and suites and held that lane up);
+## 2. build-core; then test-builds: build-envoy + oci beside build-js (tests/lanes.sh; cargo's
+##    build lock is per profile directory — target/filter + target/wasm32-wasip1/filter vs
+##    target/release + target/wasm32-unknown-unknown/release — and each ends in a one-core
+##    fat-LTO link);
+## 3. test-suites: the real-Envoy suite on both Envoy versions and test-js side by side, test-rust +
+##    test-vectors (clippy, cargo test: CPU, no timers) in the background at nice 19 on the CPU
+##    those suites' waits leave idle; then, alone as before, test-ratelimit and test-demo (Envoys
+##    calling keygate-ratelimit with 200 ms and 50 ms timeouts, rate-limit windows over Argon2id
+##    logins in workerd: load-sensitive; beside the Envoy lanes on a loaded machine they failed).
+TEST_STEPS := build-core wait-setup test-builds test-suites
+test: setup-apt setup-rust
+	@BG_NICE=0 tests/background.sh start setup '$(MAKE) --no-print-directory $(SETUP_BESIDE)'; \
+	BG_NICE=0 tests/background.sh start build-ratelimit '$(MAKE) --no-print-directory build-ratelimit'; \
+	trap 'for j in setup build-ratelimit test-rust; do tests/background.sh stop $$j; done' EXIT INT TERM; \
 	$(MAKE) --no-print-directory $(TEST_STEPS)
+wait-setup:
+	@tests/background.sh wait setup
 wait-build-ratelimit:
 	@tests/background.sh wait build-ratelimit
+
+## test-builds (part of `make test`, after build-core): build-envoy + oci beside build-js
+test-builds:
+	@tests/lanes.sh build-envoy '$(MAKE) --no-print-directory build-envoy oci' \
+	  build-js '$(MAKE) --no-print-directory build-js'
+
+## test-suites (part of `make test`, after test-builds): lanes (tests/lanes.sh: each its log, all
+## printed, any failing fails; tests/support/ports.* never hand two lanes the same port) — the
+## real-Envoy suite on each Envoy version | test-js — with test-rust + test-vectors in the
+## background (nice 19); then, once those are done: test-ratelimit (after the background service
+## build), the demo's fleet check alone and the demo's three lanes, as test-demo runs them. The
+## suites run as commands, not as their make targets, so that nothing is rebuilt meanwhile.
+test-suites:
+	@test -n "$(ENVOY)" && test -n "$(ENVOY_OLD)" || { echo "test-suites: Envoy 1.40 or $(ENVOY_OLD_VER) is missing: run make setup"; exit 1; }
+	@tests/background.sh start test-rust '$(MAKE) --no-print-directory test-rust test-vectors'; \
+	trap 'tests/background.sh stop test-rust' EXIT INT TERM; \
+	tests/lanes.sh envoy-1.40 '$(SUITE_ENVOY_NEW)' envoy-$(ENVOY_OLD_VER) '$(SUITE_ENVOY_OLD)' \
+	  js '$(SUITE_JS)'; \
+	tests/background.sh wait test-rust; \
+	tests/background.sh wait build-ratelimit; \
+	echo "test-ratelimit"; $(SUITE_RATELIMIT); \
+	echo "test-demo: the fleet check alone, then three lanes"; $(SUITE_DEMO_FLEET); $(SUITE_DEMO)
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECS seconds each (new inputs go to target/fuzz/corpus,
 ## crashes to tests/fuzz/artifacts); test-fuzz: the same for FUZZ_SMOKE_SECS (not part of `make test`:
@@ -177,22 +218,20 @@ oci: build-envoy
 
 ## test-envoy: end-to-end filter tests against a real Envoy (fails, never skips, if a piece is missing),
 ## the OCI layout read back by skopeo, and Envoy's own remote code source (sha256-checked)
-## The two Envoy versions' runs go in parallel (they mostly wait on Envoys; ≈ 3 min less on 2 cores),
-## each with its own log, temp dir and --base-id range; both logs are printed, either failing fails.
+## The two Envoy versions' runs go side by side (they mostly wait on Envoys; ≈ 3 min less on 2 cores),
+## tests/lanes.sh: each with its own log, temp dir and --base-id range; both logs are printed, either failing fails.
 ENVOY_SUITE = $(PY) -m pytest -q -p no:cacheprovider tests/envoy
+SUITE_ENVOY_NEW = KEYGATE_ENVOYS="$(ENVOY)" $(ENVOY_SUITE) --basetemp=target/pytest-envoy-new
+SUITE_ENVOY_OLD = KEYGATE_ENVOYS="$(ENVOY_OLD)" $(ENVOY_SUITE) --basetemp=target/pytest-envoy-old
 test-envoy: setup-python setup-apt setup-envoy136 build-envoy oci
 	@test -n "$(ENVOY)" && test -n "$(ENVOY_OLD)" || { echo "test-envoy: Envoy 1.40 or $(ENVOY_OLD_VER) is missing: run make setup"; exit 1; }
-	@mkdir -p target; echo "tests/envoy on Envoy 1.40 and $(ENVOY_OLD_VER), in parallel"; \
-	KEYGATE_ENVOYS="$(ENVOY)" $(ENVOY_SUITE) --basetemp=target/pytest-envoy-new >target/test-envoy-new.log 2>&1 & new=$$!; \
-	KEYGATE_ENVOYS="$(ENVOY_OLD)" $(ENVOY_SUITE) --basetemp=target/pytest-envoy-old >target/test-envoy-old.log 2>&1 & old=$$!; \
-	wait $$new; rnew=$$?; wait $$old; rold=$$?; \
-	echo "--- Envoy 1.40:"; cat target/test-envoy-new.log; echo "--- Envoy $(ENVOY_OLD_VER):"; cat target/test-envoy-old.log; \
-	test $$rnew -eq 0 && test $$rold -eq 0
+	@tests/lanes.sh envoy-1.40 '$(SUITE_ENVOY_NEW)' envoy-$(ENVOY_OLD_VER) '$(SUITE_ENVOY_OLD)'
 
 ## test-ratelimit: keygate-ratelimit end to end (real redis-server, two replicas, native Envoy),
 ## and the fleet: two Envoys with the keygate filter's global limits on it (tests/ratelimit/test_fleet.py)
+SUITE_RATELIMIT = $(PY) -m pytest -q -p no:cacheprovider --basetemp=target/pytest-ratelimit tests/ratelimit
 test-ratelimit: setup-python setup-apt build-ratelimit build-envoy
-	$(PY) -m pytest -q tests/ratelimit
+	$(SUITE_RATELIMIT)
 
 ## test-vectors: regenerate the independent-implementation vectors and check they match the committed ones
 test-vectors: setup-python
@@ -251,19 +290,22 @@ demo-fleet: setup-python setup-apt setup-demo build-envoy build-js build-ratelim
 	node tests/demo/run-fleet.mjs
 
 ## demo-fleet-check: the fleet on free ports: the 6th login within a minute → 429 whichever Envoy takes it
+SUITE_DEMO_FLEET = node tests/demo/fleet-check.mjs
 demo-fleet-check: setup-python setup-apt setup-demo build-envoy build-js build-ratelimit
-	node tests/demo/fleet-check.mjs
+	$(SUITE_DEMO_FLEET)
 
 ## test-demo: demo-check, demo-fleet-check, the issue-14 attack classes over HTTP, worker-only mode's rate
 ## limits (workerd without Envoy), then the same story in headless Chromium (screenshots in target/).
 ## The fleet check runs alone first (its Envoys call keygate-ratelimit with the demo's 50 ms timeout,
-## which a loaded machine can miss); then three lanes side by side (tests/lanes.sh: each suite its own
-## stacks on free ports, each lane its log, all printed, any failing fails): they mostly wait (the
-## rotation story's cache_secs, rate-limit windows, Argon2id in workerd).
+## which a loaded machine can miss); then three lanes side
+## by side (tests/lanes.sh: each suite its own stacks on free ports, each lane its log, all printed,
+## any failing fails): they mostly wait (the rotation story's cache_secs, rate-limit windows,
+## Argon2id in workerd).
+SUITE_DEMO = tests/lanes.sh demo-check "node tests/demo/check.mjs" \
+	demo-hardening "node tests/demo/hardening.mjs" \
+	demo-worker-browser "node tests/demo/worker-only.mjs; node tests/demo/browser.mjs"
 test-demo: demo-fleet-check
-	tests/lanes.sh demo-check 'node tests/demo/check.mjs' \
-	  demo-hardening 'node tests/demo/hardening.mjs' \
-	  demo-worker-browser 'node tests/demo/worker-only.mjs; node tests/demo/browser.mjs'
+	$(SUITE_DEMO)
 
 # npm deps of the demo runner/tests (playwright-core never downloads a browser: Debian's chromium
 # is used), and the example worker's `keygate` dependency: a link to js/ (file:../.., no lockfile).

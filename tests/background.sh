@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A job beside the rest of `make test`, on the CPU the foreground leaves idle:
 #   tests/background.sh start NAME 'COMMAND'  runs the command line (bash -eu -o pipefail) in the
-#       background, in its own process group, at nice 19 (BG_NICE=… for another), its output
+#       background, in its own session, at nice 19 (BG_NICE=… for another), its output
 #       to target/bg/NAME.log;
 #   tests/background.sh wait NAME   blocks until it has ended, prints its log whole under a header
 #       with its exit status and wall time, and exits with its status (1 if it never started or
@@ -18,9 +18,14 @@ case $verb in
   start)
     (($# == 3)) || usage
     mkdir -p "$dir"; rm -f "$f.pid" "$f.end"
-    # setsid: its own process group, so `stop` reaches cargo and rustc under it; $$ of the
-    # bash it runs is the group's id.
-    setsid bash -c 'echo $$ >"$1.pid"; s=$(date +%s); nice -n "$2" bash -eu -o pipefail -c "$3"; rc=$?
+    # setsid: its own session and process group, so `stop` reaches cargo and rustc under it; $$
+    # of the bash it runs is the group's id. A new session is also a new scheduler autogroup
+    # where the kernel has them (Linux, sched_autogroup_enabled = 1, as on the 2-core machine):
+    # CPU is shared between autogroups first, and a process's nice counts only inside its own,
+    # so the job's autogroup gets the same nice (/proc/self/autogroup) — without it, "nice 19"
+    # took half the CPU from the foreground's builds.
+    setsid bash -c 'echo $$ >"$1.pid"; echo "$2" 2>/dev/null >/proc/self/autogroup
+      s=$(date +%s); nice -n "$2" bash -eu -o pipefail -c "$3"; rc=$?
       echo "$rc $(($(date +%s) - s))" >"$1.end"' _ "$f" "${BG_NICE:-19}" "$3" \
       >"$f.log" 2>&1 </dev/null &
     for _ in $(seq 50); do [[ -s $f.pid ]] && break; sleep 0.1; done

@@ -3,11 +3,21 @@
 # shell command line (`a && b` runs a then b in that lane) with its own log, target/lanes/NAME.log.
 # When every lane has ended, each log is printed whole, in the order given, under a header with
 # the lane's exit status and wall time; the script fails if any lane failed, naming it.
-# Used by `make test` where suites mostly wait (on timers, TTLs, Envoys) rather than compute.
+# Ports: every lane gets the same claims directory in KEYGATE_PORT_CLAIMS (made here, removed at
+# the end; lanes.sh run inside a lane keeps its caller's), where tests/support/ports.{py,mjs}
+# claim each port they hand out, so two suites side by side are never handed the same port.
+# Used by `make test` where suites mostly wait (on timers, TTLs, Envoys) rather than compute,
+# and for builds whose cargo locks differ (build-envoy beside build-js).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 (($# >= 2 && $# % 2 == 0)) || { echo "usage: $0 NAME 'COMMAND' [NAME 'COMMAND' …]" >&2; exit 2; }
 mkdir -p target/lanes
+own_claims=""
+if [[ -z ${KEYGATE_PORT_CLAIMS:-} ]]; then
+  own_claims=$(mktemp -d "$PWD/target/lanes/ports.XXXXXX") || exit 1
+  export KEYGATE_PORT_CLAIMS=$own_claims
+  trap 'rm -rf "$own_claims"' EXIT
+fi
 names=() pids=() starts=()
 while (($#)); do
   name=$1 cmd=$2; shift 2

@@ -5,12 +5,12 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, copyFileSync, existsSync, readdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as jose from "jose";
 import * as OTPAuth from "otpauth";
+import { freePort } from "../../tests/support/ports.mjs";
 
 const require = createRequire(import.meta.url);
 const PKG_DIR = fileURLToPath(new URL("..", import.meta.url));
@@ -56,17 +56,6 @@ test("the tarball installs into an empty project and imports in Node", () => {
   const out = JSON.parse(run(process.execPath, ["--input-type=module", "-e", script], { cwd: app }));
   assert.deepEqual(out, { ok: true, sub: "u1", code: "config_invalid" });
 });
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 describe("in workerd", () => {
   let proc;

@@ -16,6 +16,7 @@ import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as jose from "jose";
 import * as OTPAuth from "otpauth";
+import { freePort } from "../../tests/support/ports.mjs";
 
 const PKG_DIR = fileURLToPath(new URL("..", import.meta.url));
 const TOOLS = fileURLToPath(new URL("./runtimes/", import.meta.url));
@@ -239,9 +240,7 @@ for (const [pkg, name] of [["vite", "Vite 6"], ["vite7", "Vite 7"]]) {
   });
 
   test(`${name} dev server with no config (dependency pre-bundling)`, async () => {
-    const port = await new Promise((resolve) => {
-      const s = createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
-    });
+    const port = await freePort();
     // A fresh pre-bundle cache per version.
     rmSync(join(app, "node_modules/.vite"), { recursive: true, force: true });
     const proc = spawn(process.execPath, [viteBin, "--host", "127.0.0.1", "--port", String(port), "--strictPort"], {

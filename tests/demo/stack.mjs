@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync, openSy
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../support/ports.mjs";
 import { createRequire } from "node:module";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -55,17 +56,9 @@ function checkWorkerPackage() {
   }
 }
 
-/** A port the kernel just handed out on 127.0.0.1 (free at the time of asking). */
-export function freePort() {
-  return new Promise((ok, ko) => {
-    const s = createServer();
-    s.on("error", ko);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
-}
+/** A port the kernel just handed out on 127.0.0.1 (free at the time of asking), never one another
+ * suite beside this one was handed (tests/support/ports.mjs). */
+export { freePort };
 
 function portIsFree(port) {
   return new Promise((ok) => {

@@ -8,8 +8,8 @@ import itertools
 import json
 import os
 import pathlib
-import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+import ports  # noqa: E402  (tests/support/ports.py)
 WASM = ROOT / "dist" / "keygate_envoy.wasm"
 EXAMPLE = ROOT / "envoy" / "keygate.yaml"
 _base_ids = itertools.count(int(os.getpid()) % 1000 * 10 + 100)
@@ -65,9 +67,8 @@ def envoy_binary():
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free 127.0.0.1 port, never one another suite beside this one was handed (tests/support/ports.py)."""
+    return ports.free_port()
 
 
 class Echo(http.server.BaseHTTPRequestHandler):

@@ -7,6 +7,7 @@ import pathlib
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -16,15 +17,16 @@ import pytest
 import rls_wire
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+import ports  # noqa: E402  (tests/support/ports.py)
 # KEYGATE_RATELIMIT_BIN: another build (e.g. target/debug) while developing.
 BINARY = pathlib.Path(os.environ.get("KEYGATE_RATELIMIT_BIN",
                                      ROOT / "target" / "service" / "keygate-ratelimit"))
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free 127.0.0.1 port, never one another suite beside this one was handed (tests/support/ports.py)."""
+    return ports.free_port()
 
 
 def wait_port(port, proc, what, log_path, timeout=15):
