@@ -455,6 +455,17 @@ impl JwksCache {
         }
     }
 
+    /// Whether a failed fetch that took `elapsed_ms` is the proxy's own timeout. Only the
+    /// message depends on it (the fetch has failed either way). A quarter of the timeout is
+    /// allowed for skew: Envoy arms the timer from its event loop's cached clock, earlier than
+    /// the clock read when the fetch was asked, so under load it fires before `timeout_ms` of
+    /// the filter's clock have passed (seen: a 504 answered 300 ms timeout reported as
+    /// "status 504").
+    fn timed_out(&self, elapsed_ms: u64) -> bool {
+        let timeout = self.remote.timeout_ms;
+        elapsed_ms.saturating_add(timeout / 4) >= timeout
+    }
+
     /// The new key set (inline + usable fetched keys), how many were fetched, and why others
     /// were skipped; or what was wrong with the answer.
     fn load(
@@ -470,7 +481,7 @@ impl JwksCache {
                     self.remote.cluster
                 ))
             }
-            Err(CalloutFailure::NoResponse) if elapsed_ms >= self.remote.timeout_ms => {
+            Err(CalloutFailure::NoResponse) if self.timed_out(elapsed_ms) => {
                 return Err(format!("no answer within {} ms", self.remote.timeout_ms))
             }
             Err(CalloutFailure::NoResponse) => {
@@ -478,7 +489,7 @@ impl JwksCache {
             }
         };
         // Envoy answers a timeout itself (504), like a refused connection (503).
-        if response.status != 200 && elapsed_ms >= self.remote.timeout_ms {
+        if response.status != 200 && self.timed_out(elapsed_ms) {
             return Err(format!(
                 "no answer within {} ms (status {})",
                 self.remote.timeout_ms, response.status

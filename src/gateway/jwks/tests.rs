@@ -346,6 +346,19 @@ fn bad_answers_fail_and_say_why_fails() {
             "is cluster `auth` defined?",
         ),
         (body(503, b"{}"), 1, "status 503, expected 200"),
+        // The proxy's timer fires early by its loop's skew: still its timeout.
+        (
+            Err(CalloutFailure::NoResponse),
+            1_600,
+            "no answer within 2000 ms",
+        ),
+        (
+            body(504, b"timeout"),
+            1_700,
+            "no answer within 2000 ms (status 504)",
+        ),
+        // A quick 504 is the server's.
+        (body(504, b"busy"), 10, "status 504, expected 200"),
         (
             body(504, b"timeout"),
             2_000,
