@@ -8,7 +8,9 @@ envoy/bench.py's shape (one worker, direct_response upstream, wrk -c32 with one 
   noop     — the floor: envoy/noop, the same SDK, continues every request (7 VM entries);
   probe    — envoy/noop making one host call `--repeat` times per request (its plugin
              configuration, see envoy/noop's docs); the call's cost is (probe − noop) / repeat,
-             per round against the same round's noop, median and range over rounds;
+             per round against the same round's noop, median and range over rounds; and one
+             row making keygate's own calls per allowed request once each (`keygate − it` is
+             what keygate's code adds beyond its host calls);
   keygate  — dist/keygate_envoy.wasm with bench.py's configuration (role rule, `ip` limit, two
              claim headers), and without the limit, without the claim headers, without both.
 Then the host calls keygate makes per allowed request (the counting host of
@@ -72,6 +74,10 @@ def main():
     for name, calls in PROBES:
         conf = ",".join(f"{c}*{args.repeat}" for c in calls)
         rows.append((name, "noop", lambda a, conf=conf: bench.noop_filters(a, conf)))
+    # The probe making keygate's own host calls once each (not repeated): what those calls cost
+    # in place, so keygate − this row is what keygate's code adds beyond its calls.
+    shaped = ",".join(f"{c}*{k}" for calls in CALLS.values() for c, k in calls)
+    rows.append(("keygate's calls, once", "noop", lambda a: bench.noop_filters(a, shaped)))
     for name, without in KEYGATE:
         rows.append((name, "keygate", lambda a, w=without: bench.keygate_filters(a, without=w)))
     if args.baseline:
@@ -110,7 +116,7 @@ def main():
     print()
     print("| row | CPU µs/req | added over none | added over noop, median (range) |")
     print("|---|---:|---:|---:|")
-    for name in ["none", "noop"] + [k for k, _ in KEYGATE] + (["baseline"] if args.baseline else []):
+    for name in ["none", "noop", "keygate's calls, once"] + [k for k, _ in KEYGATE] + (["baseline"] if args.baseline else []):
         over = [cpu[name][r] - cpu["noop"][r] for r in range(n)]
         print(f"| {name} | {statistics.median(cpu[name]):.1f} | "
               f"{statistics.median(cpu[name]) - none:.1f} | {spread(over)} |")
@@ -131,6 +137,12 @@ def main():
         d = delta("keygate", bare)
         print(f"| `{feat}` (keygate − keygate -{feat}) | {d:.1f} | {price[feat]:.1f} | "
               f"{d - price[feat]:.1f} |")
+    d = delta("keygate's calls, once", "noop")
+    print(f"| keygate's host calls made once each by the probe (− noop) | {d:.1f} | "
+          f"{sum(price.values()):.1f} | {d - sum(price.values()):.1f} |")
+    d = delta("keygate", "keygate's calls, once")
+    print(f"| keygate − the probe making its calls: keygate's own code and VM | {d:.1f} | 0.0 | "
+          f"{d:.1f} |")
     d = statistics.median(cpu["keygate -both"][r] - cpu["noop"][r] for r in range(n))
     print(f"| the rest (keygate -both − noop) | {d:.1f} | {price['always']:.1f} | "
           f"{d - price['always']:.1f} |")
